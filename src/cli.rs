@@ -1,0 +1,283 @@
+//! The command line: `tessera serve` and the administration commands. Each
+//! command loads the configuration and works on the same store and key
+//! directory as the server.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use secrecy::ExposeSecret;
+
+use crate::configuration::Settings;
+use crate::domain::{Audience, Email, Password, Scope, Username};
+use crate::keys::{self, KeySet};
+use crate::password;
+use crate::startup::{self, Application};
+use crate::store::{self, NewUser, Store, StoreError, User};
+use crate::telemetry::{self, spawn_blocking_with_tracing};
+
+#[derive(Parser)]
+#[command(name = "tessera", version, about = "SSO token service")]
+pub struct Cli {
+    /// TOML configuration file (default: tessera.toml, if present).
+    #[arg(long, global = true, env = "TESSERA_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Migrate the database, load the keys and serve (the default).
+    Serve,
+    /// Apply pending database migrations.
+    Migrate,
+    /// Manage users and their grants.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a user.
+    Add {
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// Set a user's password.
+    Passwd {
+        name: String,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// Disable a user: logins and authorizations are refused.
+    Disable { name: String },
+    /// Enable a disabled user.
+    Enable { name: String },
+    /// Grant scopes at an audience.
+    Grant {
+        name: String,
+        audience: String,
+        #[arg(required = true)]
+        scopes: Vec<String>,
+    },
+    /// Revoke scopes at an audience.
+    Revoke {
+        name: String,
+        audience: String,
+        #[arg(required = true)]
+        scopes: Vec<String>,
+    },
+    /// List users and their grants.
+    List,
+}
+
+#[derive(Args)]
+pub struct PasswordSource {
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// List the keys in the key directory.
+    List,
+    /// Generate a new signing key; it signs from the next start.
+    Generate,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    telemetry::init(settings.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => {
+            open_store(&settings).await?;
+            println!("Database migrated.");
+            Ok(())
+        }
+        Command::User(command) => user(settings, command).await,
+        Command::Keys(command) => keys_command(settings, command).await,
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let bootstrap = settings.bootstrap_password.clone();
+    let application = Application::build(settings).await?;
+    let store = application.store();
+    if let Some(password) = startup::bootstrap_admin(store.as_ref(), bootstrap.as_ref()).await? {
+        println!(
+            "Created user admin with password: {}\n(shown once; change it with `tessera user passwd admin`)",
+            password.expose_secret()
+        );
+    }
+    println!("Tessera is serving at {}", application.issuer());
+    application.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let store = store::connect(&settings.database_url, settings.database_max_connections).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+async fn find_user(store: &dyn Store, name: &str) -> anyhow::Result<User> {
+    let name = Username::parse(name)?;
+    store
+        .find_user_by_name(name.as_str())
+        .await?
+        .with_context(|| format!("no user named {name}"))
+}
+
+async fn user(settings: Settings, command: UserCommand) -> anyhow::Result<()> {
+    let store = open_store(&settings).await?;
+    let store = store.as_ref();
+    match command {
+        UserCommand::Add {
+            name,
+            email,
+            password,
+        } => {
+            let name = Username::parse(&name)?;
+            let email = email.as_deref().map(Email::parse).transpose()?;
+            let hash = hash_new_password(&password)?;
+            let created = store
+                .create_user(NewUser {
+                    username: name.as_str(),
+                    email: email.as_ref().map(Email::as_str),
+                    password_hash: &hash,
+                })
+                .await;
+            match created {
+                Ok(user) => println!("Created user {} ({}).", user.username, user.id),
+                Err(StoreError::UsernameTaken) => bail!("a user named {name} already exists"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        UserCommand::Passwd { name, password } => {
+            let user = find_user(store, &name).await?;
+            let hash = hash_new_password(&password)?;
+            store.set_password_hash(user.id, &hash).await?;
+            println!("Password of {} changed.", user.username);
+        }
+        UserCommand::Disable { name } => {
+            let user = find_user(store, &name).await?;
+            store.set_active(user.id, false).await?;
+            println!("Disabled {}.", user.username);
+        }
+        UserCommand::Enable { name } => {
+            let user = find_user(store, &name).await?;
+            store.set_active(user.id, true).await?;
+            println!("Enabled {}.", user.username);
+        }
+        UserCommand::Grant {
+            name,
+            audience,
+            scopes,
+        } => {
+            let user = find_user(store, &name).await?;
+            let audience = Audience::parse(&audience)?;
+            let scopes = parse_scopes(&scopes)?;
+            store
+                .add_grants(user.id, audience.as_str(), &scopes)
+                .await?;
+            println!(
+                "Granted {} at {} to {}.",
+                scopes.join(" "),
+                audience.as_str(),
+                user.username
+            );
+        }
+        UserCommand::Revoke {
+            name,
+            audience,
+            scopes,
+        } => {
+            let user = find_user(store, &name).await?;
+            let audience = Audience::parse(&audience)?;
+            let scopes = parse_scopes(&scopes)?;
+            let removed = store
+                .remove_grants(user.id, audience.as_str(), &scopes)
+                .await?;
+            println!("Revoked {removed} grant(s) of {}.", user.username);
+        }
+        UserCommand::List => {
+            println!("{:<24} {:<8} {:<30} grants", "username", "active", "email");
+            for user in store.list_users().await? {
+                let grants = store.grants(user.id).await?;
+                let grants: Vec<String> = grants
+                    .into_iter()
+                    .map(|g| format!("{}:{}", g.audience, g.scope))
+                    .collect();
+                println!(
+                    "{:<24} {:<8} {:<30} {}",
+                    user.username,
+                    if user.is_active { "yes" } else { "no" },
+                    user.email.as_deref().unwrap_or("-"),
+                    grants.join(" ")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_scopes(scopes: &[String]) -> anyhow::Result<Vec<String>> {
+    scopes
+        .iter()
+        .map(|s| Ok(Scope::parse(s)?.into_string()))
+        .collect()
+}
+
+fn hash_new_password(source: &PasswordSource) -> anyhow::Result<String> {
+    let password = read_password(source)?;
+    let password = Password::parse_new(password)?;
+    password::hash(&password)
+}
+
+fn read_password(source: &PasswordSource) -> anyhow::Result<String> {
+    if source.password_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    let first = rpassword::prompt_password("Password: ")?;
+    let second = rpassword::prompt_password("Repeat password: ")?;
+    if first != second {
+        bail!("the passwords do not match");
+    }
+    Ok(first)
+}
+
+async fn keys_command(settings: Settings, command: KeysCommand) -> anyhow::Result<()> {
+    let dir = settings.keys.dir.clone();
+    match command {
+        KeysCommand::List => {
+            let keys = spawn_blocking_with_tracing(move || KeySet::load(&dir)).await??;
+            println!("{:<32} {:<8} created", "kid", "state");
+            for key in keys.published() {
+                let state = if key.kid == keys.signing().kid() {
+                    "signing"
+                } else {
+                    "published"
+                };
+                println!("{:<32} {:<8} {}", key.kid, state, key.created.to_rfc3339());
+            }
+        }
+        KeysCommand::Generate => {
+            let kid = spawn_blocking_with_tracing(move || keys::generate(&dir)).await??;
+            println!("Generated key {kid}; it signs from the next start.");
+        }
+    }
+    Ok(())
+}

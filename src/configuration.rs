@@ -1,0 +1,296 @@
+//! Typed configuration: built-in defaults, then a TOML file, then environment
+//! variables (`TESSERA_…`, with `__` between nested names, and `DATABASE_URL`).
+//!
+//! Every setting is documented once, here, where it is declared. Invalid
+//! settings fail at start-up, never at the first request. Secrets are held as
+//! [`SecretString`] so they cannot reach a log line or a `Debug` print.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "tessera.toml";
+
+/// Claims every token carries; `extra_claims` may not replace them.
+const RESERVED_CLAIMS: &[&str] = &[
+    "iss", "sub", "aud", "iat", "nbf", "exp", "jti", "token", "sid", "cid", "uid", "email",
+    "username", "scopes",
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address the HTTP server listens on. `TESSERA_BIND`.
+    pub bind: String,
+    /// The issuer (`iss`) of every token and the base of published URLs,
+    /// e.g. `https://sso.example.com`. Defaults to `http://{bind}`.
+    /// `TESSERA_ISSUER`.
+    pub issuer: Option<String>,
+    /// `postgres://…` (production). `DATABASE_URL` or `TESSERA_DATABASE_URL`.
+    pub database_url: SecretString,
+    /// Maximum connections in the database pool. `TESSERA_DATABASE_MAX_CONNECTIONS`.
+    pub database_max_connections: u32,
+    /// Password given to the `admin` user created when the database has no
+    /// user at all; random (and printed once) when unset.
+    /// `TESSERA_BOOTSTRAP_PASSWORD`.
+    pub bootstrap_password: Option<SecretString>,
+    /// `text` (human-readable) or `json`. `TESSERA_LOG_FORMAT`.
+    pub log_format: LogFormat,
+    pub keys: KeySettings,
+    pub tokens: TokenSettings,
+    pub hashing: HashingSettings,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeySettings {
+    /// Directory of PEM (PKCS#8) RSA private keys, one file a key; the file
+    /// name without `.pem` is the `kid`. `TESSERA_KEYS__DIR`.
+    pub dir: PathBuf,
+    /// `Cache-Control: max-age` of the JWKS, in seconds.
+    /// `TESSERA_KEYS__JWKS_MAX_AGE`.
+    pub jwks_max_age: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenSettings {
+    /// `aud` of session tokens; defaults to `[issuer]`.
+    /// `TESSERA_TOKENS__SESSION_AUDIENCE`.
+    pub session_audience: Vec<String>,
+    /// Session lifetime in seconds; unset means sessions last until revoked
+    /// (session tokens then carry no `exp`). `TESSERA_TOKENS__SESSION_LIFETIME`.
+    pub session_lifetime: Option<u64>,
+    /// Authorization token lifetime in seconds.
+    /// `TESSERA_TOKENS__AUTHORIZATION_LIFETIME`.
+    pub authorization_lifetime: u64,
+    /// Clock skew tolerated when checking `exp`/`nbf`, in seconds.
+    /// `TESSERA_TOKENS__LEEWAY`.
+    pub leeway: u64,
+    /// Audiences an authorization token may be issued for.
+    /// `TESSERA_TOKENS__ALLOWED_AUDIENCES` (e.g. `[billing,notebooks]`).
+    pub allowed_audiences: Vec<String>,
+    /// Audience used when `/authorize` names none; must be allowed.
+    /// `TESSERA_TOKENS__DEFAULT_AUDIENCE`.
+    pub default_audience: String,
+    /// Extra claims copied from user attributes into authorization tokens:
+    /// claim name → `username`, `email` or `id` (e.g. `user = "username"` for
+    /// Hue). `TESSERA_TOKENS__EXTRA_CLAIMS` (e.g. `{user=username}`).
+    pub extra_claims: BTreeMap<String, UserAttribute>,
+}
+
+/// A user attribute that can be copied into a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserAttribute {
+    Username,
+    Email,
+    Id,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HashingSettings {
+    /// Password hashes computed at once; defaults to the number of cores.
+    /// `TESSERA_HASHING__CONCURRENCY`.
+    pub concurrency: Option<usize>,
+    /// Logins allowed to wait for a hashing slot; past it, 503 at once.
+    /// `TESSERA_HASHING__QUEUE`.
+    pub queue: usize,
+    /// How long a login may wait for a hashing slot, in milliseconds, before
+    /// it is answered 503. `TESSERA_HASHING__QUEUE_TIMEOUT_MS`.
+    pub queue_timeout_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            issuer: None,
+            database_url: SecretString::from("postgres://postgres@127.0.0.1:5432/tessera"),
+            database_max_connections: 16,
+            bootstrap_password: None,
+            log_format: LogFormat::Text,
+            keys: KeySettings::default(),
+            tokens: TokenSettings::default(),
+            hashing: HashingSettings::default(),
+        }
+    }
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("./keys"),
+            jwks_max_age: 300,
+        }
+    }
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            session_audience: Vec::new(),
+            session_lifetime: None,
+            authorization_lifetime: 300,
+            leeway: 30,
+            allowed_audiences: vec!["tessera".into()],
+            default_audience: "tessera".into(),
+            extra_claims: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for HashingSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: None,
+            queue: 64,
+            queue_timeout_ms: 2_000,
+        }
+    }
+}
+
+impl Settings {
+    /// Layers defaults, the TOML file and the environment, then checks the
+    /// result. `path` is the `--config` argument: when given, the file must
+    /// exist; otherwise `tessera.toml` is read if present.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let mut figment = Figment::new();
+        match path {
+            Some(path) => {
+                if !path.is_file() {
+                    bail!("configuration file {} does not exist", path.display());
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None => figment = figment.merge(Toml::file(DEFAULT_CONFIG_FILE)),
+        }
+        let figment = figment
+            .merge(Env::prefixed("TESSERA_").split("__"))
+            .merge(Env::raw().only(&["DATABASE_URL"]));
+        let settings: Settings = figment.extract().context("invalid configuration")?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let issuer = self.issuer();
+        if !(issuer.starts_with("http://") || issuer.starts_with("https://")) {
+            bail!("issuer must be an http(s) URL, got {issuer:?}");
+        }
+        let url = self.database_url.expose_secret();
+        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            bail!("database_url must be a postgres:// URL");
+        }
+        let tokens = &self.tokens;
+        if tokens.authorization_lifetime == 0 {
+            bail!("tokens.authorization_lifetime must be positive");
+        }
+        if tokens.session_lifetime == Some(0) {
+            bail!("tokens.session_lifetime must be positive when set");
+        }
+        if tokens.allowed_audiences.iter().any(|a| a.trim().is_empty()) {
+            bail!("tokens.allowed_audiences may not contain an empty audience");
+        }
+        if !tokens.allowed_audiences.contains(&tokens.default_audience) {
+            bail!(
+                "tokens.default_audience {:?} is not in tokens.allowed_audiences",
+                tokens.default_audience
+            );
+        }
+        for claim in tokens.extra_claims.keys() {
+            if RESERVED_CLAIMS.contains(&claim.as_str()) {
+                bail!("tokens.extra_claims may not redefine the claim {claim:?}");
+            }
+        }
+        if self.hashing.concurrency == Some(0) {
+            bail!("hashing.concurrency must be positive");
+        }
+        Ok(())
+    }
+
+    /// The `iss` of every token, without a trailing slash.
+    pub fn issuer(&self) -> String {
+        match &self.issuer {
+            Some(issuer) => issuer.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.bind),
+        }
+    }
+
+    /// The `aud` of session tokens.
+    pub fn session_audience(&self) -> Vec<String> {
+        if self.tokens.session_audience.is_empty() {
+            vec![self.issuer()]
+        } else {
+            self.tokens.session_audience.clone()
+        }
+    }
+
+    pub fn hashing_concurrency(&self) -> usize {
+        self.hashing.concurrency.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().unwrap();
+        assert_eq!(Settings::default().issuer(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn default_audience_must_be_allowed() {
+        let mut settings = Settings::default();
+        settings.tokens.default_audience = "elsewhere".into();
+        assert!(settings.validate().is_err());
+    }
+
+    #[test]
+    fn extra_claims_cannot_replace_reserved_claims() {
+        let mut settings = Settings::default();
+        settings
+            .tokens
+            .extra_claims
+            .insert("sub".into(), UserAttribute::Username);
+        assert!(settings.validate().is_err());
+        settings.tokens.extra_claims.clear();
+        settings
+            .tokens
+            .extra_claims
+            .insert("user".into(), UserAttribute::Username);
+        settings.validate().unwrap();
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let settings = Settings {
+            database_url: SecretString::from("postgres://u:hunter2@db/tessera"),
+            bootstrap_password: Some(SecretString::from("swordfish")),
+            ..Settings::default()
+        };
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("hunter2"));
+        assert!(!printed.contains("swordfish"));
+    }
+}

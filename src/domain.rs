@@ -1,0 +1,221 @@
+//! Input becomes a domain type here, at the edge; code past the edge never
+//! re-checks. Each type's `parse` says exactly what it accepts.
+
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// Why a piece of input was refused; the message names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct InvalidInput {
+    pub field: &'static str,
+    pub reason: &'static str,
+}
+
+fn invalid(field: &'static str, reason: &'static str) -> InvalidInput {
+    InvalidInput { field, reason }
+}
+
+fn printable(value: &str) -> bool {
+    !value.chars().any(char::is_control)
+}
+
+/// A user name: 1 to 150 characters, no whitespace or control characters.
+/// Names compare case-insensitively in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(value: &str) -> Result<Self, InvalidInput> {
+        if value.is_empty() {
+            return Err(invalid("username", "must not be empty"));
+        }
+        if value.chars().count() > 150 {
+            return Err(invalid("username", "must be at most 150 characters"));
+        }
+        if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid(
+                "username",
+                "must not contain whitespace or control characters",
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A service a token is for: 1 to 200 printable characters.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Audience(String);
+
+impl Audience {
+    pub fn parse(value: &str) -> Result<Self, InvalidInput> {
+        if value.trim().is_empty() {
+            return Err(invalid("audience", "must not be empty"));
+        }
+        if value.len() > 200 {
+            return Err(invalid("audience", "must be at most 200 bytes"));
+        }
+        if !printable(value) {
+            return Err(invalid("audience", "must not contain control characters"));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a user may do at a service, a free string such as `read`,
+/// `billing:write` or `access:services!service=notebooks`: 1 to 200
+/// characters, no whitespace or control characters.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Scope(String);
+
+impl Scope {
+    pub fn parse(value: &str) -> Result<Self, InvalidInput> {
+        if value.is_empty() {
+            return Err(invalid("scopes", "a scope must not be empty"));
+        }
+        if value.len() > 200 {
+            return Err(invalid("scopes", "a scope must be at most 200 bytes"));
+        }
+        if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid(
+                "scopes",
+                "a scope must not contain whitespace or control characters",
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// An e-mail address, checked only for shape: one `@` with text on both
+/// sides, at most 254 bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(value: &str) -> Result<Self, InvalidInput> {
+        let shape_ok = value.len() <= 254
+            && printable(value)
+            && !value.contains(char::is_whitespace)
+            && matches!(value.split_once('@'), Some((local, domain))
+                if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
+        if shape_ok {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(invalid("email", "must be an e-mail address"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Longest password accepted, in bytes, so that a huge one cannot be used to
+/// burn hashing time.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// Shortest password a new one may be.
+pub const MIN_NEW_PASSWORD_CHARS: usize = 8;
+
+/// A password offered at login: at most [`MAX_PASSWORD_BYTES`]. Never printed.
+pub struct Password(SecretString);
+
+impl Password {
+    /// A password as offered at login. Length is not checked against the
+    /// policy for new passwords, so that old passwords keep working.
+    pub fn parse(value: String) -> Result<Self, InvalidInput> {
+        if value.len() > MAX_PASSWORD_BYTES {
+            return Err(invalid("password", "must be at most 1024 bytes"));
+        }
+        Ok(Self(SecretString::from(value)))
+    }
+
+    /// A password being set: also at least [`MIN_NEW_PASSWORD_CHARS`].
+    pub fn parse_new(value: String) -> Result<Self, InvalidInput> {
+        if value.chars().count() < MIN_NEW_PASSWORD_CHARS {
+            return Err(invalid("password", "must be at least 8 characters"));
+        }
+        Self::parse(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password([REDACTED])")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_checked() {
+        assert!(Username::parse("alice").is_ok());
+        assert!(Username::parse("a.b-c_d@example").is_ok());
+        assert!(Username::parse("").is_err());
+        assert!(Username::parse("with space").is_err());
+        assert!(Username::parse("tab\there").is_err());
+        assert!(Username::parse(&"x".repeat(151)).is_err());
+        assert!(Username::parse(&"é".repeat(150)).is_ok());
+    }
+
+    #[test]
+    fn scopes_allow_drf_sso_style_strings() {
+        assert!(Scope::parse("access:services!service=notebooks").is_ok());
+        assert!(Scope::parse("billing:write").is_ok());
+        assert!(Scope::parse("two words").is_err());
+        assert!(Scope::parse("").is_err());
+    }
+
+    #[test]
+    fn audiences_are_checked() {
+        assert!(Audience::parse("https://notebooks.example.com").is_ok());
+        assert!(Audience::parse(" ").is_err());
+        assert!(Audience::parse("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn emails_are_checked_for_shape() {
+        assert!(Email::parse("a@example.com").is_ok());
+        assert!(Email::parse("a@b@c").is_err());
+        assert!(Email::parse("@example.com").is_err());
+        assert!(Email::parse("a@").is_err());
+        assert!(Email::parse("no-at-sign").is_err());
+    }
+
+    #[test]
+    fn passwords_have_bounds_and_never_print() {
+        assert!(Password::parse("x".repeat(MAX_PASSWORD_BYTES)).is_ok());
+        assert!(Password::parse("x".repeat(MAX_PASSWORD_BYTES + 1)).is_err());
+        assert!(Password::parse_new("short".into()).is_err());
+        let password = Password::parse_new("correct horse".into()).unwrap();
+        assert!(!format!("{password:?}").contains("horse"));
+    }
+}

@@ -1,0 +1,117 @@
+//! Reading requests: bounded bodies, JSON or form, bearer tokens, and the
+//! authenticated session behind a session token.
+
+use actix_web::http::header;
+use actix_web::web::{Bytes, BytesMut};
+use actix_web::{HttpRequest, web};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::MAX_BODY_BYTES;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::{Session, User};
+use crate::tokens::SessionClaims;
+
+/// Reads the body, refusing more than [`MAX_BODY_BYTES`] as soon as it is
+/// announced or seen.
+pub async fn body(req: &HttpRequest, mut payload: web::Payload) -> Result<Bytes, ApiError> {
+    let too_large = ApiError::PayloadTooLarge {
+        limit: MAX_BODY_BYTES,
+    };
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|len| len > MAX_BODY_BYTES) {
+        return Err(too_large);
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::InvalidRequest(format!("unreadable body: {e}")))?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_large);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Whether the request says its body is a form.
+fn is_form(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .starts_with("application/x-www-form-urlencoded")
+        })
+}
+
+/// Parses a JSON or form body (by `Content-Type`; JSON when unsaid), with a
+/// 400 that names what is wrong.
+pub fn json_or_form<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T, ApiError> {
+    if is_form(req) {
+        serde_urlencoded::from_bytes(body)
+            .map_err(|e| ApiError::InvalidRequest(format!("invalid form body: {e}")))
+    } else {
+        json(body)
+    }
+}
+
+pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))
+}
+
+/// The token of an `Authorization: Bearer <token>` header, or of the
+/// `JWT <token>` scheme that djangorestframework-sso clients send.
+pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
+    let missing = || ApiError::InvalidToken("an Authorization: Bearer token is required".into());
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(missing)?
+        .to_str()
+        .map_err(|_| missing())?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or_else(missing)?;
+    if !(scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("jwt")) {
+        return Err(missing());
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(missing());
+    }
+    Ok(token)
+}
+
+/// The verified claims of the request's session token and its session id.
+pub fn session_claims(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<(SessionClaims, Uuid), ApiError> {
+    let token = bearer_token(req)?;
+    let claims = state.session_validation.verify(token, &state.keys)?;
+    let sid = Uuid::parse_str(&claims.sid)
+        .map_err(|_| ApiError::InvalidToken("the token names no valid session".into()))?;
+    Ok((claims, sid))
+}
+
+/// Refuses a session that is revoked, expired, of a disabled user, or not
+/// the token's.
+pub fn ensure_live(claims: &SessionClaims, session: &Session, user: &User) -> Result<(), ApiError> {
+    if !session.is_live(chrono::Utc::now()) {
+        return Err(ApiError::InvalidToken("the session has ended".into()));
+    }
+    if !user.is_active {
+        return Err(ApiError::InvalidToken("the user is disabled".into()));
+    }
+    if claims.sub != user.id.to_string() {
+        return Err(ApiError::InvalidToken(
+            "the token does not match its session".into(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! Published keys and metadata: the JWKS, the discovery documents and PEM
+//! exports, all served from bodies serialized once.
+
+use actix_web::http::header::{self, CacheControl, CacheDirective, ContentType};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct KidQuery {
+    kid: Option<String>,
+}
+
+/// `GET /.well-known/jwks.json`: every published key, or only the one named
+/// by a `kid` header (Hue's key-server client sends one) or `?kid=`.
+pub async fn jwks(
+    req: HttpRequest,
+    query: web::Query<KidQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let header_kid = req.headers().get("kid").and_then(|v| v.to_str().ok());
+    let kid = header_kid.or(query.kid.as_deref());
+    let body = match kid {
+        None => state.keys.jwks().clone(),
+        Some(kid) => state
+            .keys
+            .jwks_for(kid)
+            .cloned()
+            .ok_or_else(|| ApiError::NotFound("no published key has that kid".into()))?,
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .insert_header(CacheControl(vec![
+            CacheDirective::Public,
+            CacheDirective::MaxAge(
+                u32::try_from(state.settings.keys.jwks_max_age).unwrap_or(u32::MAX),
+            ),
+        ]))
+        .body(body))
+}
+
+/// `GET /.well-known/openid-configuration` and
+/// `/.well-known/oauth-authorization-server`.
+pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .body(state.discovery.clone())
+}
+
+/// `GET /keys/{kid}.pem`: one public key as a SubjectPublicKeyInfo PEM, for
+/// verifiers configured with key files (djangorestframework-sso).
+pub async fn public_key_pem(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let not_found = || ApiError::NotFound("no published key has that kid".into());
+    let kid = path.strip_suffix(".pem").ok_or_else(not_found)?;
+    let key = state.keys.get(kid).ok_or_else(not_found)?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/x-pem-file")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .body(key.pem.clone()))
+}
+
+/// The discovery document for `issuer`.
+pub fn discovery_document(issuer: &str) -> serde_json::Value {
+    serde_json::json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "session_endpoint": format!("{issuer}/session"),
+        "authorization_token_endpoint": format!("{issuer}/authorize"),
+        "public_key_pem_uri_template": format!("{issuer}/keys/{{kid}}.pem"),
+        "response_types_supported": ["token"],
+        "subject_types_supported": ["public"],
+        "grant_types_supported": ["password"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
+        "claims_supported": [
+            "iss", "sub", "aud", "iat", "nbf", "exp", "jti", "token", "sid", "cid",
+            "uid", "email", "username", "scopes"
+        ],
+    })
+}

@@ -1,0 +1,173 @@
+//! Builds the application: connects and migrates the store, loads the keys,
+//! binds the listener (port 0 in tests) and returns the running server with
+//! its real port.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{Logger, NormalizePath, TrailingSlash};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::configuration::Settings;
+use crate::domain::Password;
+use crate::error::ApiError;
+use crate::keys::KeySet;
+use crate::password::{self, PasswordHasherPool};
+use crate::routes;
+use crate::state::AppState;
+use crate::store::{self, NewUser, Store};
+use crate::telemetry::spawn_blocking_with_tracing;
+use crate::tokens::SessionValidation;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store =
+            store::connect(&settings.database_url, settings.database_max_connections).await?;
+        store.migrate().await?;
+        Self::build_with_store(settings, store).await
+    }
+
+    pub async fn build_with_store(
+        settings: Settings,
+        store: Arc<dyn Store>,
+    ) -> anyhow::Result<Self> {
+        let dir = settings.keys.dir.clone();
+        let keys = spawn_blocking_with_tracing(move || KeySet::load_or_generate(&dir))
+            .await
+            .context("loading keys panicked")??;
+        let concurrency = settings.hashing_concurrency();
+        let (queue, timeout) = (
+            settings.hashing.queue,
+            Duration::from_millis(settings.hashing.queue_timeout_ms),
+        );
+        let hasher = spawn_blocking_with_tracing(move || {
+            PasswordHasherPool::new(concurrency, queue, timeout)
+        })
+        .await
+        .context("preparing the hasher panicked")??;
+
+        let listener = TcpListener::bind(&settings.bind)
+            .with_context(|| format!("binding {}", settings.bind))?;
+        let address = listener.local_addr()?;
+        let port = address.port();
+        let issuer = match &settings.issuer {
+            Some(_) => settings.issuer(),
+            None => format!("http://{address}"),
+        };
+        let session_audience = if settings.tokens.session_audience.is_empty() {
+            vec![issuer.clone()]
+        } else {
+            settings.tokens.session_audience.clone()
+        };
+        let session_validation =
+            SessionValidation::new(&issuer, &session_audience, settings.tokens.leeway);
+        let discovery = serde_json::to_vec(&routes::discovery_document(&issuer))?.into();
+        let state = web::Data::new(AppState {
+            settings,
+            issuer,
+            session_audience,
+            store,
+            keys: Arc::new(keys),
+            hasher,
+            session_validation,
+            discovery,
+        });
+        tracing::info!(
+            address = %address,
+            issuer = %state.issuer,
+            signing_kid = %state.keys.signing().kid(),
+            "Tessera is listening"
+        );
+
+        let data = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                // Path only, never the query string or headers: neither may
+                // carry a credential into the log.
+                .wrap(
+                    Logger::new(r#"%a "%{method}xi %U" %s %b %Dms"#)
+                        .custom_request_replace("method", |req| req.method().to_string()),
+                )
+                .wrap(NormalizePath::new(TrailingSlash::Trim))
+                .app_data(data.clone())
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    ApiError::InvalidRequest(format!("invalid query string: {e}")).into()
+                }))
+                .app_data(web::PathConfig::default().error_handler(|e, _| {
+                    ApiError::InvalidRequest(format!("invalid path: {e}")).into()
+                }))
+                .configure(routes::configure)
+        })
+        .listen(listener)?
+        .shutdown_timeout(30)
+        .run();
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.state.issuer
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.state.store.clone()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// When the database has no user at all, creates `admin` with the given
+/// password or a random one, granted `tessera:admin` at audience `tessera`.
+/// Returns the password when it was generated, so it can be shown once.
+pub async fn bootstrap_admin(
+    store: &dyn Store,
+    password: Option<&SecretString>,
+) -> anyhow::Result<Option<SecretString>> {
+    if store.count_users().await? > 0 {
+        return Ok(None);
+    }
+    let (password, generated) = match password {
+        Some(p) => (p.expose_secret().to_owned(), false),
+        None => (random_password()?, true),
+    };
+    let parsed = Password::parse_new(password.clone()).context("TESSERA_BOOTSTRAP_PASSWORD")?;
+    let hash = spawn_blocking_with_tracing(move || password::hash(&parsed)).await??;
+    let user = store
+        .create_user(NewUser {
+            username: "admin",
+            email: None,
+            password_hash: &hash,
+        })
+        .await?;
+    store
+        .add_grants(user.id, "tessera", &["tessera:admin".to_owned()])
+        .await?;
+    tracing::info!("Created the bootstrap user admin");
+    Ok(generated.then(|| SecretString::from(password)))
+}
+
+fn random_password() -> anyhow::Result<String> {
+    use base64::Engine;
+    let mut bytes = [0u8; 18];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| anyhow::anyhow!("no randomness"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}

@@ -1,0 +1,25 @@
+//! What every handler shares, built once at start-up and passed as app data.
+
+use std::sync::Arc;
+
+use actix_web::web::Bytes;
+
+use crate::configuration::Settings;
+use crate::keys::KeySet;
+use crate::password::PasswordHasherPool;
+use crate::store::Store;
+use crate::tokens::SessionValidation;
+
+pub struct AppState {
+    pub settings: Settings,
+    /// `iss` of every token, without a trailing slash.
+    pub issuer: String,
+    /// `aud` of session tokens.
+    pub session_audience: Vec<String>,
+    pub store: Arc<dyn Store>,
+    pub keys: Arc<KeySet>,
+    pub hasher: PasswordHasherPool,
+    pub session_validation: SessionValidation,
+    /// The discovery document, serialized once.
+    pub discovery: Bytes,
+}

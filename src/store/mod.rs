@@ -1,0 +1,158 @@
+//! The store of users, grants and sessions, behind one trait so that each
+//! database backend is a file of its own and routes never name a database.
+//!
+//! Timestamps are UTC; ids are UUIDs. User names are unique regardless of
+//! case. Nothing here logs a password hash.
+
+mod postgres;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+pub use postgres::PostgresStore;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+    pub email: Option<String>,
+    pub password_hash: String,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("is_active", &self.is_active)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub audience: String,
+    pub scope: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub client_id: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub kid: String,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl Session {
+    /// Neither revoked nor past its expiry.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub email: Option<&'a str>,
+    pub password_hash: &'a str,
+}
+
+pub struct NewSession<'a> {
+    pub user_id: Uuid,
+    pub client_id: &'a str,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub kid: &'a str,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A session with its user and the user's scopes at one audience: all that
+/// issuing an authorization token needs, in one round trip.
+#[derive(Debug, Clone)]
+pub struct AuthorizationContext {
+    pub session: Session,
+    pub user: User,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("a user with that name already exists")]
+    UsernameTaken,
+    #[error("no such user")]
+    UserNotFound,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Unexpected(error.into())
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies pending migrations.
+    async fn migrate(&self) -> anyhow::Result<()>;
+    /// Whether the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn count_users(&self) -> StoreResult<i64>;
+    async fn create_user(&self, user: NewUser<'_>) -> StoreResult<User>;
+    /// Finds a user by name, ignoring case.
+    async fn find_user_by_name(&self, username: &str) -> StoreResult<Option<User>>;
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    async fn set_password_hash(&self, user_id: Uuid, password_hash: &str) -> StoreResult<()>;
+    async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<()>;
+
+    /// Adds grants; existing ones are kept as they are.
+    async fn add_grants(&self, user_id: Uuid, audience: &str, scopes: &[String])
+    -> StoreResult<()>;
+    /// Removes grants; returns how many there were.
+    async fn remove_grants(
+        &self,
+        user_id: Uuid,
+        audience: &str,
+        scopes: &[String],
+    ) -> StoreResult<u64>;
+    async fn grants(&self, user_id: Uuid) -> StoreResult<Vec<Grant>>;
+
+    async fn create_session(&self, session: NewSession<'_>) -> StoreResult<Session>;
+    async fn find_session(&self, id: Uuid) -> StoreResult<Option<(Session, User)>>;
+    /// The session, its user and the user's scopes at `audience`; records
+    /// the use at most once a minute.
+    async fn authorization_context(
+        &self,
+        id: Uuid,
+        audience: &str,
+    ) -> StoreResult<Option<AuthorizationContext>>;
+    /// Revokes a live session; returns whether one was revoked.
+    async fn revoke_session(&self, id: Uuid) -> StoreResult<bool>;
+}
+
+/// Connects to the database named by `url`.
+pub async fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result<Arc<dyn Store>> {
+    let url = url.expose_secret();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(
+            PostgresStore::connect(url, max_connections).await?,
+        ))
+    } else {
+        anyhow::bail!("unsupported database URL scheme (expected postgres://)")
+    }
+}

@@ -1,0 +1,370 @@
+//! The Postgres backend: production's store.
+
+use anyhow::Context;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{FromRow, PgPool};
+use std::str::FromStr;
+use std::time::Duration;
+use uuid::Uuid;
+
+use super::{
+    AuthorizationContext, Grant, NewSession, NewUser, Session, Store, StoreError, StoreResult, User,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        let options = PgConnectOptions::from_str(url).context("invalid Postgres URL")?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .context("connecting to Postgres")?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+#[derive(FromRow)]
+struct SessionRow {
+    id: Uuid,
+    user_id: Uuid,
+    client_id: String,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    kid: String,
+    created_at: DateTime<Utc>,
+    last_used_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<SessionRow> for Session {
+    fn from(r: SessionRow) -> Self {
+        Session {
+            id: r.id,
+            user_id: r.user_id,
+            client_id: r.client_id,
+            ip: r.ip,
+            user_agent: r.user_agent,
+            kid: r.kid,
+            created_at: r.created_at,
+            last_used_at: r.last_used_at,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct UserRow {
+    id: Uuid,
+    username: String,
+    email: Option<String>,
+    password_hash: String,
+    is_active: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        User {
+            id: r.id,
+            username: r.username,
+            email: r.email,
+            password_hash: r.password_hash,
+            is_active: r.is_active,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// A session joined with its user, columns of the user prefixed `u_`.
+#[derive(FromRow)]
+struct SessionUserRow {
+    #[sqlx(flatten)]
+    session: SessionRow,
+    u_username: String,
+    u_email: Option<String>,
+    u_password_hash: String,
+    u_is_active: bool,
+    u_created_at: DateTime<Utc>,
+    u_updated_at: DateTime<Utc>,
+}
+
+impl SessionUserRow {
+    fn split(self) -> (Session, User) {
+        let user = User {
+            id: self.session.user_id,
+            username: self.u_username,
+            email: self.u_email,
+            password_hash: self.u_password_hash,
+            is_active: self.u_is_active,
+            created_at: self.u_created_at,
+            updated_at: self.u_updated_at,
+        };
+        (self.session.into(), user)
+    }
+}
+
+/// The columns of a [`SessionUserRow`], for `concat!` into static queries.
+macro_rules! session_user_columns {
+    () => {
+        r#"
+        s.id, s.user_id, s.client_id, s.ip, s.user_agent, s.kid, s.created_at,
+        s.last_used_at, s.expires_at, s.revoked_at,
+        u.username as u_username, u.email as u_email, u.password_hash as u_password_hash,
+        u.is_active as u_is_active, u.created_at as u_created_at, u.updated_at as u_updated_at
+        "#
+    };
+}
+
+fn on_unique_username(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.constraint() == Some("users_username_key") => {
+            StoreError::UsernameTaken
+        }
+        _ => error.into(),
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn migrate(&self) -> anyhow::Result<()> {
+        MIGRATOR.run(&self.pool).await.context("migrating Postgres")
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn count_users(&self) -> StoreResult<i64> {
+        let count: i64 = sqlx::query_scalar("select count(*) from users")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count)
+    }
+
+    #[tracing::instrument(skip_all, fields(username = %user.username))]
+    async fn create_user(&self, user: NewUser<'_>) -> StoreResult<User> {
+        let row: UserRow = sqlx::query_as(
+            r#"
+            insert into users (id, username, email, password_hash)
+            values ($1, $2, $3, $4)
+            returning id, username, email, password_hash, is_active, created_at, updated_at
+            "#,
+        )
+        .bind(Uuid::new_v4())
+        .bind(user.username)
+        .bind(user.email)
+        .bind(user.password_hash)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(on_unique_username)?;
+        Ok(row.into())
+    }
+
+    async fn find_user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
+        let row: Option<UserRow> = sqlx::query_as(
+            r#"
+            select id, username, email, password_hash, is_active, created_at, updated_at
+            from users where lower(username) = lower($1)
+            "#,
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let rows: Vec<UserRow> = sqlx::query_as(
+            r#"
+            select id, username, email, password_hash, is_active, created_at, updated_at
+            from users order by lower(username)
+            "#,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn set_password_hash(&self, user_id: Uuid, password_hash: &str) -> StoreResult<()> {
+        let done =
+            sqlx::query("update users set password_hash = $2, updated_at = now() where id = $1")
+                .bind(user_id)
+                .bind(password_hash)
+                .execute(&self.pool)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::UserNotFound);
+        }
+        Ok(())
+    }
+
+    async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<()> {
+        let done = sqlx::query("update users set is_active = $2, updated_at = now() where id = $1")
+            .bind(user_id)
+            .bind(active)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::UserNotFound);
+        }
+        Ok(())
+    }
+
+    async fn add_grants(
+        &self,
+        user_id: Uuid,
+        audience: &str,
+        scopes: &[String],
+    ) -> StoreResult<()> {
+        sqlx::query(
+            r#"
+            insert into grants (user_id, audience, scope)
+            select $1, $2, scope from unnest($3::text[]) as scope
+            on conflict do nothing
+            "#,
+        )
+        .bind(user_id)
+        .bind(audience)
+        .bind(scopes)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_grants(
+        &self,
+        user_id: Uuid,
+        audience: &str,
+        scopes: &[String],
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "delete from grants where user_id = $1 and audience = $2 and scope = any($3)",
+        )
+        .bind(user_id)
+        .bind(audience)
+        .bind(scopes)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn grants(&self, user_id: Uuid) -> StoreResult<Vec<Grant>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "select audience, scope from grants where user_id = $1 order by audience, scope",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(audience, scope)| Grant { audience, scope })
+            .collect())
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %session.user_id))]
+    async fn create_session(&self, session: NewSession<'_>) -> StoreResult<Session> {
+        let row: SessionRow = sqlx::query_as(
+            r#"
+            insert into sessions (id, user_id, client_id, ip, user_agent, kid, expires_at)
+            values ($1, $2, $3, $4, $5, $6, $7)
+            returning id, user_id, client_id, ip, user_agent, kid, created_at,
+                      last_used_at, expires_at, revoked_at
+            "#,
+        )
+        .bind(Uuid::new_v4())
+        .bind(session.user_id)
+        .bind(session.client_id)
+        .bind(session.ip)
+        .bind(session.user_agent)
+        .bind(session.kid)
+        .bind(session.expires_at)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.into())
+    }
+
+    async fn find_session(&self, id: Uuid) -> StoreResult<Option<(Session, User)>> {
+        let row: Option<SessionUserRow> = sqlx::query_as(concat!(
+            "select ",
+            session_user_columns!(),
+            " from sessions s join users u on u.id = s.user_id where s.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(SessionUserRow::split))
+    }
+
+    async fn authorization_context(
+        &self,
+        id: Uuid,
+        audience: &str,
+    ) -> StoreResult<Option<AuthorizationContext>> {
+        #[derive(FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            joined: SessionUserRow,
+            scopes: Vec<String>,
+        }
+        // One round trip: the session, its user, their scopes, and the
+        // `last_used_at` bump (at most once a minute, so the hot path rarely
+        // writes).
+        let row: Option<Row> = sqlx::query_as(concat!(
+            r#"
+            with touched as (
+                update sessions set last_used_at = now()
+                where id = $1 and revoked_at is null
+                  and last_used_at < now() - interval '60 seconds'
+            )
+            select "#,
+            session_user_columns!(),
+            r#",
+                   array(select g.scope from grants g
+                         where g.user_id = s.user_id and g.audience = $2
+                         order by g.scope) as scopes
+            from sessions s join users u on u.id = s.user_id
+            where s.id = $1
+            "#
+        ))
+        .bind(id)
+        .bind(audience)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| {
+            let (session, user) = row.joined.split();
+            AuthorizationContext {
+                session,
+                user,
+                scopes: row.scopes,
+            }
+        }))
+    }
+
+    async fn revoke_session(&self, id: Uuid) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "update sessions set revoked_at = now() where id = $1 and revoked_at is null",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

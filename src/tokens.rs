@@ -1,0 +1,239 @@
+//! Token claims, issuing and verifying.
+//!
+//! Claims are a superset of djangorestframework-sso's (`token`, `sid`, `uid`,
+//! `email`, `scopes`), so services that verify that library's tokens accept
+//! Tessera's. Verification pins everything: RS256 only, a known `kid`,
+//! `iss`, `aud`, `exp`/`nbf` with the configured leeway, and the token kind.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::keys::KeySet;
+
+/// The `token` claim of a session token.
+pub const SESSION: &str = "session";
+/// The `token` claim of an authorization token.
+pub const AUTHORIZATION: &str = "auth";
+
+/// A long-lived token naming a session stored in the database.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: Vec<String>,
+    pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    pub jti: String,
+    pub token: String,
+    pub sid: String,
+    #[serde(default)]
+    pub cid: String,
+    pub uid: String,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// A short-lived token carrying the user's scopes for its audiences.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthorizationClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: Vec<String>,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub token: String,
+    pub sid: String,
+    pub cid: String,
+    pub uid: String,
+    pub email: Option<String>,
+    pub username: String,
+    pub scopes: Vec<String>,
+    /// Configured claims copied from user attributes (e.g. Hue's `user`).
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// Why a token was refused. The message is safe to show the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token is not signed with RS256")]
+    WrongAlgorithm,
+    #[error("the token names no key or an unknown key")]
+    UnknownKey,
+    #[error("the token's signature is invalid")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token was not issued by this service or not for it")]
+    WrongIssuerOrAudience,
+    #[error("the token is not a session token")]
+    NotASessionToken,
+}
+
+impl From<jsonwebtoken::errors::Error> for TokenError {
+    fn from(error: jsonwebtoken::errors::Error) -> Self {
+        match error.kind() {
+            ErrorKind::InvalidSignature => Self::BadSignature,
+            ErrorKind::InvalidAlgorithm
+            | ErrorKind::InvalidAlgorithmName
+            | ErrorKind::MissingAlgorithm => Self::WrongAlgorithm,
+            ErrorKind::ExpiredSignature => Self::Expired,
+            ErrorKind::ImmatureSignature => Self::NotYetValid,
+            ErrorKind::InvalidIssuer | ErrorKind::InvalidAudience => Self::WrongIssuerOrAudience,
+            _ => Self::Malformed,
+        }
+    }
+}
+
+/// What verifying a session token checks against.
+pub struct SessionValidation {
+    validation: Validation,
+}
+
+impl SessionValidation {
+    pub fn new(issuer: &str, audience: &[String], leeway: u64) -> Self {
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(audience);
+        // Session tokens carry `exp` only when a session lifetime is set;
+        // when present it is checked.
+        validation.set_required_spec_claims(&["iss", "aud", "sub"]);
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.leeway = leeway;
+        Self { validation }
+    }
+
+    /// Verifies a session token's signature and claims. The session itself
+    /// (revoked? expired? user active?) is the caller's to check.
+    pub fn verify(&self, token: &str, keys: &KeySet) -> Result<SessionClaims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(TokenError::from)?;
+        if header.alg != Algorithm::RS256 {
+            return Err(TokenError::WrongAlgorithm);
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| keys.get(kid))
+            .ok_or(TokenError::UnknownKey)?;
+        let data = jsonwebtoken::decode::<SessionClaims>(token, &key.decoding, &self.validation)?;
+        if data.claims.token != SESSION {
+            return Err(TokenError::NotASessionToken);
+        }
+        Ok(data.claims)
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn timestamp(at: DateTime<Utc>) -> i64 {
+    at.timestamp()
+}
+
+/// A fresh token id.
+pub fn new_jti() -> String {
+    Uuid::new_v4().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn session_claims(now: i64) -> SessionClaims {
+        SessionClaims {
+            iss: "http://tessera.test".into(),
+            sub: Uuid::nil().to_string(),
+            aud: vec!["http://tessera.test".into()],
+            iat: now,
+            exp: None,
+            jti: new_jti(),
+            token: SESSION.into(),
+            sid: Uuid::new_v4().to_string(),
+            cid: String::new(),
+            uid: Uuid::nil().to_string(),
+            email: None,
+        }
+    }
+
+    fn setup() -> (tempfile::TempDir, KeySet, SessionValidation) {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = KeySet::load_or_generate(dir.path()).unwrap();
+        let validation =
+            SessionValidation::new("http://tessera.test", &["http://tessera.test".into()], 30);
+        (dir, keys, validation)
+    }
+
+    #[test]
+    fn a_session_token_round_trips() {
+        let (_dir, keys, validation) = setup();
+        let claims = session_claims(Utc::now().timestamp());
+        let token = keys.signing().sign(&claims).unwrap();
+        let verified = validation.verify(&token, &keys).unwrap();
+        assert_eq!(verified.sid, claims.sid);
+    }
+
+    #[test]
+    fn an_authorization_token_is_not_a_session_token() {
+        let (_dir, keys, validation) = setup();
+        let mut claims = session_claims(Utc::now().timestamp());
+        claims.token = AUTHORIZATION.into();
+        let token = keys.signing().sign(&claims).unwrap();
+        assert_eq!(
+            validation.verify(&token, &keys).unwrap_err(),
+            TokenError::NotASessionToken
+        );
+    }
+
+    #[test]
+    fn an_expired_session_token_is_refused() {
+        let (_dir, keys, validation) = setup();
+        let now = Utc::now().timestamp();
+        let mut claims = session_claims(now - 1000);
+        claims.exp = Some(now - 100);
+        let token = keys.signing().sign(&claims).unwrap();
+        assert_eq!(
+            validation.verify(&token, &keys).unwrap_err(),
+            TokenError::Expired
+        );
+    }
+
+    #[test]
+    fn alg_none_and_garbage_are_refused() {
+        let (_dir, keys, validation) = setup();
+        let claims = serde_json::to_vec(&session_claims(Utc::now().timestamp())).unwrap();
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(&claims)
+        );
+        assert!(validation.verify(&none, &keys).is_err());
+        for garbage in ["", ".", "..", "a.b.c", "not a token", "\u{0}"] {
+            assert!(validation.verify(garbage, &keys).is_err());
+        }
+    }
+
+    #[test]
+    fn a_token_of_another_issuer_is_refused() {
+        let (_dir, keys, validation) = setup();
+        let mut claims = session_claims(Utc::now().timestamp());
+        claims.iss = "http://elsewhere.test".into();
+        let token = keys.signing().sign(&claims).unwrap();
+        assert_eq!(
+            validation.verify(&token, &keys).unwrap_err(),
+            TokenError::WrongIssuerOrAudience
+        );
+    }
+}

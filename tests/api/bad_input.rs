@@ -1,0 +1,180 @@
+//! No input, however malformed, yields a 500 or a panic: each gets a JSON
+//! error with its documented code.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, assert_error, spawn_app};
+
+#[tokio::test]
+async fn malformed_login_bodies_get_400_naming_the_problem() {
+    let app = spawn_app().await;
+    let cases: &[(&str, &str, &str)] = &[
+        ("application/json", "{not json", "invalid JSON body"),
+        ("application/json", r#"{"username": "alice"}"#, "password"),
+        ("application/json", r#"{"password": "x"}"#, "username"),
+        (
+            "application/json",
+            r#"{"username": 5, "password": "x"}"#,
+            "invalid type",
+        ),
+        (
+            "application/json",
+            r#"{"username": "a", "password": "x", "extra": 1}"#,
+            "extra",
+        ),
+        (
+            "application/json",
+            r#"{"username": "", "password": "x"}"#,
+            "username",
+        ),
+        (
+            "application/json",
+            r#"{"username": "a b", "password": "x"}"#,
+            "username",
+        ),
+        ("application/json", "", "invalid JSON body"),
+        ("application/json", "[]", "invalid JSON body"),
+        (
+            "application/x-www-form-urlencoded",
+            "username=alice",
+            "password",
+        ),
+        (
+            "text/plain",
+            "username=alice&password=x",
+            "invalid JSON body",
+        ),
+    ];
+    for (content_type, body, mentions) in cases {
+        let response = app
+            .client
+            .post(app.url("/session"))
+            .header("content-type", *content_type)
+            .body(*body)
+            .send()
+            .await
+            .unwrap();
+        let error = assert_error(response, 400, "invalid_request").await;
+        assert!(
+            error["message"].as_str().unwrap().contains(mentions),
+            "{body:?}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_overlong_password_is_refused_before_hashing() {
+    let app = spawn_app().await;
+    app.add_user("alice", None).await;
+
+    let response = app.login("alice", &"x".repeat(1025)).await;
+
+    let body = assert_error(response, 400, "invalid_request").await;
+    assert!(body["message"].as_str().unwrap().contains("password"));
+    assert_eq!(app.login("alice", PASSWORD).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_huge_body_is_refused_with_413() {
+    let app = spawn_app().await;
+    let huge = json!({"username": "a", "password": "x".repeat(100_000)});
+
+    let response = app
+        .client
+        .post(app.url("/session"))
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 413, "payload_too_large").await;
+
+    app.add_user("alice", None).await;
+    let token = app.session_token("alice").await;
+    let response = app
+        .client
+        .post(app.url("/authorize"))
+        .bearer_auth(&token)
+        .json(&json!({"audience": "x".repeat(100_000)}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 413, "payload_too_large").await;
+}
+
+#[tokio::test]
+async fn malformed_authorize_requests_get_clear_errors() {
+    let app = spawn_app().await;
+    app.add_user("alice", None).await;
+    let token = app.session_token("alice").await;
+
+    for body in [
+        "{",
+        r#"{"audience": 5}"#,
+        r#"{"scopes": "read"}"#,
+        r#"{"scopes": ["two words"]}"#,
+        r#"{"audience": ""}"#,
+        r#"{"unknown": true}"#,
+    ] {
+        let response = app
+            .client
+            .post(app.url("/authorize"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, 400, "invalid_request").await;
+    }
+}
+
+#[tokio::test]
+async fn garbage_tokens_and_headers_get_401_with_www_authenticate() {
+    let app = spawn_app().await;
+    let headers = [
+        None,
+        Some("Bearer"),
+        Some("Bearer "),
+        Some("Basic YWxpY2U6eA=="),
+        Some("Bearer garbage"),
+        Some("Bearer a.b.c"),
+        Some("Bearer ...."),
+        Some("JWT eyJhbGciOiJSUzI1NiJ9.e30.AAAA"),
+        Some("Bearer eyJhbGciOiJub25lIn0.e30."),
+    ];
+    for header in headers {
+        let mut request = app.client.post(app.url("/authorize"));
+        if let Some(value) = header {
+            request = request.header("Authorization", value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(
+            response.headers()["www-authenticate"],
+            r#"Bearer error="invalid_token""#,
+            "{header:?}"
+        );
+        assert_error(response, 401, "invalid_token").await;
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_json_errors() {
+    let app = spawn_app().await;
+
+    let missing = app.client.get(app.url("/nowhere")).send().await.unwrap();
+    assert_error(missing, 404, "not_found").await;
+    for (method, path) in [
+        (Method::PUT, "/session"),
+        (Method::GET, "/authorize"),
+        (Method::POST, "/.well-known/jwks.json"),
+    ] {
+        let response = app
+            .client
+            .request(method, app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, 405, "method_not_allowed").await;
+    }
+}

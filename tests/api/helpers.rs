@@ -1,0 +1,260 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use reqwest::{Client, Response};
+use serde_json::{Value, json};
+use sqlx::{Connection, Executor, PgConnection};
+use tempfile::TempDir;
+use uuid::Uuid;
+
+use tessera::configuration::Settings;
+use tessera::domain::Password;
+use tessera::keys::KeySet;
+use tessera::startup::Application;
+use tessera::store::{NewUser, Store, User};
+
+/// The server where each test creates its own database.
+fn server_url() -> String {
+    std::env::var("TESSERA_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A fresh database, dropped when the value is.
+pub struct TestDatabase {
+    pub name: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let name = format!("tessera_test_{}", Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect(&format!("{}/postgres", server_url()))
+            .await
+            .expect("Postgres must run on 127.0.0.1:5432 (see README)");
+        conn.execute(sqlx::AssertSqlSafe(format!(r#"create database "{name}""#)))
+            .await
+            .expect("create the test database");
+        Self { name }
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}/{}", server_url(), self.name)
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let statement = format!(r#"drop database if exists "{}" with (force)"#, self.name);
+        let url = format!("{}/postgres", server_url());
+        // The test's runtime may be shutting down: drop from a thread of our own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async move {
+                if let Ok(mut conn) = PgConnection::connect(&url).await {
+                    let _ = conn.execute(sqlx::AssertSqlSafe(statement)).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub issuer: String,
+    pub client: Client,
+    pub store: Arc<dyn Store>,
+    pub keys_dir: PathBuf,
+    // Dropped last: the key directory and the database outlive the server.
+    _keys: Arc<TempDir>,
+    pub database: Arc<TestDatabase>,
+    configure: Arc<dyn Fn(&mut Settings) + Send + Sync>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the application on a fresh database and key directory, with
+/// `configure` applied to the default test settings.
+pub async fn spawn_app_with(configure: impl Fn(&mut Settings) + Send + Sync + 'static) -> TestApp {
+    let database = Arc::new(TestDatabase::create().await);
+    let keys = Arc::new(tempfile::tempdir().expect("a key directory"));
+    start(database, keys, Arc::new(configure), None).await
+}
+
+async fn start(
+    database: Arc<TestDatabase>,
+    keys: Arc<TempDir>,
+    configure: Arc<dyn Fn(&mut Settings) + Send + Sync>,
+    issuer: Option<String>,
+) -> TestApp {
+    let mut settings = Settings {
+        bind: "127.0.0.1:0".into(),
+        database_url: database.url().into(),
+        database_max_connections: 4,
+        ..Settings::default()
+    };
+    settings.keys.dir = keys.path().to_path_buf();
+    settings.tokens.allowed_audiences =
+        vec!["tessera".into(), "notebooks".into(), "billing".into()];
+    settings.issuer = issuer;
+    configure(&mut settings);
+    settings.validate().expect("valid test settings");
+    let application = Application::build(settings)
+        .await
+        .expect("the application starts");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let issuer = application.issuer().to_owned();
+    let store = application.store();
+    tokio::spawn(application.run_until_stopped());
+    TestApp {
+        address,
+        issuer,
+        client: Client::new(),
+        store,
+        keys_dir: keys.path().to_path_buf(),
+        _keys: keys,
+        database,
+        configure,
+    }
+}
+
+impl TestApp {
+    /// A second server with the same issuer, database and key directory, as
+    /// after a restart (keys are read at start-up).
+    pub async fn restart(&self) -> TestApp {
+        start(
+            self.database.clone(),
+            self._keys.clone(),
+            self.configure.clone(),
+            Some(self.issuer.clone()),
+        )
+        .await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// The keys as the server loaded them, to sign crafted tokens.
+    pub fn keys(&self) -> KeySet {
+        KeySet::load(&self.keys_dir).expect("the test keys load")
+    }
+
+    pub async fn add_user(&self, username: &str, email: Option<&str>) -> User {
+        let password = Password::parse(PASSWORD.into()).unwrap();
+        let hash = tokio::task::spawn_blocking(move || tessera::password::hash(&password))
+            .await
+            .unwrap()
+            .unwrap();
+        self.store
+            .create_user(NewUser {
+                username,
+                email,
+                password_hash: &hash,
+            })
+            .await
+            .expect("create a test user")
+    }
+
+    pub async fn grant(&self, user: &User, audience: &str, scopes: &[&str]) {
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        self.store
+            .add_grants(user.id, audience, &scopes)
+            .await
+            .unwrap();
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Response {
+        self.client
+            .post(self.url("/session"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("POST /session")
+    }
+
+    /// Logs in and returns the session token.
+    pub async fn session_token(&self, username: &str) -> String {
+        let response = self.login(username, PASSWORD).await;
+        assert_eq!(response.status(), 200, "login of {username}");
+        let body: Value = response.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn authorize(&self, token: &str, body: Option<Value>) -> Response {
+        let mut request = self.client.post(self.url("/authorize")).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("POST /authorize")
+    }
+
+    /// Authorizes and returns the authorization token.
+    pub async fn authorization_token(&self, session_token: &str, body: Option<Value>) -> String {
+        let response = self.authorize(session_token, body).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn jwks(&self) -> jsonwebtoken::jwk::JwkSet {
+        self.client
+            .get(self.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// Asserts the error shape and code, and returns the body.
+pub async fn assert_error(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let body: Value = response.json().await.expect("a JSON error body");
+    assert_eq!(body["error"], code, "error code in {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "message in {body}"
+    );
+    body
+}
+
+/// The claims of a token, verified by a standard JWT library with nothing but
+/// the published JWKS.
+pub fn verify_with_jwks(
+    token: &str,
+    jwks: &jsonwebtoken::jwk::JwkSet,
+    issuer: &str,
+    audience: &str,
+) -> Result<Value, jsonwebtoken::errors::Error> {
+    verify_with_jwks_requiring(token, jwks, issuer, audience, &["exp", "iss", "aud", "sub"])
+}
+
+/// As [`verify_with_jwks`], requiring only the `required` registered claims
+/// (session tokens have no `exp` by default).
+pub fn verify_with_jwks_requiring(
+    token: &str,
+    jwks: &jsonwebtoken::jwk::JwkSet,
+    issuer: &str,
+    audience: &str,
+    required: &[&str],
+) -> Result<Value, jsonwebtoken::errors::Error> {
+    let header = jsonwebtoken::decode_header(token)?;
+    let kid = header.kid.expect("a kid header");
+    let jwk = jwks.find(&kid).expect("the kid is published");
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk)?;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.leeway = 0;
+    validation.set_required_spec_claims(required);
+    jsonwebtoken::decode::<Value>(token, &key, &validation).map(|data| data.claims)
+}
