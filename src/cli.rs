@@ -17,6 +17,7 @@ use crate::password;
 use crate::startup::{self, Application};
 use crate::store::{self, NewUser, Store, StoreError, User};
 use crate::telemetry::{self, spawn_blocking_with_tracing};
+use crate::transfer;
 
 #[derive(Parser)]
 #[command(name = "tessera", version, about = "SSO token service")]
@@ -40,6 +41,18 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Write users, grants and sessions as JSON lines (holds password
+    /// hashes: keep the output secret).
+    Export {
+        /// File to write; standard output when absent.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Read an export into an empty database (e.g. SQLite to Postgres).
+    Import {
+        /// File to read; standard input when absent.
+        input: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -107,7 +120,47 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(command) => user(settings, command).await,
         Command::Keys(command) => keys_command(settings, command).await,
+        Command::Export { output } => {
+            let store = open_store(&settings).await?;
+            let (users, grants, sessions) = match output {
+                Some(path) => {
+                    let file = create_private_file(&path)?;
+                    let mut writer = std::io::BufWriter::new(file);
+                    transfer::export(store.as_ref(), &mut writer).await?
+                }
+                None => transfer::export(store.as_ref(), &mut std::io::stdout().lock()).await?,
+            };
+            eprintln!("Exported {users} users, {grants} grants, {sessions} sessions.");
+            Ok(())
+        }
+        Command::Import { input } => {
+            let store = open_store(&settings).await?;
+            let (users, grants, sessions) = match input {
+                Some(path) => {
+                    let file = std::fs::File::open(&path)
+                        .with_context(|| format!("opening {}", path.display()))?;
+                    transfer::import(store.as_ref(), &mut std::io::BufReader::new(file)).await?
+                }
+                None => transfer::import(store.as_ref(), &mut std::io::stdin().lock()).await?,
+            };
+            println!("Imported {users} users, {grants} grants, {sessions} sessions.");
+            Ok(())
+        }
     }
+}
+
+/// A new file only its owner can read: exports hold password hashes.
+fn create_private_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

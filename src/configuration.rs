@@ -32,7 +32,9 @@ pub struct Settings {
     /// e.g. `https://sso.example.com`. Defaults to `http://{bind}`.
     /// `TESSERA_ISSUER`.
     pub issuer: Option<String>,
-    /// `postgres://…` (production). `DATABASE_URL` or `TESSERA_DATABASE_URL`.
+    /// `sqlite://FILE` (the default: a file in the working directory, created
+    /// on first start) or `postgres://…` (production). `DATABASE_URL` or
+    /// `TESSERA_DATABASE_URL`.
     pub database_url: SecretString,
     /// Maximum connections in the database pool. `TESSERA_DATABASE_MAX_CONNECTIONS`.
     pub database_max_connections: u32,
@@ -121,7 +123,7 @@ impl Default for Settings {
         Self {
             bind: "127.0.0.1:8080".into(),
             issuer: None,
-            database_url: SecretString::from("postgres://postgres@127.0.0.1:5432/tessera"),
+            database_url: SecretString::from("sqlite://tessera.db"),
             database_max_connections: 16,
             bootstrap_password: None,
             log_format: LogFormat::Text,
@@ -194,9 +196,8 @@ impl Settings {
         if !(issuer.starts_with("http://") || issuer.starts_with("https://")) {
             bail!("issuer must be an http(s) URL, got {issuer:?}");
         }
-        let url = self.database_url.expose_secret();
-        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
-            bail!("database_url must be a postgres:// URL");
+        if crate::store::Backend::of(self.database_url.expose_secret()).is_none() {
+            bail!("database_url must be a sqlite:// or postgres:// URL");
         }
         let tokens = &self.tokens;
         if tokens.authorization_lifetime == 0 {

@@ -5,6 +5,7 @@
 //! case. Nothing here logs a password hash.
 
 mod postgres;
+mod sqlite;
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct User {
@@ -76,6 +78,23 @@ pub struct NewSession<'a> {
     pub user_agent: Option<&'a str>,
     pub kid: &'a str,
     pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A grant with its user, as exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserGrant {
+    pub user_id: Uuid,
+    pub audience: String,
+    pub scope: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Everything a store holds, for moving an installation between backends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dump {
+    pub users: Vec<User>,
+    pub grants: Vec<UserGrant>,
+    pub sessions: Vec<Session>,
 }
 
 /// A session with its user and the user's scopes at one audience: all that
@@ -143,16 +162,46 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<AuthorizationContext>>;
     /// Revokes a live session; returns whether one was revoked.
     async fn revoke_session(&self, id: Uuid) -> StoreResult<bool>;
+
+    /// Everything, ids, hashes and times included.
+    async fn export(&self) -> StoreResult<Dump>;
+    /// Adds everything of `dump`, in one transaction: all or nothing.
+    async fn import(&self, dump: &Dump) -> StoreResult<()>;
+}
+
+/// The form of a user name that is unique: folded to lower case, so that
+/// `Alice` and `alice` are one user on every backend.
+pub fn username_key(username: &str) -> String {
+    username.to_lowercase()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    /// The backend a database URL names, by its scheme.
+    pub fn of(url: &str) -> Option<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else {
+            None
+        }
+    }
 }
 
 /// Connects to the database named by `url`.
 pub async fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result<Arc<dyn Store>> {
     let url = url.expose_secret();
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(
+    match Backend::of(url) {
+        Some(Backend::Postgres) => Ok(Arc::new(
             PostgresStore::connect(url, max_connections).await?,
-        ))
-    } else {
-        anyhow::bail!("unsupported database URL scheme (expected postgres://)")
+        )),
+        Some(Backend::Sqlite) => Ok(Arc::new(SqliteStore::connect(url, max_connections).await?)),
+        None => anyhow::bail!("unsupported database URL (expected sqlite:// or postgres://)"),
     }
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{
-    AuthorizationContext, Grant, NewSession, NewUser, Session, Store, StoreError, StoreResult, User,
+    AuthorizationContext, Dump, Grant, NewSession, NewUser, Session, Store, StoreError,
+    StoreResult, User, UserGrant, username_key,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -163,13 +164,14 @@ impl Store for PostgresStore {
     async fn create_user(&self, user: NewUser<'_>) -> StoreResult<User> {
         let row: UserRow = sqlx::query_as(
             r#"
-            insert into users (id, username, email, password_hash)
-            values ($1, $2, $3, $4)
+            insert into users (id, username, username_key, email, password_hash)
+            values ($1, $2, $3, $4, $5)
             returning id, username, email, password_hash, is_active, created_at, updated_at
             "#,
         )
         .bind(Uuid::new_v4())
         .bind(user.username)
+        .bind(username_key(user.username))
         .bind(user.email)
         .bind(user.password_hash)
         .fetch_one(&self.pool)
@@ -182,10 +184,10 @@ impl Store for PostgresStore {
         let row: Option<UserRow> = sqlx::query_as(
             r#"
             select id, username, email, password_hash, is_active, created_at, updated_at
-            from users where lower(username) = lower($1)
+            from users where username_key = $1
             "#,
         )
-        .bind(username)
+        .bind(username_key(username))
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(Into::into))
@@ -195,7 +197,7 @@ impl Store for PostgresStore {
         let rows: Vec<UserRow> = sqlx::query_as(
             r#"
             select id, username, email, password_hash, is_active, created_at, updated_at
-            from users order by lower(username)
+            from users order by username_key
             "#,
         )
         .fetch_all(&self.pool)
@@ -366,5 +368,101 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn export(&self) -> StoreResult<Dump> {
+        let users: Vec<UserRow> = sqlx::query_as(
+            r#"
+            select id, username, email, password_hash, is_active, created_at, updated_at
+            from users order by created_at, id
+            "#,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let grants: Vec<(Uuid, String, String, DateTime<Utc>)> = sqlx::query_as(
+            "select user_id, audience, scope, created_at from grants order by user_id, audience, scope",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let sessions: Vec<SessionRow> = sqlx::query_as(
+            r#"
+            select id, user_id, client_id, ip, user_agent, kid, created_at,
+                   last_used_at, expires_at, revoked_at
+            from sessions order by created_at, id
+            "#,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Dump {
+            users: users.into_iter().map(Into::into).collect(),
+            grants: grants
+                .into_iter()
+                .map(|(user_id, audience, scope, created_at)| UserGrant {
+                    user_id,
+                    audience,
+                    scope,
+                    created_at,
+                })
+                .collect(),
+            sessions: sessions.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    async fn import(&self, dump: &Dump) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for user in &dump.users {
+            sqlx::query(
+                r#"
+                insert into users (id, username, username_key, email, password_hash, is_active,
+                                   created_at, updated_at)
+                values ($1, $2, $3, $4, $5, $6, $7, $8)
+                "#,
+            )
+            .bind(user.id)
+            .bind(&user.username)
+            .bind(username_key(&user.username))
+            .bind(&user.email)
+            .bind(&user.password_hash)
+            .bind(user.is_active)
+            .bind(user.created_at)
+            .bind(user.updated_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(on_unique_username)?;
+        }
+        for grant in &dump.grants {
+            sqlx::query(
+                "insert into grants (user_id, audience, scope, created_at) values ($1, $2, $3, $4)",
+            )
+            .bind(grant.user_id)
+            .bind(&grant.audience)
+            .bind(&grant.scope)
+            .bind(grant.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for s in &dump.sessions {
+            sqlx::query(
+                r#"
+                insert into sessions (id, user_id, client_id, ip, user_agent, kid, created_at,
+                                      last_used_at, expires_at, revoked_at)
+                values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                "#,
+            )
+            .bind(s.id)
+            .bind(s.user_id)
+            .bind(&s.client_id)
+            .bind(&s.ip)
+            .bind(&s.user_agent)
+            .bind(&s.kid)
+            .bind(s.created_at)
+            .bind(s.last_used_at)
+            .bind(s.expires_at)
+            .bind(s.revoked_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }
