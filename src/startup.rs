@@ -21,7 +21,7 @@ use crate::routes;
 use crate::state::AppState;
 use crate::store::{self, NewUser, Store};
 use crate::telemetry::spawn_blocking_with_tracing;
-use crate::tokens::SessionValidation;
+use crate::tokens::{AuthorizationValidation, SessionValidation};
 
 pub struct Application {
     port: u16,
@@ -71,6 +71,8 @@ impl Application {
         };
         let session_validation =
             SessionValidation::new(&issuer, &session_audience, settings.tokens.leeway);
+        let authorization_validation =
+            AuthorizationValidation::new(&issuer, settings.tokens.leeway);
         let discovery = serde_json::to_vec(&routes::discovery_document(&issuer))?.into();
         let state = web::Data::new(AppState {
             settings,
@@ -80,6 +82,7 @@ impl Application {
             keys: Arc::new(keys),
             hasher,
             session_validation,
+            authorization_validation,
             discovery,
         });
         tracing::info!(

@@ -8,7 +8,10 @@ use crate::configuration::Settings;
 use crate::keys::KeySet;
 use crate::password::PasswordHasherPool;
 use crate::store::Store;
-use crate::tokens::SessionValidation;
+use crate::tokens::{AuthorizationValidation, SessionValidation};
+
+/// The audience of Tessera's own API (introspection, administration).
+pub const TESSERA_AUDIENCE: &str = "tessera";
 
 pub struct AppState {
     pub settings: Settings,
@@ -20,6 +23,7 @@ pub struct AppState {
     pub keys: Arc<KeySet>,
     pub hasher: PasswordHasherPool,
     pub session_validation: SessionValidation,
+    pub authorization_validation: AuthorizationValidation,
     /// The discovery document, serialized once.
     pub discovery: Bytes,
 }

@@ -10,9 +10,9 @@ use uuid::Uuid;
 
 use super::MAX_BODY_BYTES;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, TESSERA_AUDIENCE};
 use crate::store::{Session, User};
-use crate::tokens::SessionClaims;
+use crate::tokens::{AuthorizationClaims, SessionClaims};
 
 /// Reads the body, refusing more than [`MAX_BODY_BYTES`] as soon as it is
 /// announced or seen.
@@ -102,6 +102,54 @@ pub fn session_claims(
 /// Refuses a session that is revoked, expired, of a disabled user, or not
 /// the token's.
 pub fn ensure_live(claims: &SessionClaims, session: &Session, user: &User) -> Result<(), ApiError> {
+    if !session.is_live(chrono::Utc::now()) {
+        return Err(ApiError::InvalidToken("the session has ended".into()));
+    }
+    if !user.is_active {
+        return Err(ApiError::InvalidToken("the user is disabled".into()));
+    }
+    if claims.sub != user.id.to_string() {
+        return Err(ApiError::InvalidToken(
+            "the token does not match its session".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The verified authorization token of a caller of Tessera's own API
+/// (audience `tessera`), whose session is live and who holds `scope`.
+pub async fn authorized_caller(
+    req: &HttpRequest,
+    state: &AppState,
+    scope: &str,
+) -> Result<AuthorizationClaims, ApiError> {
+    let token = bearer_token(req)?;
+    let claims =
+        state
+            .authorization_validation
+            .verify(token, &state.keys, Some(TESSERA_AUDIENCE))?;
+    live_authorization(state, &claims).await?;
+    if !claims.scopes.iter().any(|held| held == scope) {
+        return Err(ApiError::Forbidden(format!(
+            "the scope {scope:?} is required"
+        )));
+    }
+    Ok(claims)
+}
+
+/// Refuses an authorization token whose session has ended or whose user is
+/// disabled since it was issued.
+pub async fn live_authorization(
+    state: &AppState,
+    claims: &AuthorizationClaims,
+) -> Result<(), ApiError> {
+    let sid = Uuid::parse_str(&claims.sid)
+        .map_err(|_| ApiError::InvalidToken("the token names no valid session".into()))?;
+    let (session, user) = state
+        .store
+        .find_session(sid)
+        .await?
+        .ok_or_else(|| ApiError::InvalidToken("the session does not exist".into()))?;
     if !session.is_live(chrono::Utc::now()) {
         return Err(ApiError::InvalidToken("the session has ended".into()));
     }

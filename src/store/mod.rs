@@ -80,6 +80,28 @@ pub struct NewSession<'a> {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// An entry of the revocation feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    pub seq: i64,
+    /// `session_revoked`, `user_disabled` or `user_enabled`.
+    pub kind: String,
+    /// The session id or user id.
+    pub subject: String,
+    pub at: DateTime<Utc>,
+}
+
+impl Revocation {
+    fn from_row((seq, kind, subject, at): (i64, String, String, DateTime<Utc>)) -> Self {
+        Self {
+            seq,
+            kind,
+            subject,
+            at,
+        }
+    }
+}
+
 /// A grant with its user, as exported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserGrant {
@@ -137,6 +159,7 @@ pub trait Store: Send + Sync + 'static {
     async fn find_user_by_name(&self, username: &str) -> StoreResult<Option<User>>;
     async fn list_users(&self) -> StoreResult<Vec<User>>;
     async fn set_password_hash(&self, user_id: Uuid, password_hash: &str) -> StoreResult<()>;
+    /// Enables or disables a user, recording it in the revocation feed.
     async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<()>;
 
     /// Adds grants; existing ones are kept as they are.
@@ -160,8 +183,18 @@ pub trait Store: Send + Sync + 'static {
         id: Uuid,
         audience: &str,
     ) -> StoreResult<Option<AuthorizationContext>>;
-    /// Revokes a live session; returns whether one was revoked.
+    /// Revokes a live session and records it in the revocation feed;
+    /// returns whether one was revoked.
     async fn revoke_session(&self, id: Uuid) -> StoreResult<bool>;
+    /// Feed entries after sequence number `after` and newer than `since`,
+    /// oldest first, up to and with the latest sequence number in the feed:
+    /// a client that asks again from it misses nothing. Entries are
+    /// numbered in commit order.
+    async fn revocations(
+        &self,
+        after: i64,
+        since: DateTime<Utc>,
+    ) -> StoreResult<(Vec<Revocation>, i64)>;
 
     /// Everything, ids, hashes and times included.
     async fn export(&self) -> StoreResult<Dump>;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{
-    AuthorizationContext, Dump, Grant, NewSession, NewUser, Session, Store, StoreError,
+    AuthorizationContext, Dump, Grant, NewSession, NewUser, Revocation, Session, Store, StoreError,
     StoreResult, User, UserGrant, username_key,
 };
 
@@ -142,6 +142,19 @@ fn on_unique_username(error: sqlx::Error) -> StoreError {
     }
 }
 
+/// Serializes writers of the revocation feed until their transaction ends,
+/// so sequence numbers are taken in commit order and a reader that saw
+/// number N has seen every number below it. Revocations are rare; the
+/// wait is nothing.
+async fn lock_feed(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> sqlx::Result<()> {
+    const REVOCATION_FEED_LOCK: i64 = 0x7e55_e7a0;
+    sqlx::query("select pg_advisory_xact_lock($1)")
+        .bind(REVOCATION_FEED_LOCK)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn migrate(&self) -> anyhow::Result<()> {
@@ -219,14 +232,26 @@ impl Store for PostgresStore {
     }
 
     async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("update users set is_active = $2, updated_at = now() where id = $1")
             .bind(user_id)
             .bind(active)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::UserNotFound);
         }
+        lock_feed(&mut tx).await?;
+        sqlx::query("insert into revocations (kind, subject) values ($1, $2)")
+            .bind(if active {
+                "user_enabled"
+            } else {
+                "user_disabled"
+            })
+            .bind(user_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -361,13 +386,48 @@ impl Store for PostgresStore {
     }
 
     async fn revoke_session(&self, id: Uuid) -> StoreResult<bool> {
+        // The revocation and its feed entry in one statement: both or neither.
+        let mut tx = self.pool.begin().await?;
+        lock_feed(&mut tx).await?;
         let done = sqlx::query(
-            "update sessions set revoked_at = now() where id = $1 and revoked_at is null",
+            r#"
+            with revoked as (
+                update sessions set revoked_at = now()
+                where id = $1 and revoked_at is null
+                returning id
+            )
+            insert into revocations (kind, subject)
+            select 'session_revoked', id::text from revoked
+            "#,
         )
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn revocations(
+        &self,
+        after: i64,
+        since: DateTime<Utc>,
+    ) -> StoreResult<(Vec<Revocation>, i64)> {
+        let latest: i64 = sqlx::query_scalar("select coalesce(max(seq), 0) from revocations")
+            .fetch_one(&self.pool)
+            .await?;
+        let rows: Vec<(i64, String, String, DateTime<Utc>)> = sqlx::query_as(
+            r#"
+            select seq, kind, subject, at from revocations
+            where seq > $1 and seq <= $2 and at > $3
+            order by seq
+            "#,
+        )
+        .bind(after)
+        .bind(latest)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((rows.into_iter().map(Revocation::from_row).collect(), latest))
     }
 
     async fn export(&self) -> StoreResult<Dump> {

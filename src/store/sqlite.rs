@@ -15,7 +15,7 @@ use sqlx::{FromRow, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    AuthorizationContext, Dump, Grant, NewSession, NewUser, Session, Store, StoreError,
+    AuthorizationContext, Dump, Grant, NewSession, NewUser, Revocation, Session, Store, StoreError,
     StoreResult, User, UserGrant, username_key,
 };
 
@@ -259,15 +259,28 @@ impl Store for SqliteStore {
     }
 
     async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<()> {
+        let now = ts(Utc::now());
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("update users set is_active = ?2, updated_at = ?3 where id = ?1")
             .bind(user_id.to_string())
             .bind(active)
-            .bind(ts(Utc::now()))
-            .execute(&self.pool)
+            .bind(&now)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::UserNotFound);
         }
+        sqlx::query("insert into revocations (kind, subject, at) values (?1, ?2, ?3)")
+            .bind(if active {
+                "user_enabled"
+            } else {
+                "user_disabled"
+            })
+            .bind(user_id.to_string())
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -428,13 +441,56 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_session(&self, id: Uuid) -> StoreResult<bool> {
+        let now = ts(Utc::now());
+        // The revocation and its feed entry in one transaction.
+        let mut tx = self.pool.begin().await?;
         let done =
             sqlx::query("update sessions set revoked_at = ?2 where id = ?1 and revoked_at is null")
                 .bind(id.to_string())
-                .bind(ts(Utc::now()))
-                .execute(&self.pool)
+                .bind(&now)
+                .execute(&mut *tx)
                 .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "insert into revocations (kind, subject, at) values ('session_revoked', ?1, ?2)",
+        )
+        .bind(id.to_string())
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn revocations(
+        &self,
+        after: i64,
+        since: DateTime<Utc>,
+    ) -> StoreResult<(Vec<Revocation>, i64)> {
+        let latest: i64 = sqlx::query_scalar("select coalesce(max(seq), 0) from revocations")
+            .fetch_one(&self.pool)
+            .await?;
+        let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+            r#"
+            select seq, kind, subject, at from revocations
+            where seq > ?1 and seq <= ?2 and at > ?3
+            order by seq
+            "#,
+        )
+        .bind(after)
+        .bind(latest)
+        .bind(ts(since))
+        .fetch_all(&self.pool)
+        .await?;
+        let entries = rows
+            .into_iter()
+            .map(|(seq, kind, subject, at)| {
+                Ok(Revocation::from_row((seq, kind, subject, parse_ts(&at)?)))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok((entries, latest))
     }
 
     async fn export(&self) -> StoreResult<Dump> {
