@@ -10,6 +10,7 @@ pub mod error;
 pub mod keys;
 pub mod password;
 pub mod routes;
+pub mod sessions;
 pub mod startup;
 pub mod state;
 pub mod store;

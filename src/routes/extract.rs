@@ -39,6 +39,22 @@ pub async fn body(req: &HttpRequest, mut payload: web::Payload) -> Result<Bytes,
     Ok(body.freeze())
 }
 
+/// The client's address: the socket peer. (Forwarded headers are not
+/// trusted: anyone can send them.)
+pub fn client_ip(req: &HttpRequest, _state: &AppState) -> Option<String> {
+    req.peer_addr().map(|a| a.ip().to_string())
+}
+
+/// The `User-Agent`, cut to 512 bytes at a character boundary.
+pub fn user_agent(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::USER_AGENT)?.to_str().ok()?;
+    let mut end = value.len().min(512);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(value[..end].to_owned())
+}
+
 /// Whether the request says its body is a form.
 fn is_form(req: &HttpRequest) -> bool {
     req.headers()

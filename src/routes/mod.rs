@@ -9,6 +9,7 @@ mod revocations;
 mod session;
 mod well_known;
 
+pub use extract::ensure_live;
 pub use introspect::INTROSPECT_SCOPE;
 pub use well_known::discovery_document;
 
