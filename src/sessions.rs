@@ -8,12 +8,14 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::audit::{self, AuditEntryExt};
 use crate::configuration::UserAttribute;
 use crate::domain::{Audience, Password, Scope, Username};
 use crate::error::ApiError;
 use crate::routes::ensure_live;
 use crate::state::AppState;
 use crate::store::{NewSession, Session, User};
+use crate::throttle;
 use crate::tokens::{self, AuthorizationClaims, SessionClaims};
 
 /// Credentials offered at a login, with where they came from.
@@ -45,27 +47,60 @@ fn seconds(secs: u64) -> Duration {
     fields(username = %attempt.username, session_id = tracing::field::Empty)
 )]
 pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn, ApiError> {
-    let user = state
-        .store
-        .find_user_by_name(attempt.username.as_str())
-        .await?;
-    let matched = state
+    let store = state.store.as_ref();
+    let throttle_settings = &state.settings.throttle;
+    let now = Utc::now();
+    let username = attempt.username.as_str();
+    let ip = attempt.ip.as_deref();
+    let user_agent = attempt.user_agent.as_deref();
+    let record = |outcome: &str, user_id| {
+        audit::entry("login", outcome)
+            .user(username, user_id)
+            .client(ip, user_agent)
+    };
+
+    // Throttled attempts are refused before any hashing.
+    let keys = throttle::Keys::new(username, ip.unwrap_or("unknown"));
+    if let Some(until) = throttle::blocked_until(store, throttle_settings, &keys, now).await? {
+        let retry_after = u64::try_from((until - now).num_seconds() + 1)
+            .unwrap_or(1)
+            .max(1);
+        tracing::info!(retry_after, "Login throttled");
+        state.audit.record(record("throttled", None)).await;
+        return Err(ApiError::TooManyRequests { retry_after });
+    }
+
+    let user = store.find_user_by_name(username).await?;
+    let verified = state
         .hasher
         .verify(
             attempt.password,
             user.as_ref().map(|u| u.password_hash.clone()),
         )
         .await?;
-    let user = match user {
-        Some(user) if matched && user.is_active => user,
-        _ => {
-            tracing::info!("Login refused");
+    let refusal = match &user {
+        None => Some("unknown_user"),
+        Some(_) if !verified.matched => Some("wrong_password"),
+        Some(user) if !user.is_active => Some("disabled"),
+        Some(_) => None,
+    };
+    let user = match (user, refusal) {
+        (Some(user), None) => user,
+        (user, refusal) => {
+            let reason = refusal.unwrap_or("unknown_user");
+            tracing::info!(reason, "Login refused");
+            throttle::record_failure(store, throttle_settings, &keys, now).await?;
+            state.audit.record(record(reason, user.map(|u| u.id))).await;
             return Err(ApiError::InvalidCredentials);
         }
     };
+    throttle::record_success(store, throttle_settings, &keys).await?;
+    if let Some(upgraded) = verified.upgraded_hash {
+        store.set_password_hash(user.id, &upgraded).await?;
+        tracing::info!("Password hash upgraded to the configured parameters");
+    }
 
     let signing = state.keys.signing();
-    let now = Utc::now();
     let expires_at = state
         .settings
         .tokens
@@ -98,6 +133,10 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
     };
     let token = signing.sign(&claims)?;
     tracing::info!("Session created");
+    state
+        .audit
+        .record(record("success", Some(user.id)).detail(format!("session {}", session.id)))
+        .await;
     Ok(LoggedIn {
         token,
         session,
@@ -193,6 +232,19 @@ pub async fn authorize(
         extra: extra_claims(&tokens_settings.extra_claims, user),
     };
     let token = state.keys.signing().sign(&claims)?;
+    state
+        .audit
+        .record(
+            audit::entry("authorize", "success")
+                .user(&user.username, Some(user.id))
+                .detail(format!(
+                    "audience {} scopes [{}] session {}",
+                    audience.as_str(),
+                    claims.scopes.join(" "),
+                    claims.sid
+                )),
+        )
+        .await;
     Ok(Authorized {
         token,
         lifetime,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use actix_web::web::Bytes;
 
+use crate::audit::AuditLog;
 use crate::configuration::Settings;
 use crate::keys::KeySet;
 use crate::password::PasswordHasherPool;
@@ -26,4 +27,7 @@ pub struct AppState {
     pub authorization_validation: AuthorizationValidation,
     /// The discovery document, serialized once.
     pub discovery: Bytes,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub audit: AuditLog,
 }

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::extract;
+use crate::audit::{self, AuditEntryExt};
 use crate::domain::{Password, Username};
 use crate::error::ApiError;
 use crate::sessions::{self, LoginAttempt};
@@ -113,5 +114,17 @@ pub async fn delete(
         return Err(ApiError::InvalidToken("the session has ended".into()));
     }
     tracing::info!("Session revoked");
+    state
+        .audit
+        .record(
+            audit::entry("logout", "success")
+                .user(&user.username, Some(user.id))
+                .client(
+                    extract::client_ip(&req, &state).as_deref(),
+                    extract::user_agent(&req).as_deref(),
+                )
+                .detail(format!("session {sid}")),
+        )
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }

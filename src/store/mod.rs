@@ -102,6 +102,22 @@ impl Revocation {
     }
 }
 
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    /// e.g. `login`, `authorize`, `logout`, `user.disabled`, `grant.added`.
+    pub event: String,
+    /// `success`, or why it failed (`wrong_password`, `unknown_user`, …).
+    pub outcome: String,
+    pub username: Option<String>,
+    pub user_id: Option<Uuid>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// Free text: the audience, the scopes, the session id.
+    pub detail: String,
+}
+
 /// A grant with its user, as exported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserGrant {
@@ -134,13 +150,23 @@ pub enum StoreError {
     UsernameTaken,
     #[error("no such user")]
     UserNotFound,
+    #[error("the database is unavailable")]
+    Unavailable,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        Self::Unexpected(error.into())
+        match error {
+            // The database is down or out of reach: say so, do not fail as
+            // if something were broken.
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                tracing::warn!(error = %error, "The database is unavailable");
+                Self::Unavailable
+            }
+            other => Self::Unexpected(other.into()),
+        }
     }
 }
 
@@ -195,6 +221,24 @@ pub trait Store: Send + Sync + 'static {
         after: i64,
         since: DateTime<Utc>,
     ) -> StoreResult<(Vec<Revocation>, i64)>;
+
+    /// The latest `blocked_until` among the throttle `keys`.
+    async fn throttled_until(&self, keys: &[String]) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Counts a failed login against `key` (restarting the count when the
+    /// last failure is before `window_start`); returns the count.
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+    ) -> StoreResult<i64>;
+    async fn block_logins(&self, key: &str, until: DateTime<Utc>) -> StoreResult<()>;
+    /// Forgets the failures of every key starting with `prefix`.
+    async fn clear_login_failures(&self, prefix: &str) -> StoreResult<()>;
+
+    async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()>;
+    /// The latest `limit` audit entries, oldest first.
+    async fn audit_tail(&self, limit: i64) -> StoreResult<Vec<AuditEntry>>;
 
     /// Everything, ids, hashes and times included.
     async fn export(&self) -> StoreResult<Dump>;

@@ -10,8 +10,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{
-    AuthorizationContext, Dump, Grant, NewSession, NewUser, Revocation, Session, Store, StoreError,
-    StoreResult, User, UserGrant, username_key,
+    AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Revocation, Session, Store,
+    StoreError, StoreResult, User, UserGrant, username_key,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -25,7 +25,7 @@ impl PostgresStore {
         let options = PgConnectOptions::from_str(url).context("invalid Postgres URL")?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(2))
             .connect_with(options)
             .await
             .context("connecting to Postgres")?;
@@ -428,6 +428,114 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         Ok((rows.into_iter().map(Revocation::from_row).collect(), latest))
+    }
+
+    async fn throttled_until(&self, keys: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
+        let until: Option<DateTime<Utc>> =
+            sqlx::query_scalar("select max(blocked_until) from login_throttle where key = any($1)")
+                .bind(keys)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(until)
+    }
+
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        let failures: i32 = sqlx::query_scalar(
+            r#"
+            insert into login_throttle as t (key, failures, last_failure_at)
+            values ($1, 1, $2)
+            on conflict (key) do update set
+                failures = case when t.last_failure_at < $3 then 1 else t.failures + 1 end,
+                last_failure_at = $2
+            returning failures
+            "#,
+        )
+        .bind(key)
+        .bind(now)
+        .bind(window_start)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(i64::from(failures))
+    }
+
+    async fn block_logins(&self, key: &str, until: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("update login_throttle set blocked_until = $2 where key = $1")
+            .bind(key)
+            .bind(until)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn clear_login_failures(&self, prefix: &str) -> StoreResult<()> {
+        sqlx::query("delete from login_throttle where starts_with(key, $1)")
+            .bind(prefix)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut builder = sqlx::QueryBuilder::new(
+            "insert into audit_log (at, event, outcome, username, user_id, ip, user_agent, detail) ",
+        );
+        builder.push_values(entries, |mut row, e| {
+            row.push_bind(e.at)
+                .push_bind(&e.event)
+                .push_bind(&e.outcome)
+                .push_bind(&e.username)
+                .push_bind(e.user_id)
+                .push_bind(&e.ip)
+                .push_bind(&e.user_agent)
+                .push_bind(&e.detail);
+        });
+        builder.build().execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn audit_tail(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+        #[derive(FromRow)]
+        struct Row {
+            at: DateTime<Utc>,
+            event: String,
+            outcome: String,
+            username: Option<String>,
+            user_id: Option<Uuid>,
+            ip: Option<String>,
+            user_agent: Option<String>,
+            detail: String,
+        }
+        let mut rows: Vec<Row> = sqlx::query_as(
+            r#"
+            select at, event, outcome, username, user_id, ip, user_agent, detail
+            from audit_log order by id desc limit $1
+            "#,
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.reverse();
+        Ok(rows
+            .into_iter()
+            .map(|r| AuditEntry {
+                at: r.at,
+                event: r.event,
+                outcome: r.outcome,
+                username: r.username,
+                user_id: r.user_id,
+                ip: r.ip,
+                user_agent: r.user_agent,
+                detail: r.detail,
+            })
+            .collect())
     }
 
     async fn export(&self) -> StoreResult<Dump> {

@@ -15,8 +15,8 @@ use sqlx::{FromRow, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    AuthorizationContext, Dump, Grant, NewSession, NewUser, Revocation, Session, Store, StoreError,
-    StoreResult, User, UserGrant, username_key,
+    AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Revocation, Session, Store,
+    StoreError, StoreResult, User, UserGrant, username_key,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -38,7 +38,7 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(2))
             .connect_with(options)
             .await
             .context("opening the SQLite database")?;
@@ -491,6 +491,127 @@ impl Store for SqliteStore {
             })
             .collect::<anyhow::Result<_>>()?;
         Ok((entries, latest))
+    }
+
+    async fn throttled_until(&self, keys: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
+        let mut latest: Option<DateTime<Utc>> = None;
+        for key in keys {
+            let until: Option<String> =
+                sqlx::query_scalar("select blocked_until from login_throttle where key = ?1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .flatten();
+            if let Some(until) = parse_opt_ts(until)? {
+                latest = latest.max(Some(until));
+            }
+        }
+        Ok(latest)
+    }
+
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        let failures: i64 = sqlx::query_scalar(
+            r#"
+            insert into login_throttle (key, failures, last_failure_at)
+            values (?1, 1, ?2)
+            on conflict (key) do update set
+                failures = case when login_throttle.last_failure_at < ?3 then 1
+                                else login_throttle.failures + 1 end,
+                last_failure_at = ?2
+            returning failures
+            "#,
+        )
+        .bind(key)
+        .bind(ts(now))
+        .bind(ts(window_start))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(failures)
+    }
+
+    async fn block_logins(&self, key: &str, until: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("update login_throttle set blocked_until = ?2 where key = ?1")
+            .bind(key)
+            .bind(ts(until))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn clear_login_failures(&self, prefix: &str) -> StoreResult<()> {
+        sqlx::query("delete from login_throttle where substr(key, 1, length(?1)) = ?1")
+            .bind(prefix)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for e in entries {
+            sqlx::query(
+                r#"
+                insert into audit_log (at, event, outcome, username, user_id, ip, user_agent, detail)
+                values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                "#,
+            )
+            .bind(ts(e.at))
+            .bind(&e.event)
+            .bind(&e.outcome)
+            .bind(&e.username)
+            .bind(e.user_id.map(|id| id.to_string()))
+            .bind(&e.ip)
+            .bind(&e.user_agent)
+            .bind(&e.detail)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_tail(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+        #[derive(FromRow)]
+        struct Row {
+            at: String,
+            event: String,
+            outcome: String,
+            username: Option<String>,
+            user_id: Option<String>,
+            ip: Option<String>,
+            user_agent: Option<String>,
+            detail: String,
+        }
+        let mut rows: Vec<Row> = sqlx::query_as(
+            r#"
+            select at, event, outcome, username, user_id, ip, user_agent, detail
+            from audit_log order by id desc limit ?1
+            "#,
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.reverse();
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    at: parse_ts(&r.at)?,
+                    event: r.event,
+                    outcome: r.outcome,
+                    username: r.username,
+                    user_id: r.user_id.as_deref().map(parse_id).transpose()?,
+                    ip: r.ip,
+                    user_agent: r.user_agent,
+                    detail: r.detail,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?)
     }
 
     async fn export(&self) -> StoreResult<Dump> {

@@ -150,6 +150,10 @@ async fn start(
     configure: Arc<dyn Fn(&mut Settings) + Send + Sync>,
     issuer: Option<String>,
 ) -> TestApp {
+    // `TEST_LOG=1` shows the application's logs.
+    if std::env::var_os("TEST_LOG").is_some() {
+        tessera::telemetry::init(tessera::configuration::LogFormat::Text);
+    }
     let mut settings = Settings {
         bind: "127.0.0.1:0".into(),
         database_url: database.url().into(),
@@ -217,10 +221,12 @@ impl TestApp {
 
     pub async fn add_user(&self, username: &str, email: Option<&str>) -> User {
         let password = Password::parse(PASSWORD.into()).unwrap();
-        let hash = tokio::task::spawn_blocking(move || tessera::password::hash(&password))
-            .await
-            .unwrap()
-            .unwrap();
+        let hash = tokio::task::spawn_blocking(move || {
+            tessera::password::hash(&password, Default::default())
+        })
+        .await
+        .unwrap()
+        .unwrap();
         self.store
             .create_user(NewUser {
                 username,

@@ -10,6 +10,7 @@ mod cli;
 mod introspect;
 mod keys;
 mod revocations;
+mod security;
 mod session;
 mod store_contract;
 mod well_known;

@@ -174,11 +174,11 @@ async fn disabling_a_user_ends_their_sessions_at_authorize(backend: Backend) {
 
 async fn bootstrap_creates_an_admin_only_in_an_empty_database(backend: Backend) {
     let app = spawn_app(backend).await;
-    let password = tessera::startup::bootstrap_admin(app.store.as_ref(), None)
+    let password = tessera::startup::bootstrap_admin(app.store.as_ref(), None, Default::default())
         .await
         .unwrap()
         .expect("a generated password");
-    let again = tessera::startup::bootstrap_admin(app.store.as_ref(), None)
+    let again = tessera::startup::bootstrap_admin(app.store.as_ref(), None, Default::default())
         .await
         .unwrap();
     assert!(again.is_none());
