@@ -62,9 +62,9 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
     // Throttled attempts are refused before any hashing.
     let keys = throttle::Keys::new(username, ip.unwrap_or("unknown"));
     if let Some(until) = throttle::blocked_until(store, throttle_settings, &keys, now).await? {
-        let retry_after = u64::try_from((until - now).num_seconds() + 1)
-            .unwrap_or(1)
-            .max(1);
+        // Whole seconds, rounded up.
+        let wait_ms = (until - now).num_milliseconds();
+        let retry_after = u64::try_from((wait_ms + 999) / 1000).unwrap_or(1).max(1);
         tracing::info!(retry_after, "Login throttled");
         state.audit.record(record("throttled", None)).await;
         return Err(ApiError::TooManyRequests { retry_after });
