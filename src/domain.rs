@@ -210,6 +210,26 @@ mod tests {
         assert!(Email::parse("no-at-sign").is_err());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn a_parsed_username_is_exactly_its_input(name in "\\PC{0,200}") {
+            if let Ok(parsed) = Username::parse(&name) {
+                proptest::prop_assert_eq!(parsed.as_str(), name.as_str());
+                proptest::prop_assert!(!name.chars().any(char::is_whitespace));
+                proptest::prop_assert!(name.chars().count() <= 150);
+            }
+        }
+
+        #[test]
+        fn parsers_never_panic(input in ".{0,300}") {
+            let _ = Username::parse(&input);
+            let _ = Audience::parse(&input);
+            let _ = Scope::parse(&input);
+            let _ = Email::parse(&input);
+            let _ = Password::parse(input);
+        }
+    }
+
     #[test]
     fn passwords_have_bounds_and_never_print() {
         assert!(Password::parse("x".repeat(MAX_PASSWORD_BYTES)).is_ok());

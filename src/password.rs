@@ -1,21 +1,21 @@
-//! Password hashing with argon2id, off the async executor, with bounded
-//! concurrency and a bounded queue so a login storm cannot take all memory
+//! Password hashing with argon2id on dedicated threads, off the async
+//! executor, with bounded concurrency and a bounded queue so a login storm cannot take all memory
 //! or starve the other endpoints: past the bound, callers are told at once
 //! that the service is busy.
 //!
 //! Never log a password or a hash.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::mpsc::TrySendError;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use argon2::password_hash::Output;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use tokio::sync::oneshot;
 
 use crate::domain::Password;
-use crate::telemetry::spawn_blocking_with_tracing;
 
 /// argon2id parameters. The default, 19 MiB, two passes, one lane, is
 /// OWASP's first recommendation (about 16 ms a verify on one core here).
@@ -84,6 +84,49 @@ pub fn verify(password: &Password, phc: &str) -> anyhow::Result<bool> {
     }
 }
 
+/// Verifies `password` against `phc` reusing `memory` for argon2's blocks,
+/// so a worker thread allocates its 19 MiB once, not once per login.
+fn verify_with_memory(
+    password: &Password,
+    phc: &str,
+    memory: &mut Vec<Block>,
+) -> anyhow::Result<bool> {
+    let parsed = PasswordHash::new(phc).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+    let algorithm =
+        Algorithm::try_from(parsed.algorithm).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("stored hash: {e}"))?
+        .unwrap_or_default();
+    let params = Params::try_from(&parsed).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+    let expected = parsed.hash.context("stored hash has no output")?;
+    let mut salt = [0u8; 64];
+    let salt = parsed
+        .salt
+        .context("stored hash has no salt")?
+        .decode_b64(&mut salt)
+        .map_err(|e| anyhow::anyhow!("stored hash salt: {e}"))?;
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let mut output = [0u8; 64];
+    let output = &mut output[..expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(
+            password.expose().as_bytes(),
+            salt,
+            output,
+            &mut memory[..blocks],
+        )
+        .map_err(|e| anyhow::anyhow!("verifying failed: {e}"))?;
+    let computed = Output::new(output).map_err(|e| anyhow::anyhow!("verifying failed: {e}"))?;
+    // `Output`'s equality is constant-time.
+    Ok(computed == expected)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
     /// Every hashing slot is busy and the queue is full or the wait ran out.
@@ -91,20 +134,6 @@ pub enum HashError {
     Busy,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
-}
-
-/// Runs password verifications on blocking threads, at most `concurrency`
-/// at once and at most `queue` waiting, each waiting at most `timeout`.
-#[derive(Clone)]
-pub struct PasswordHasherPool {
-    slots: Arc<Semaphore>,
-    waiting: Arc<AtomicUsize>,
-    queue: usize,
-    timeout: Duration,
-    /// Verified against when the user does not exist, so that an unknown
-    /// user costs the same time as a wrong password.
-    dummy_hash: Arc<str>,
-    params: HashParams,
 }
 
 /// The result of a verification.
@@ -116,6 +145,44 @@ pub struct Verified {
     pub upgraded_hash: Option<String>,
 }
 
+enum Work {
+    Verify {
+        password: Password,
+        phc: String,
+        known: bool,
+    },
+    Hash {
+        password: Password,
+    },
+}
+
+enum Done {
+    Verified(Verified),
+    Hashed(String),
+}
+
+struct Job {
+    work: Work,
+    /// Past this, the job is dropped unstarted and the caller told "busy".
+    deadline: Instant,
+    reply: oneshot::Sender<Result<Done, HashError>>,
+    span: tracing::Span,
+}
+
+/// Password hashing on `concurrency` dedicated threads (never the async
+/// executor), with at most `queue` jobs waiting, each waiting at most
+/// `timeout`. Past either bound the caller is told at once that the service
+/// is busy. Each thread keeps its argon2 memory, so memory stays at
+/// `concurrency` × the configured cost however many logins arrive.
+#[derive(Clone)]
+pub struct PasswordHasherPool {
+    jobs: std::sync::mpsc::SyncSender<Job>,
+    timeout: Duration,
+    /// Verified against when the user does not exist, so that an unknown
+    /// user costs the same time as a wrong password.
+    dummy_hash: Arc<str>,
+}
+
 impl PasswordHasherPool {
     pub fn new(
         params: HashParams,
@@ -125,14 +192,39 @@ impl PasswordHasherPool {
     ) -> anyhow::Result<Self> {
         let dummy = Password::parse("tessera-dummy-password".into()).expect("short password");
         let dummy_hash = hash(&dummy, params).context("hashing the dummy password")?;
+        let (jobs, receiver) = std::sync::mpsc::sync_channel::<Job>(queue);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for n in 0..concurrency.max(1) {
+            let receiver = Arc::clone(&receiver);
+            std::thread::Builder::new()
+                .name(format!("tessera-hash-{n}"))
+                .spawn(move || work(&receiver, params))
+                .context("starting a hashing thread")?;
+        }
         Ok(Self {
-            slots: Arc::new(Semaphore::new(concurrency)),
-            waiting: Arc::new(AtomicUsize::new(0)),
-            queue,
+            jobs,
             timeout,
             dummy_hash: dummy_hash.into(),
-            params,
         })
+    }
+
+    async fn submit(&self, work: Work) -> Result<Done, HashError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            work,
+            deadline: Instant::now() + self.timeout,
+            reply,
+            span: tracing::Span::current(),
+        };
+        self.jobs.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => HashError::Busy,
+            TrySendError::Disconnected(_) => {
+                HashError::Unexpected(anyhow::anyhow!("the hashing threads have stopped"))
+            }
+        })?;
+        answer
+            .await
+            .map_err(|_| HashError::Unexpected(anyhow::anyhow!("a hashing thread stopped")))?
     }
 
     /// Verifies `password` against `phc`, or against a dummy hash when there
@@ -144,50 +236,78 @@ impl PasswordHasherPool {
         password: Password,
         phc: Option<String>,
     ) -> Result<Verified, HashError> {
-        let _permit = self.acquire().await?;
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| self.dummy_hash.to_string());
-        let params = self.params;
-        let verified = spawn_blocking_with_tracing(move || -> anyhow::Result<Verified> {
-            let matched = known && verify(&password, &phc)?;
-            let upgraded_hash = if matched && params.differ_from(&phc) {
-                Some(hash(&password, params)?)
-            } else {
-                None
-            };
-            Ok(Verified {
-                matched,
-                upgraded_hash,
+        match self
+            .submit(Work::Verify {
+                password,
+                phc,
+                known,
             })
-        })
-        .await
-        .context("password verification panicked")??;
-        Ok(verified)
+            .await?
+        {
+            Done::Verified(verified) => Ok(verified),
+            Done::Hashed(_) => Err(HashError::Unexpected(anyhow::anyhow!(
+                "a hash for a verification"
+            ))),
+        }
     }
 
     /// Hashes a new password with the configured parameters.
     pub async fn hash(&self, password: Password) -> Result<String, HashError> {
-        let _permit = self.acquire().await?;
-        let params = self.params;
-        Ok(spawn_blocking_with_tracing(move || hash(&password, params))
-            .await
-            .context("password hashing panicked")??)
+        match self.submit(Work::Hash { password }).await? {
+            Done::Hashed(hash) => Ok(hash),
+            Done::Verified(_) => Err(HashError::Unexpected(anyhow::anyhow!(
+                "a verification for a hash"
+            ))),
+        }
     }
+}
 
-    async fn acquire(&self) -> Result<tokio::sync::SemaphorePermit<'_>, HashError> {
-        if let Ok(permit) = self.slots.try_acquire() {
-            return Ok(permit);
+/// A hashing thread: takes jobs until the pool is dropped.
+fn work(receiver: &Mutex<std::sync::mpsc::Receiver<Job>>, params: HashParams) {
+    let mut memory = Vec::new();
+    loop {
+        let job = {
+            let Ok(receiver) = receiver.lock() else {
+                return;
+            };
+            match receiver.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            }
+        };
+        if job.reply.is_closed() {
+            continue;
         }
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(HashError::Busy);
+        if Instant::now() > job.deadline {
+            let _ = job.reply.send(Err(HashError::Busy));
+            continue;
         }
-        let result = tokio::time::timeout(self.timeout, self.slots.acquire()).await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
-        match result {
-            Ok(Ok(permit)) => Ok(permit),
-            Ok(Err(_)) | Err(_) => Err(HashError::Busy),
-        }
+        let _entered = job.span.enter();
+        let result = match job.work {
+            Work::Verify {
+                password,
+                phc,
+                known,
+            } => {
+                // Always verify, so an unknown user costs what a known one does.
+                verify_with_memory(&password, &phc, &mut memory).and_then(|matched| {
+                    let matched = matched && known;
+                    let upgraded_hash = if matched && params.differ_from(&phc) {
+                        Some(hash(&password, params)?)
+                    } else {
+                        None
+                    };
+                    Ok(Done::Verified(Verified {
+                        matched,
+                        upgraded_hash,
+                    }))
+                })
+            }
+            Work::Hash { password } => hash(&password, params).map(Done::Hashed),
+        };
+        let _ = job.reply.send(result.map_err(HashError::Unexpected));
     }
 }
 
@@ -247,15 +367,38 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_answers_busy_at_once() {
         let pool =
-            PasswordHasherPool::new(HashParams::default(), 1, 0, Duration::from_secs(5)).unwrap();
-        let held = pool.slots.clone().acquire_owned().await.unwrap();
-        let password = Password::parse("x".into()).unwrap();
+            PasswordHasherPool::new(HashParams::default(), 1, 1, Duration::from_secs(5)).unwrap();
+        let verify = || pool.verify(Password::parse("x".into()).unwrap(), None);
+
+        // Six at once against one thread and one queue place: at most two
+        // (three, if the thread takes one from the queue meanwhile) get in.
         let started = std::time::Instant::now();
-        assert!(matches!(
-            pool.verify(password, None).await,
-            Err(HashError::Busy)
-        ));
-        assert!(started.elapsed() < Duration::from_secs(1));
-        drop(held);
+        let results = tokio::join!(verify(), verify(), verify(), verify(), verify(), verify());
+        let results = [
+            results.0, results.1, results.2, results.3, results.4, results.5,
+        ];
+
+        let busy = results
+            .iter()
+            .filter(|r| matches!(r, Err(HashError::Busy)))
+            .count();
+        let served = results
+            .iter()
+            .filter(|r| matches!(r, Ok(v) if !v.matched))
+            .count();
+        assert!(busy >= 3, "busy {busy}");
+        assert_eq!(busy + served, 6);
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn verifying_with_reused_memory_agrees_with_the_reference() {
+        let password = Password::parse("correct horse".into()).unwrap();
+        let phc = hash(&password, HashParams::default()).unwrap();
+        let mut memory = Vec::new();
+        assert!(verify_with_memory(&password, &phc, &mut memory).unwrap());
+        let wrong = Password::parse("battery staple".into()).unwrap();
+        assert!(!verify_with_memory(&wrong, &phc, &mut memory).unwrap());
+        assert!(verify_with_memory(&password, "not-a-hash", &mut memory).is_err());
     }
 }

@@ -106,18 +106,10 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
         .tokens
         .session_lifetime
         .map(|secs| now + seconds(secs));
-    let session = state
-        .store
-        .create_session(NewSession {
-            user_id: user.id,
-            client_id: &attempt.client_id,
-            ip: attempt.ip.as_deref(),
-            user_agent: attempt.user_agent.as_deref(),
-            kid: signing.kid(),
-            expires_at,
-        })
-        .await?;
-    tracing::Span::current().record("session_id", tracing::field::display(session.id));
+    // Sign first and store last: a login that fails half-way leaves no
+    // session behind, and a stored session always had its token handed out.
+    let session_id = uuid::Uuid::new_v4();
+    tracing::Span::current().record("session_id", tracing::field::display(session_id));
     let claims = SessionClaims {
         iss: state.issuer.clone(),
         sub: user.id.to_string(),
@@ -126,12 +118,24 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
         exp: expires_at.map(|at| at.timestamp()),
         jti: tokens::new_jti(),
         token: tokens::SESSION.into(),
-        sid: session.id.to_string(),
-        cid: attempt.client_id,
+        sid: session_id.to_string(),
+        cid: attempt.client_id.clone(),
         uid: user.id.to_string(),
         email: user.email.clone(),
     };
     let token = signing.sign(&claims)?;
+    let session = state
+        .store
+        .create_session(NewSession {
+            id: session_id,
+            user_id: user.id,
+            client_id: &attempt.client_id,
+            ip: attempt.ip.as_deref(),
+            user_agent: attempt.user_agent.as_deref(),
+            kid: signing.kid(),
+            expires_at,
+        })
+        .await?;
     tracing::info!("Session created");
     state
         .audit

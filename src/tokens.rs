@@ -286,6 +286,64 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// No string is a panic: every one is accepted or refused.
+        #[test]
+        fn arbitrary_strings_never_panic_the_verifier(token in ".{0,600}") {
+            let (_dir, keys, validation) = shared_setup();
+            proptest::prop_assert!(validation.verify(&token, keys).is_err());
+        }
+
+        /// Nor is any three-part token with arbitrary base64url parts.
+        #[test]
+        fn arbitrary_jws_shapes_are_refused(
+            header in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            payload in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+            signature in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+        ) {
+            let (_dir, keys, validation) = shared_setup();
+            let token = format!(
+                "{}.{}.{}",
+                URL_SAFE_NO_PAD.encode(header),
+                URL_SAFE_NO_PAD.encode(payload),
+                URL_SAFE_NO_PAD.encode(signature)
+            );
+            proptest::prop_assert!(validation.verify(&token, keys).is_err());
+        }
+
+        /// A real token with any one character changed is refused.
+        #[test]
+        fn a_tampered_token_is_refused(position in 0usize..2000, replacement in "[A-Za-z0-9_-]") {
+            let (_dir, keys, validation) = shared_setup();
+            let token = keys.signing().sign(&session_claims(Utc::now().timestamp())).unwrap();
+            let position = position % token.len();
+            let mut tampered = token.clone().into_bytes();
+            tampered[position] = replacement.as_bytes()[0];
+            let tampered = String::from_utf8(tampered).unwrap();
+            proptest::prop_assume!(tampered != token);
+            // The last character of a base64url signature carries spare bits:
+            // some changes there decode to the same bytes.
+            if let Ok(claims) = validation.verify(&tampered, keys) {
+                proptest::prop_assert!(position >= token.len() - 1, "accepted at {position}");
+                proptest::prop_assert_eq!(claims.sid, jsonwebtoken::dangerous::insecure_decode_claims::<SessionClaims>(&token).unwrap().sid);
+            }
+        }
+    }
+
+    /// One key set for all property cases: generating keys is slow.
+    fn shared_setup() -> (
+        Option<tempfile::TempDir>,
+        &'static KeySet,
+        &'static SessionValidation,
+    ) {
+        static SHARED: std::sync::OnceLock<(tempfile::TempDir, KeySet, SessionValidation)> =
+            std::sync::OnceLock::new();
+        let (_, keys, validation) = SHARED.get_or_init(setup);
+        (None, keys, validation)
+    }
+
     #[test]
     fn a_token_of_another_issuer_is_refused() {
         let (_dir, keys, validation) = setup();

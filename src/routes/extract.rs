@@ -250,6 +250,38 @@ mod tests {
         assert_eq!(forwarded_client(proxy, &HeaderMap::new(), &trusted), proxy);
     }
 
+    proptest::proptest! {
+        /// Any body, JSON or not, is parsed or refused with a 400: never a
+        /// panic, never another status.
+        #[test]
+        fn any_body_is_parsed_or_refused_with_400(body in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            #[derive(serde::Deserialize)]
+            #[expect(dead_code, reason = "only parsing is under test")]
+            struct Login {
+                username: String,
+                password: String,
+            }
+            for content_type in ["application/json", "application/x-www-form-urlencoded"] {
+                let req = actix_web::test::TestRequest::default()
+                    .insert_header((header::CONTENT_TYPE, content_type))
+                    .to_http_request();
+                if let Err(error) = json_or_form::<Login>(&req, &body) {
+                    proptest::prop_assert!(matches!(error, ApiError::InvalidRequest(_)));
+                }
+            }
+        }
+
+        #[test]
+        fn any_forwarded_header_yields_an_address(value in "[ -~]{0,200}") {
+            let trusted: Vec<ipnet::IpNet> = vec!["127.0.0.0/8".parse().unwrap()];
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(HeaderName::from_static("x-forwarded-for"), value);
+            }
+            let _ = forwarded_client("127.0.0.1".parse().unwrap(), &headers, &trusted);
+        }
+    }
+
     #[test]
     fn a_forged_left_part_of_the_chain_is_ignored() {
         let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];

@@ -72,6 +72,9 @@ pub struct NewUser<'a> {
 }
 
 pub struct NewSession<'a> {
+    /// Chosen by the caller, so the token can be signed before the session
+    /// is stored: the insert is the commit point of a login.
+    pub id: Uuid,
     pub user_id: Uuid,
     pub client_id: &'a str,
     pub ip: Option<&'a str>,
@@ -161,8 +164,17 @@ impl From<sqlx::Error> for StoreError {
         match error {
             // The database is down or out of reach: say so, do not fail as
             // if something were broken.
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => {
                 tracing::warn!(error = %error, "The database is unavailable");
+                Self::Unavailable
+            }
+            // A connection cut mid-handshake reads as a protocol error.
+            sqlx::Error::Protocol(_) => {
+                tracing::error!(error = %error, "The database connection broke");
                 Self::Unavailable
             }
             other => Self::Unexpected(other.into()),

@@ -316,7 +316,7 @@ impl Store for PostgresStore {
                       last_used_at, expires_at, revoked_at
             "#,
         )
-        .bind(Uuid::new_v4())
+        .bind(session.id)
         .bind(session.user_id)
         .bind(session.client_id)
         .bind(session.ip)

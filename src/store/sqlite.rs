@@ -359,7 +359,7 @@ impl Store for SqliteStore {
                       last_used_at, expires_at, revoked_at
             "#,
         )
-        .bind(Uuid::new_v4().to_string())
+        .bind(session.id.to_string())
         .bind(session.user_id.to_string())
         .bind(session.client_id)
         .bind(session.ip)

@@ -23,6 +23,7 @@ async fn user(store: &dyn Store, name: &str) -> User {
 
 fn new_session(user_id: Uuid) -> NewSession<'static> {
     NewSession {
+        id: Uuid::new_v4(),
         user_id,
         client_id: "portal",
         ip: Some("192.0.2.1"),
