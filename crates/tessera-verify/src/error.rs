@@ -24,6 +24,8 @@ pub enum VerifyError {
     KeyReferenceInHeader,
     #[error("the token names no key or an unknown key")]
     UnknownKey,
+    #[error("the token's signing key has been revoked")]
+    KeyRevoked,
     /// No key could be loaded at all (the issuer has not been reachable since
     /// start-up): the token is not at fault.
     #[error("the issuer's keys are not available yet")]
@@ -44,6 +46,10 @@ pub enum VerifyError {
     /// A session token, or any other kind: only `token: "auth"` is accepted.
     #[error("the token is not an authorization token")]
     NotAnAuthorizationToken,
+    #[error("the token's session has ended")]
+    SessionRevoked,
+    #[error("the token's user is disabled")]
+    UserDisabled,
 }
 
 impl From<jsonwebtoken::errors::Error> for VerifyError {
@@ -91,7 +97,7 @@ pub enum BuildError {
     HttpClient(#[source] reqwest::Error),
 }
 
-/// Why the keys could not be fetched. Only logged and
+/// Why the keys or the revocation feed could not be fetched. Only logged and
 /// reported in [`Health`](crate::Health): it is about the issuer, not about a
 /// token.
 #[derive(Debug, thiserror::Error)]

@@ -15,7 +15,8 @@
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let verifier = tessera_verify::Verifier::builder("https://sso.example.com", "notebooks")
-//! //!     .build()
+//!     .with_revocations()
+//!     .build()
 //!     .await?;
 //! let claims = verifier.verify("eyJ…").await?;
 //! println!("{} may {:?}", claims.username, claims.scopes);
@@ -29,11 +30,13 @@ mod claims;
 mod error;
 mod http;
 mod keys;
+mod revocation;
 mod verifier;
 
 pub use claims::{AUTHORIZATION, Claims};
 pub use error::{BuildError, VerifyError};
 pub use keys::KeysHealth;
+pub use revocation::RevocationHealth;
 pub use verifier::{Health, Verifier, VerifierBuilder};
 
 /// The HTTP client crate, for [`VerifierBuilder::http_client`].

@@ -3,7 +3,8 @@
 //! Everything is pinned: RS256 only, a `kid` looked up among the issuer's
 //! published keys (never a key or URL the token names itself), `iss`, `aud`
 //! containing this service, `exp`/`nbf`/`iat` with the leeway, the token
-//! kind (`auth`; a session token is never accepted downstream).
+//! kind (`auth`; a session token is never accepted downstream), and, when
+//! revocation polling is on, the session, user and key are not revoked.
 //!
 //! A [`Verifier`] is cheap to clone (one reference count) and meant to be
 //! built once at start-up and shared.
@@ -18,10 +19,12 @@ use reqwest::{Client, Url};
 use crate::claims::{AUTHORIZATION, Claims};
 use crate::error::{BuildError, FetchError, VerifyError};
 use crate::keys::{self, KeyCache, KeySource, KeysHealth};
+use crate::revocation::{RevocationHealth, Revocations};
 
 /// Defaults, documented on the builder methods that change them.
 const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 const DEFAULT_MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(5);
+const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Verifies Tessera authorization tokens for one audience.
 #[derive(Clone)]
@@ -35,6 +38,18 @@ struct Inner {
     validation: Validation,
     leeway: u64,
     keys: Arc<KeyCache>,
+    revocations: Option<Arc<Revocations>>,
+    poller: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The poller holds only the feed state, not the verifier, so it would
+        // otherwise outlive the last clone.
+        if let Some(poller) = &self.poller {
+            poller.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for Verifier {
@@ -51,6 +66,8 @@ impl std::fmt::Debug for Verifier {
 #[non_exhaustive]
 pub struct Health {
     pub keys: KeysHealth,
+    /// `None` when revocation polling is off.
+    pub revocations: Option<RevocationHealth>,
 }
 
 impl Verifier {
@@ -66,6 +83,7 @@ impl Verifier {
             keys: KeysFrom::Discovery,
             leeway: DEFAULT_LEEWAY,
             min_refetch_interval: DEFAULT_MIN_REFETCH_INTERVAL,
+            poll_revocations: None,
             client: None,
         }
     }
@@ -84,6 +102,11 @@ impl Verifier {
             return Err(VerifyError::KeyReferenceInHeader);
         }
         let kid = header.kid.as_deref().ok_or(VerifyError::UnknownKey)?;
+        if let Some(revocations) = &inner.revocations
+            && revocations.state().is_key_revoked(kid)
+        {
+            return Err(VerifyError::KeyRevoked);
+        }
 
         let mut keys = inner.keys.current();
         if keys.get(kid).is_none() {
@@ -108,6 +131,9 @@ impl Verifier {
         if claims.token != AUTHORIZATION {
             return Err(VerifyError::NotAnAuthorizationToken);
         }
+        if let Some(revocations) = &inner.revocations {
+            revocations.state().check(&claims)?;
+        }
         Ok(claims)
     }
 
@@ -121,10 +147,11 @@ impl Verifier {
         &self.inner.audience
     }
 
-    /// The state of the key cache.
+    /// The state of the key cache and of the revocation feed.
     pub fn health(&self) -> Health {
         Health {
             keys: self.inner.keys.health(),
+            revocations: self.inner.revocations.as_ref().map(|r| r.health()),
         }
     }
 }
@@ -150,6 +177,7 @@ pub struct VerifierBuilder {
     keys: KeysFrom,
     leeway: Duration,
     min_refetch_interval: Duration,
+    poll_revocations: Option<Duration>,
     client: Option<Client>,
 }
 
@@ -181,7 +209,20 @@ impl VerifierBuilder {
         self
     }
 
-    /// The HTTP client for keys, e.g. one with a proxy or a
+    /// Polls `{issuer}/revocations` every `interval` (5 s is a good value)
+    /// and refuses tokens of revoked sessions, disabled users and revoked
+    /// keys. Off by default.
+    pub fn poll_revocations(mut self, interval: Duration) -> Self {
+        self.poll_revocations = Some(interval);
+        self
+    }
+
+    /// As [`poll_revocations`](Self::poll_revocations), every 5 s.
+    pub fn with_revocations(self) -> Self {
+        self.poll_revocations(DEFAULT_POLL_INTERVAL)
+    }
+
+    /// The HTTP client for keys and revocations, e.g. one with a proxy or a
     /// private CA. The default has a 5 s timeout and, with the `rustls`
     /// feature, speaks https with the Mozilla roots.
     pub fn http_client(mut self, client: Client) -> Self {
@@ -190,8 +231,9 @@ impl VerifierBuilder {
     }
 
     /// Checks the configuration, loads the keys (from the network, when it
-    /// answers: an unreachable issuer is logged and retried, not an error).
-    /// Fails only on configuration errors.
+    /// answers: an unreachable issuer is logged and retried, not an error)
+    /// and starts polling revocations. Fails only on configuration errors.
+    /// Must run inside a Tokio runtime when revocation polling is on.
     pub async fn build(self) -> Result<Verifier, BuildError> {
         let issuer = self.issuer.trim_end_matches('/').to_owned();
         let issuer_url = keys::parse_http_url(&issuer).ok_or_else(|| BuildError::InvalidUrl {
@@ -241,7 +283,11 @@ impl VerifierBuilder {
                 (KeySource::PemDir(dir), Some(loaded))
             }
         };
-        let keys = Arc::new(KeyCache::new(source, client, self.min_refetch_interval));
+        let keys = Arc::new(KeyCache::new(
+            source,
+            client.clone(),
+            self.min_refetch_interval,
+        ));
         match pem_keys {
             Some(loaded) => keys.install(loaded),
             None => keys.prefetch().await,
@@ -256,6 +302,22 @@ impl VerifierBuilder {
         validation.validate_nbf = true;
         validation.leeway = leeway;
 
+        let (revocations, poller) = match self.poll_revocations {
+            None => (None, None),
+            Some(interval) => {
+                let feed = Arc::new(Revocations::new(
+                    join(&issuer_url, "revocations"),
+                    client,
+                    interval,
+                ));
+                // The first poll is awaited, so that the service starts with
+                // the revocations that exist rather than with none.
+                let cursor = feed.poll(None).await;
+                let task = tokio::spawn(Arc::clone(&feed).run(cursor, interval));
+                (Some(feed), Some(task.abort_handle()))
+            }
+        };
+
         Ok(Verifier {
             inner: Arc::new(Inner {
                 issuer,
@@ -263,6 +325,8 @@ impl VerifierBuilder {
                 validation,
                 leeway,
                 keys,
+                revocations,
+                poller,
             }),
         })
     }
@@ -290,8 +354,8 @@ mod tests {
             "https://sso.example.com/.well-known/openid-configuration"
         );
         assert_eq!(
-            join(&nested, ".well-known/jwks.json").as_str(),
-            "https://example.com/sso/.well-known/jwks.json"
+            join(&nested, "revocations").as_str(),
+            "https://example.com/sso/revocations"
         );
     }
 

@@ -9,8 +9,8 @@ use tessera_verify::{Verifier, VerifyError};
 
 use crate::helpers::TestApp;
 use crate::support::{
-    CountingProxy, claims_of, discovering_verifier, sign, sign_with_header, signing_kid,
-    tessera_with_alice, token_for,
+    CountingProxy, claims_of, discovering_verifier, proxied_tessera_with_alice, sign,
+    sign_with_header, signing_kid, tessera_with_alice, token_for,
 };
 
 fn now() -> i64 {
@@ -51,6 +51,7 @@ async fn a_token_verifies_with_keys_found_through_issuer_discovery() {
     let health = verifier.health();
     assert_eq!(health.keys.kids, [signing_kid(&app)]);
     assert!(health.keys.last_error.is_none());
+    assert!(health.revocations.is_none());
 }
 
 #[tokio::test]
@@ -360,4 +361,27 @@ async fn discovery_refuses_a_document_that_names_another_issuer() {
     let error = verifier.health().keys.last_error.unwrap();
     assert!(error.contains("names the issuer"), "{error}");
     assert_eq!(proxy.count("/.well-known/jwks.json"), 0);
+}
+
+#[tokio::test]
+async fn an_unreachable_revocation_feed_keeps_the_last_state_and_shows_in_health() {
+    let (proxy, app, session) = proxied_tessera_with_alice(|_| {}).await;
+    let interval = Duration::from_millis(100);
+    let verifier = Verifier::builder(&app.issuer, "notebooks")
+        .poll_revocations(interval)
+        .build()
+        .await
+        .unwrap();
+    let token = token_for(&app, &session, "notebooks").await;
+    assert!(verifier.verify(&token).await.is_ok());
+
+    proxy.stop().await;
+    tokio::time::sleep(interval * 3).await;
+
+    assert!(verifier.verify(&token).await.is_ok());
+    let health = verifier.health().revocations.unwrap();
+    assert_eq!(health.poll_interval, interval);
+    assert!(health.last_attempt.is_some());
+    let error = health.last_error.expect("the failed poll is reported");
+    assert!(error.contains("/revocations"), "{error}");
 }
