@@ -28,6 +28,9 @@
 pub mod actix;
 mod claims;
 mod error;
+#[cfg(feature = "actix")]
+#[doc(hidden)]
+pub mod example;
 mod http;
 mod keys;
 mod revocation;

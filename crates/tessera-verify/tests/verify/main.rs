@@ -12,6 +12,7 @@
 )]
 mod helpers;
 
+mod notebooks;
 mod refetch;
 mod support;
 mod verify;
