@@ -10,13 +10,15 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use secrecy::ExposeSecret;
 
+use crate::admin::Admin;
 use crate::configuration::Settings;
 use crate::domain::{Audience, Email, Password, Scope, Username};
 use crate::keys::{self, KeySet};
-use crate::password;
+use crate::password::{self, HashParams};
 use crate::startup::{self, Application};
-use crate::store::{self, NewUser, Store, StoreError, User};
+use crate::store::{self, Store};
 use crate::telemetry::{self, spawn_blocking_with_tracing};
+use crate::transfer;
 
 #[derive(Parser)]
 #[command(name = "tessera", version, about = "SSO token service")]
@@ -40,6 +42,21 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Show the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Write users, grants and sessions as JSON lines (holds password
+    /// hashes: keep the output secret).
+    Export {
+        /// File to write; standard output when absent.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Read an export into an empty database (e.g. SQLite to Postgres).
+    Import {
+        /// File to read; standard input when absent.
+        input: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -62,6 +79,8 @@ pub enum UserCommand {
     Disable { name: String },
     /// Enable a disabled user.
     Enable { name: String },
+    /// Lift login throttling and a hard lockout.
+    Unlock { name: String },
     /// Grant scopes at an audience.
     Grant {
         name: String,
@@ -88,6 +107,16 @@ pub struct PasswordSource {
 }
 
 #[derive(Subcommand)]
+pub enum AuditCommand {
+    /// The latest entries, oldest first.
+    Tail {
+        /// How many entries.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        lines: i64,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum KeysCommand {
     /// List the keys in the key directory.
     List,
@@ -107,14 +136,58 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(command) => user(settings, command).await,
         Command::Keys(command) => keys_command(settings, command).await,
+        Command::Audit(AuditCommand::Tail { lines }) => audit_tail(settings, lines).await,
+        Command::Export { output } => {
+            let store = open_store(&settings).await?;
+            let (users, grants, sessions) = match output {
+                Some(path) => {
+                    let file = create_private_file(&path)?;
+                    let mut writer = std::io::BufWriter::new(file);
+                    transfer::export(store.as_ref(), &mut writer).await?
+                }
+                None => transfer::export(store.as_ref(), &mut std::io::stdout().lock()).await?,
+            };
+            eprintln!("Exported {users} users, {grants} grants, {sessions} sessions.");
+            Ok(())
+        }
+        Command::Import { input } => {
+            let store = open_store(&settings).await?;
+            let (users, grants, sessions) = match input {
+                Some(path) => {
+                    let file = std::fs::File::open(&path)
+                        .with_context(|| format!("opening {}", path.display()))?;
+                    transfer::import(store.as_ref(), &mut std::io::BufReader::new(file)).await?
+                }
+                None => transfer::import(store.as_ref(), &mut std::io::stdin().lock()).await?,
+            };
+            println!("Imported {users} users, {grants} grants, {sessions} sessions.");
+            Ok(())
+        }
     }
+}
+
+/// A new file only its owner can read: exports hold password hashes.
+fn create_private_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let bootstrap = settings.bootstrap_password.clone();
+    let params = settings.hash_params();
     let application = Application::build(settings).await?;
     let store = application.store();
-    if let Some(password) = startup::bootstrap_admin(store.as_ref(), bootstrap.as_ref()).await? {
+    if let Some(password) =
+        startup::bootstrap_admin(store.as_ref(), bootstrap.as_ref(), params).await?
+    {
         println!(
             "Created user admin with password: {}\n(shown once; change it with `tessera user passwd admin`)",
             password.expose_secret()
@@ -131,17 +204,10 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     Ok(store)
 }
 
-async fn find_user(store: &dyn Store, name: &str) -> anyhow::Result<User> {
-    let name = Username::parse(name)?;
-    store
-        .find_user_by_name(name.as_str())
-        .await?
-        .with_context(|| format!("no user named {name}"))
-}
-
 async fn user(settings: Settings, command: UserCommand) -> anyhow::Result<()> {
     let store = open_store(&settings).await?;
-    let store = store.as_ref();
+    let admin = Admin::new(store.as_ref(), "cli");
+    let params = settings.hash_params();
     match command {
         UserCommand::Add {
             name,
@@ -150,50 +216,44 @@ async fn user(settings: Settings, command: UserCommand) -> anyhow::Result<()> {
         } => {
             let name = Username::parse(&name)?;
             let email = email.as_deref().map(Email::parse).transpose()?;
-            let hash = hash_new_password(&password)?;
-            let created = store
-                .create_user(NewUser {
-                    username: name.as_str(),
-                    email: email.as_ref().map(Email::as_str),
-                    password_hash: &hash,
-                })
-                .await;
-            match created {
-                Ok(user) => println!("Created user {} ({}).", user.username, user.id),
-                Err(StoreError::UsernameTaken) => bail!("a user named {name} already exists"),
-                Err(e) => return Err(e.into()),
-            }
+            let hash = hash_new_password(&password, params)?;
+            let user = admin.create_user(&name, email.as_ref(), &hash).await?;
+            println!("Created user {} ({}).", user.username, user.id);
         }
         UserCommand::Passwd { name, password } => {
-            let user = find_user(store, &name).await?;
-            let hash = hash_new_password(&password)?;
-            store.set_password_hash(user.id, &hash).await?;
+            let user = admin.find_user(&Username::parse(&name)?).await?;
+            let hash = hash_new_password(&password, params)?;
+            admin.set_password_hash(&user, &hash).await?;
             println!("Password of {} changed.", user.username);
         }
         UserCommand::Disable { name } => {
-            let user = find_user(store, &name).await?;
-            store.set_active(user.id, false).await?;
+            let user = admin.find_user(&Username::parse(&name)?).await?;
+            admin.set_active(&user, false).await?;
             println!("Disabled {}.", user.username);
         }
         UserCommand::Enable { name } => {
-            let user = find_user(store, &name).await?;
-            store.set_active(user.id, true).await?;
+            let user = admin.find_user(&Username::parse(&name)?).await?;
+            admin.set_active(&user, true).await?;
             println!("Enabled {}.", user.username);
+        }
+        UserCommand::Unlock { name } => {
+            let user = admin.find_user(&Username::parse(&name)?).await?;
+            admin.unlock(&user).await?;
+            println!("Unlocked {}.", user.username);
         }
         UserCommand::Grant {
             name,
             audience,
             scopes,
         } => {
-            let user = find_user(store, &name).await?;
+            let user = admin.find_user(&Username::parse(&name)?).await?;
             let audience = Audience::parse(&audience)?;
             let scopes = parse_scopes(&scopes)?;
-            store
-                .add_grants(user.id, audience.as_str(), &scopes)
-                .await?;
+            admin.add_grants(&user, &audience, &scopes).await?;
+            let names: Vec<&str> = scopes.iter().map(Scope::as_str).collect();
             println!(
                 "Granted {} at {} to {}.",
-                scopes.join(" "),
+                names.join(" "),
                 audience.as_str(),
                 user.username
             );
@@ -203,19 +263,18 @@ async fn user(settings: Settings, command: UserCommand) -> anyhow::Result<()> {
             audience,
             scopes,
         } => {
-            let user = find_user(store, &name).await?;
+            let user = admin.find_user(&Username::parse(&name)?).await?;
             let audience = Audience::parse(&audience)?;
             let scopes = parse_scopes(&scopes)?;
-            let removed = store
-                .remove_grants(user.id, audience.as_str(), &scopes)
-                .await?;
+            let removed = admin.remove_grants(&user, &audience, &scopes).await?;
             println!("Revoked {removed} grant(s) of {}.", user.username);
         }
         UserCommand::List => {
             println!("{:<24} {:<8} {:<30} grants", "username", "active", "email");
-            for user in store.list_users().await? {
-                let grants = store.grants(user.id).await?;
-                let grants: Vec<String> = grants
+            for user in admin.list_users().await? {
+                let grants: Vec<String> = admin
+                    .grants(&user)
+                    .await?
                     .into_iter()
                     .map(|g| format!("{}:{}", g.audience, g.scope))
                     .collect();
@@ -232,17 +291,33 @@ async fn user(settings: Settings, command: UserCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn parse_scopes(scopes: &[String]) -> anyhow::Result<Vec<String>> {
-    scopes
-        .iter()
-        .map(|s| Ok(Scope::parse(s)?.into_string()))
-        .collect()
+async fn audit_tail(settings: Settings, lines: i64) -> anyhow::Result<()> {
+    let store = open_store(&settings).await?;
+    for entry in store.audit_tail(lines).await? {
+        println!(
+            "{} {:<22} {:<16} user={} ip={} {}",
+            entry.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            entry.event,
+            entry.outcome,
+            entry.username.as_deref().unwrap_or("-"),
+            entry.ip.as_deref().unwrap_or("-"),
+            entry.detail
+        );
+    }
+    Ok(())
 }
 
-fn hash_new_password(source: &PasswordSource) -> anyhow::Result<String> {
+fn parse_scopes(scopes: &[String]) -> anyhow::Result<Vec<Scope>> {
+    Ok(scopes
+        .iter()
+        .map(|s| Scope::parse(s))
+        .collect::<Result<_, _>>()?)
+}
+
+fn hash_new_password(source: &PasswordSource, params: HashParams) -> anyhow::Result<String> {
     let password = read_password(source)?;
     let password = Password::parse_new(password)?;
-    password::hash(&password)
+    password::hash(&password, params)
 }
 
 fn read_password(source: &PasswordSource) -> anyhow::Result<String> {

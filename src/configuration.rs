@@ -32,7 +32,9 @@ pub struct Settings {
     /// e.g. `https://sso.example.com`. Defaults to `http://{bind}`.
     /// `TESSERA_ISSUER`.
     pub issuer: Option<String>,
-    /// `postgres://…` (production). `DATABASE_URL` or `TESSERA_DATABASE_URL`.
+    /// `sqlite://FILE` (the default: a file in the working directory, created
+    /// on first start) or `postgres://…` (production). `DATABASE_URL` or
+    /// `TESSERA_DATABASE_URL`.
     pub database_url: SecretString,
     /// Maximum connections in the database pool. `TESSERA_DATABASE_MAX_CONNECTIONS`.
     pub database_max_connections: u32,
@@ -45,6 +47,74 @@ pub struct Settings {
     pub keys: KeySettings,
     pub tokens: TokenSettings,
     pub hashing: HashingSettings,
+    pub throttle: ThrottleSettings,
+}
+
+/// Login throttling: failures make later attempts wait, growing with each
+/// failure; nothing locks an account for good unless `lockout_after` is set.
+/// Counters live in the database, so every replica shares them.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThrottleSettings {
+    /// `TESSERA_THROTTLE__ENABLED`.
+    pub enabled: bool,
+    /// Failures for one user name from one address before delays start.
+    /// `TESSERA_THROTTLE__USER_FREE_ATTEMPTS`.
+    pub user_free_attempts: u32,
+    /// Failures from one address (any user name) before delays start.
+    /// `TESSERA_THROTTLE__IP_FREE_ATTEMPTS`.
+    pub ip_free_attempts: u32,
+    /// The first delay, in seconds; each further failure doubles it.
+    /// `TESSERA_THROTTLE__BASE_DELAY`.
+    pub base_delay: u64,
+    /// The longest delay, in seconds. `TESSERA_THROTTLE__MAX_DELAY`.
+    pub max_delay: u64,
+    /// Seconds without a failure after which a counter starts over.
+    /// `TESSERA_THROTTLE__WINDOW`.
+    pub window: u64,
+    /// Hard lockout: after this many failures in a row for one account,
+    /// from any address, logins are refused until `tessera user unlock`.
+    /// Off by default, since it lets anyone lock anyone out.
+    /// `TESSERA_THROTTLE__LOCKOUT_AFTER`.
+    pub lockout_after: Option<u32>,
+    /// Proxies whose `X-Forwarded-For` is believed: addresses or CIDR
+    /// ranges. Otherwise the socket address is the client's.
+    /// `TESSERA_THROTTLE__TRUSTED_PROXIES` (e.g. `["10.0.0.0/8"]`).
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            user_free_attempts: 5,
+            ip_free_attempts: 50,
+            base_delay: 1,
+            max_delay: 900,
+            window: 900,
+            lockout_after: None,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl ThrottleSettings {
+    /// The trusted proxies as networks; a plain address is a network of one.
+    pub fn trusted_networks(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        self.trusted_proxies
+            .iter()
+            .map(|entry| {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .with_context(|| {
+                        format!(
+                            "throttle.trusted_proxies: {entry:?} is not an address or CIDR range"
+                        )
+                    })
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -114,6 +184,13 @@ pub struct HashingSettings {
     /// How long a login may wait for a hashing slot, in milliseconds, before
     /// it is answered 503. `TESSERA_HASHING__QUEUE_TIMEOUT_MS`.
     pub queue_timeout_ms: u64,
+    /// argon2id memory in KiB. Stored hashes of other parameters are
+    /// re-hashed at the user's next login. `TESSERA_HASHING__MEMORY_KIB`.
+    pub memory_kib: u32,
+    /// argon2id passes. `TESSERA_HASHING__ITERATIONS`.
+    pub iterations: u32,
+    /// argon2id lanes. `TESSERA_HASHING__PARALLELISM`.
+    pub parallelism: u32,
 }
 
 impl Default for Settings {
@@ -121,13 +198,14 @@ impl Default for Settings {
         Self {
             bind: "127.0.0.1:8080".into(),
             issuer: None,
-            database_url: SecretString::from("postgres://postgres@127.0.0.1:5432/tessera"),
+            database_url: SecretString::from("sqlite://tessera.db"),
             database_max_connections: 16,
             bootstrap_password: None,
             log_format: LogFormat::Text,
             keys: KeySettings::default(),
             tokens: TokenSettings::default(),
             hashing: HashingSettings::default(),
+            throttle: ThrottleSettings::default(),
         }
     }
 }
@@ -161,6 +239,9 @@ impl Default for HashingSettings {
             concurrency: None,
             queue: 64,
             queue_timeout_ms: 2_000,
+            memory_kib: 19_456,
+            iterations: 2,
+            parallelism: 1,
         }
     }
 }
@@ -194,9 +275,8 @@ impl Settings {
         if !(issuer.starts_with("http://") || issuer.starts_with("https://")) {
             bail!("issuer must be an http(s) URL, got {issuer:?}");
         }
-        let url = self.database_url.expose_secret();
-        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
-            bail!("database_url must be a postgres:// URL");
+        if crate::store::Backend::of(self.database_url.expose_secret()).is_none() {
+            bail!("database_url must be a sqlite:// or postgres:// URL");
         }
         let tokens = &self.tokens;
         if tokens.authorization_lifetime == 0 {
@@ -219,6 +299,17 @@ impl Settings {
                 bail!("tokens.extra_claims may not redefine the claim {claim:?}");
             }
         }
+        self.throttle.trusted_networks()?;
+        argon2::Params::new(
+            self.hashing.memory_kib,
+            self.hashing.iterations,
+            self.hashing.parallelism,
+            None,
+        )
+        .map_err(|e| anyhow::anyhow!("hashing: invalid argon2 parameters: {e}"))?;
+        if self.throttle.lockout_after == Some(0) {
+            bail!("throttle.lockout_after must be positive when set");
+        }
         if self.hashing.concurrency == Some(0) {
             bail!("hashing.concurrency must be positive");
         }
@@ -239,6 +330,14 @@ impl Settings {
             vec![self.issuer()]
         } else {
             self.tokens.session_audience.clone()
+        }
+    }
+
+    pub fn hash_params(&self) -> crate::password::HashParams {
+        crate::password::HashParams {
+            memory_kib: self.hashing.memory_kib,
+            iterations: self.hashing.iterations,
+            parallelism: self.hashing.parallelism,
         }
     }
 

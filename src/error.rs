@@ -122,6 +122,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unexpected(e) => Self::Unexpected(e),
+            StoreError::Unavailable => Self::Unavailable { retry_after: 2 },
             other => Self::Unexpected(anyhow::Error::new(other)),
         }
     }

@@ -3,6 +3,8 @@
 //! their scopes, and downstream services verify those offline with the
 //! published keys.
 
+pub mod admin;
+pub mod audit;
 pub mod cli;
 pub mod configuration;
 pub mod domain;
@@ -10,8 +12,11 @@ pub mod error;
 pub mod keys;
 pub mod password;
 pub mod routes;
+pub mod sessions;
 pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod throttle;
 pub mod tokens;
+pub mod transfer;

@@ -12,16 +12,17 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::audit::AuditLog;
 use crate::configuration::Settings;
 use crate::domain::Password;
 use crate::error::ApiError;
 use crate::keys::KeySet;
-use crate::password::{self, PasswordHasherPool};
+use crate::password::{self, HashParams, PasswordHasherPool};
 use crate::routes;
 use crate::state::AppState;
 use crate::store::{self, NewUser, Store};
 use crate::telemetry::spawn_blocking_with_tracing;
-use crate::tokens::SessionValidation;
+use crate::tokens::{AuthorizationValidation, SessionValidation};
 
 pub struct Application {
     port: u16,
@@ -50,8 +51,9 @@ impl Application {
             settings.hashing.queue,
             Duration::from_millis(settings.hashing.queue_timeout_ms),
         );
+        let params = settings.hash_params();
         let hasher = spawn_blocking_with_tracing(move || {
-            PasswordHasherPool::new(concurrency, queue, timeout)
+            PasswordHasherPool::new(params, concurrency, queue, timeout)
         })
         .await
         .context("preparing the hasher panicked")??;
@@ -71,6 +73,10 @@ impl Application {
         };
         let session_validation =
             SessionValidation::new(&issuer, &session_audience, settings.tokens.leeway);
+        let authorization_validation =
+            AuthorizationValidation::new(&issuer, settings.tokens.leeway);
+        let trusted_proxies = settings.throttle.trusted_networks()?;
+        let store_for_audit = store.clone();
         let discovery = serde_json::to_vec(&routes::discovery_document(&issuer))?.into();
         let state = web::Data::new(AppState {
             settings,
@@ -80,7 +86,10 @@ impl Application {
             keys: Arc::new(keys),
             hasher,
             session_validation,
+            authorization_validation,
             discovery,
+            trusted_proxies,
+            audit: AuditLog::start(store_for_audit),
         });
         tracing::info!(
             address = %address,
@@ -141,6 +150,7 @@ impl Application {
 pub async fn bootstrap_admin(
     store: &dyn Store,
     password: Option<&SecretString>,
+    params: HashParams,
 ) -> anyhow::Result<Option<SecretString>> {
     if store.count_users().await? > 0 {
         return Ok(None);
@@ -150,7 +160,7 @@ pub async fn bootstrap_admin(
         None => (random_password()?, true),
     };
     let parsed = Password::parse_new(password.clone()).context("TESSERA_BOOTSTRAP_PASSWORD")?;
-    let hash = spawn_blocking_with_tracing(move || password::hash(&parsed)).await??;
+    let hash = spawn_blocking_with_tracing(move || password::hash(&parsed, params)).await??;
     let user = store
         .create_user(NewUser {
             username: "admin",

@@ -4,11 +4,15 @@ use std::sync::Arc;
 
 use actix_web::web::Bytes;
 
+use crate::audit::AuditLog;
 use crate::configuration::Settings;
 use crate::keys::KeySet;
 use crate::password::PasswordHasherPool;
 use crate::store::Store;
-use crate::tokens::SessionValidation;
+use crate::tokens::{AuthorizationValidation, SessionValidation};
+
+/// The audience of Tessera's own API (introspection, administration).
+pub const TESSERA_AUDIENCE: &str = "tessera";
 
 pub struct AppState {
     pub settings: Settings,
@@ -20,6 +24,10 @@ pub struct AppState {
     pub keys: Arc<KeySet>,
     pub hasher: PasswordHasherPool,
     pub session_validation: SessionValidation,
+    pub authorization_validation: AuthorizationValidation,
     /// The discovery document, serialized once.
     pub discovery: Bytes,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub audit: AuditLog,
 }

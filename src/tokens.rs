@@ -80,6 +80,8 @@ pub enum TokenError {
     WrongIssuerOrAudience,
     #[error("the token is not a session token")]
     NotASessionToken,
+    #[error("the token is not an authorization token")]
+    NotAnAuthorizationToken,
 }
 
 impl From<jsonwebtoken::errors::Error> for TokenError {
@@ -119,18 +121,77 @@ impl SessionValidation {
     /// Verifies a session token's signature and claims. The session itself
     /// (revoked? expired? user active?) is the caller's to check.
     pub fn verify(&self, token: &str, keys: &KeySet) -> Result<SessionClaims, TokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(TokenError::from)?;
-        if header.alg != Algorithm::RS256 {
-            return Err(TokenError::WrongAlgorithm);
-        }
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| keys.get(kid))
-            .ok_or(TokenError::UnknownKey)?;
+        let key = signing_key(token, keys)?;
         let data = jsonwebtoken::decode::<SessionClaims>(token, &key.decoding, &self.validation)?;
         if data.claims.token != SESSION {
             return Err(TokenError::NotASessionToken);
+        }
+        Ok(data.claims)
+    }
+}
+
+/// The key that signed `token`, by its `kid`, after checking that the
+/// header names RS256.
+fn signing_key<'k>(
+    token: &str,
+    keys: &'k KeySet,
+) -> Result<&'k crate::keys::PublicKey, TokenError> {
+    let header = jsonwebtoken::decode_header(token).map_err(TokenError::from)?;
+    if header.alg != Algorithm::RS256 {
+        return Err(TokenError::WrongAlgorithm);
+    }
+    header
+        .kid
+        .as_deref()
+        .and_then(|kid| keys.get(kid))
+        .ok_or(TokenError::UnknownKey)
+}
+
+/// What verifying an authorization token checks against.
+pub struct AuthorizationValidation {
+    validation: Validation,
+    any_audience: Validation,
+}
+
+impl AuthorizationValidation {
+    pub fn new(issuer: &str, leeway: u64) -> Self {
+        let mut any_audience = Validation::new(Algorithm::RS256);
+        any_audience.set_issuer(&[issuer]);
+        any_audience.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        any_audience.validate_nbf = true;
+        any_audience.validate_aud = false;
+        any_audience.leeway = leeway;
+        let mut validation = any_audience.clone();
+        validation.validate_aud = true;
+        Self {
+            validation,
+            any_audience,
+        }
+    }
+
+    /// Verifies an authorization token, for `audience` when given (else for
+    /// any audience). The session behind it is the caller's to check.
+    pub fn verify(
+        &self,
+        token: &str,
+        keys: &KeySet,
+        audience: Option<&str>,
+    ) -> Result<AuthorizationClaims, TokenError> {
+        let key = signing_key(token, keys)?;
+        let data = match audience {
+            Some(audience) => {
+                let mut validation = self.validation.clone();
+                validation.set_audience(&[audience]);
+                jsonwebtoken::decode::<AuthorizationClaims>(token, &key.decoding, &validation)?
+            }
+            None => jsonwebtoken::decode::<AuthorizationClaims>(
+                token,
+                &key.decoding,
+                &self.any_audience,
+            )?,
+        };
+        if data.claims.token != AUTHORIZATION {
+            return Err(TokenError::NotAnAuthorizationToken);
         }
         Ok(data.claims)
     }

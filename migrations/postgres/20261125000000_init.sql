@@ -1,14 +1,15 @@
 create table users (
     id uuid primary key,
     username text not null,
+    -- The name folded to lower case (Unicode) by Tessera: names are unique
+    -- regardless of case, the same way on every backend.
+    username_key text not null constraint users_username_key unique,
     email text,
     password_hash text not null,
     is_active boolean not null default true,
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now()
 );
--- User names are unique regardless of case.
-create unique index users_username_key on users (lower(username));
 
 create table grants (
     user_id uuid not null references users (id) on delete cascade,

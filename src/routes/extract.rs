@@ -10,9 +10,12 @@ use uuid::Uuid;
 
 use super::MAX_BODY_BYTES;
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, TESSERA_AUDIENCE};
 use crate::store::{Session, User};
-use crate::tokens::SessionClaims;
+use crate::tokens::{AuthorizationClaims, SessionClaims};
+
+/// Longest bearer token looked at.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// Reads the body, refusing more than [`MAX_BODY_BYTES`] as soon as it is
 /// announced or seen.
@@ -37,6 +40,56 @@ pub async fn body(req: &HttpRequest, mut payload: web::Payload) -> Result<Bytes,
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+/// The client's address: the socket peer, unless the peer is a trusted
+/// proxy, in which case the right-most `X-Forwarded-For` address that is
+/// not itself a trusted proxy (addresses left of it could be forged by the
+/// client).
+pub fn client_ip(req: &HttpRequest, state: &AppState) -> Option<String> {
+    let peer = req.peer_addr()?.ip();
+    Some(forwarded_client(peer, req.headers(), &state.trusted_proxies).to_string())
+}
+
+fn forwarded_client(
+    peer: std::net::IpAddr,
+    headers: &header::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    for hop in hops.into_iter().rev() {
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(&ip) {
+                    break;
+                }
+            }
+            // Garbage in the chain: trust nothing beyond it.
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+/// The `User-Agent`, cut to 512 bytes at a character boundary.
+pub fn user_agent(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::USER_AGENT)?.to_str().ok()?;
+    let mut end = value.len().min(512);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(value[..end].to_owned())
 }
 
 /// Whether the request says its body is a form.
@@ -84,6 +137,10 @@ pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
     if token.is_empty() {
         return Err(missing());
     }
+    // Our tokens are well under 2 KiB; a huge one is not worth parsing.
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(ApiError::InvalidToken("the token is too long".into()));
+    }
     Ok(token)
 }
 
@@ -114,4 +171,97 @@ pub fn ensure_live(claims: &SessionClaims, session: &Session, user: &User) -> Re
         ));
     }
     Ok(())
+}
+
+/// The verified authorization token of a caller of Tessera's own API
+/// (audience `tessera`), whose session is live and who holds `scope`.
+pub async fn authorized_caller(
+    req: &HttpRequest,
+    state: &AppState,
+    scope: &str,
+) -> Result<AuthorizationClaims, ApiError> {
+    let token = bearer_token(req)?;
+    let claims =
+        state
+            .authorization_validation
+            .verify(token, &state.keys, Some(TESSERA_AUDIENCE))?;
+    live_authorization(state, &claims).await?;
+    if !claims.scopes.iter().any(|held| held == scope) {
+        return Err(ApiError::Forbidden(format!(
+            "the scope {scope:?} is required"
+        )));
+    }
+    Ok(claims)
+}
+
+/// Refuses an authorization token whose session has ended or whose user is
+/// disabled since it was issued.
+pub async fn live_authorization(
+    state: &AppState,
+    claims: &AuthorizationClaims,
+) -> Result<(), ApiError> {
+    let sid = Uuid::parse_str(&claims.sid)
+        .map_err(|_| ApiError::InvalidToken("the token names no valid session".into()))?;
+    let (session, user) = state
+        .store
+        .find_session(sid)
+        .await?
+        .ok_or_else(|| ApiError::InvalidToken("the session does not exist".into()))?;
+    if !session.is_live(chrono::Utc::now()) {
+        return Err(ApiError::InvalidToken("the session has ended".into()));
+    }
+    if !user.is_active {
+        return Err(ApiError::InvalidToken("the user is disabled".into()));
+    }
+    if claims.sub != user.id.to_string() {
+        return Err(ApiError::InvalidToken(
+            "the token does not match its session".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+
+    fn forwarded(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            HeaderName::from_static("x-forwarded-for"),
+            HeaderValue::from_str(value).unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let proxy = "10.1.2.3".parse().unwrap();
+        let stranger = "198.51.100.7".parse().unwrap();
+        let headers = forwarded("203.0.113.9");
+
+        assert_eq!(forwarded_client(stranger, &headers, &trusted), stranger);
+        assert_eq!(
+            forwarded_client(proxy, &headers, &trusted).to_string(),
+            "203.0.113.9"
+        );
+        assert_eq!(forwarded_client(proxy, &HeaderMap::new(), &trusted), proxy);
+    }
+
+    #[test]
+    fn a_forged_left_part_of_the_chain_is_ignored() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let proxy = "10.1.2.3".parse().unwrap();
+        // The client sent "1.1.1.1"; the proxies appended the real address
+        // and their own.
+        let headers = forwarded("1.1.1.1, 203.0.113.9, 10.9.9.9");
+        assert_eq!(
+            forwarded_client(proxy, &headers, &trusted).to_string(),
+            "203.0.113.9"
+        );
+        let garbage = forwarded("1.1.1.1, not-an-ip");
+        assert_eq!(forwarded_client(proxy, &garbage, &trusted), proxy);
+    }
 }

@@ -4,9 +4,13 @@
 mod authorize;
 mod extract;
 mod health;
+mod introspect;
+mod revocations;
 mod session;
 mod well_known;
 
+pub use extract::ensure_live;
+pub use introspect::INTROSPECT_SCOPE;
 pub use well_known::discovery_document;
 
 use actix_web::{HttpResponse, web};
@@ -47,6 +51,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/keys/{file}")
             .route(web::get().to(well_known::public_key_pem))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/revocations")
+            .route(web::get().to(revocations::feed))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/introspect")
+            .route(web::post().to(introspect::introspect))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/userinfo")
+            .route(web::get().to(introspect::userinfo))
             .default_service(web::to(method_not_allowed)),
     )
     .service(web::resource("/healthz").route(web::get().to(health::healthz)))

@@ -2,15 +2,15 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::extract;
+use crate::audit::{self, AuditEntryExt};
 use crate::domain::{Password, Username};
 use crate::error::ApiError;
+use crate::sessions::{self, LoginAttempt};
 use crate::state::AppState;
-use crate::store::NewSession;
-use crate::tokens::{self, SessionClaims};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,7 +28,7 @@ struct LoginResponse {
     expires_at: Option<DateTime<Utc>>,
 }
 
-fn parse_client_id(value: Option<String>) -> Result<String, ApiError> {
+pub(crate) fn parse_client_id(value: Option<String>) -> Result<String, ApiError> {
     let value = value.unwrap_or_default();
     if value.len() > 200 || value.chars().any(char::is_control) {
         return Err(ApiError::InvalidRequest(
@@ -38,11 +38,6 @@ fn parse_client_id(value: Option<String>) -> Result<String, ApiError> {
     Ok(value)
 }
 
-#[tracing::instrument(
-    name = "log in",
-    skip_all,
-    fields(username = tracing::field::Empty, session_id = tracing::field::Empty)
-)]
 pub async fn create(
     req: HttpRequest,
     payload: web::Payload,
@@ -50,74 +45,20 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let body = extract::body(&req, payload).await?;
     let login: LoginRequest = extract::json_or_form(&req, &body)?;
-    let username = Username::parse(&login.username)?;
-    tracing::Span::current().record("username", tracing::field::display(&username));
-    let password = Password::parse(login.password)?;
-    let client_id = parse_client_id(login.client_id)?;
-
-    let user = state.store.find_user_by_name(username.as_str()).await?;
-    // Unknown users are verified against a dummy hash, so every failure
-    // costs the same time and answers the same.
-    let matched = state
-        .hasher
-        .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
-        .await?;
-    let user = match user {
-        Some(user) if matched && user.is_active => user,
-        _ => {
-            tracing::info!("Login refused");
-            return Err(ApiError::InvalidCredentials);
-        }
+    let attempt = LoginAttempt {
+        username: Username::parse(&login.username)?,
+        password: Password::parse(login.password)?,
+        client_id: parse_client_id(login.client_id)?,
+        ip: extract::client_ip(&req, &state),
+        user_agent: extract::user_agent(&req),
     };
-
-    let keys = &state.keys;
-    let signing = keys.signing();
-    let now = Utc::now();
-    let expires_at = state
-        .settings
-        .tokens
-        .session_lifetime
-        .map(|secs| now + Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000)));
-    let ip = req.peer_addr().map(|a| a.ip().to_string());
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| &v[..v.len().min(512)]);
-    let session = state
-        .store
-        .create_session(NewSession {
-            user_id: user.id,
-            client_id: &client_id,
-            ip: ip.as_deref(),
-            user_agent,
-            kid: signing.kid(),
-            expires_at,
-        })
-        .await?;
-    tracing::Span::current().record("session_id", tracing::field::display(session.id));
-
-    let claims = SessionClaims {
-        iss: state.issuer.clone(),
-        sub: user.id.to_string(),
-        aud: state.session_audience.clone(),
-        iat: now.timestamp(),
-        exp: expires_at.map(|at| at.timestamp()),
-        jti: tokens::new_jti(),
-        token: tokens::SESSION.into(),
-        sid: session.id.to_string(),
-        cid: client_id,
-        uid: user.id.to_string(),
-        email: user.email.clone(),
-    };
-    let token = signing.sign(&claims)?;
-    tracing::info!("Session created");
+    let logged_in = sessions::log_in(&state, attempt).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(LoginResponse {
-            token,
-            session_id: session.id.to_string(),
-            expires_at,
+            token: logged_in.token,
+            session_id: logged_in.session.id.to_string(),
+            expires_at: logged_in.session.expires_at,
         }))
 }
 
@@ -173,5 +114,17 @@ pub async fn delete(
         return Err(ApiError::InvalidToken("the session has ended".into()));
     }
     tracing::info!("Session revoked");
+    state
+        .audit
+        .record(
+            audit::entry("logout", "success")
+                .user(&user.username, Some(user.id))
+                .client(
+                    extract::client_ip(&req, &state).as_deref(),
+                    extract::user_agent(&req).as_deref(),
+                )
+                .detail(format!("session {sid}")),
+        )
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -5,6 +5,7 @@
 //! case. Nothing here logs a password hash.
 
 mod postgres;
+mod sqlite;
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct User {
@@ -78,6 +80,61 @@ pub struct NewSession<'a> {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// An entry of the revocation feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    pub seq: i64,
+    /// `session_revoked`, `user_disabled` or `user_enabled`.
+    pub kind: String,
+    /// The session id or user id.
+    pub subject: String,
+    pub at: DateTime<Utc>,
+}
+
+impl Revocation {
+    fn from_row((seq, kind, subject, at): (i64, String, String, DateTime<Utc>)) -> Self {
+        Self {
+            seq,
+            kind,
+            subject,
+            at,
+        }
+    }
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    /// e.g. `login`, `authorize`, `logout`, `user.disabled`, `grant.added`.
+    pub event: String,
+    /// `success`, or why it failed (`wrong_password`, `unknown_user`, …).
+    pub outcome: String,
+    pub username: Option<String>,
+    pub user_id: Option<Uuid>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// Free text: the audience, the scopes, the session id.
+    pub detail: String,
+}
+
+/// A grant with its user, as exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserGrant {
+    pub user_id: Uuid,
+    pub audience: String,
+    pub scope: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Everything a store holds, for moving an installation between backends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dump {
+    pub users: Vec<User>,
+    pub grants: Vec<UserGrant>,
+    pub sessions: Vec<Session>,
+}
+
 /// A session with its user and the user's scopes at one audience: all that
 /// issuing an authorization token needs, in one round trip.
 #[derive(Debug, Clone)]
@@ -93,13 +150,23 @@ pub enum StoreError {
     UsernameTaken,
     #[error("no such user")]
     UserNotFound,
+    #[error("the database is unavailable")]
+    Unavailable,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        Self::Unexpected(error.into())
+        match error {
+            // The database is down or out of reach: say so, do not fail as
+            // if something were broken.
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                tracing::warn!(error = %error, "The database is unavailable");
+                Self::Unavailable
+            }
+            other => Self::Unexpected(other.into()),
+        }
     }
 }
 
@@ -118,6 +185,7 @@ pub trait Store: Send + Sync + 'static {
     async fn find_user_by_name(&self, username: &str) -> StoreResult<Option<User>>;
     async fn list_users(&self) -> StoreResult<Vec<User>>;
     async fn set_password_hash(&self, user_id: Uuid, password_hash: &str) -> StoreResult<()>;
+    /// Enables or disables a user, recording it in the revocation feed.
     async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<()>;
 
     /// Adds grants; existing ones are kept as they are.
@@ -141,18 +209,76 @@ pub trait Store: Send + Sync + 'static {
         id: Uuid,
         audience: &str,
     ) -> StoreResult<Option<AuthorizationContext>>;
-    /// Revokes a live session; returns whether one was revoked.
+    /// Revokes a live session and records it in the revocation feed;
+    /// returns whether one was revoked.
     async fn revoke_session(&self, id: Uuid) -> StoreResult<bool>;
+    /// Feed entries after sequence number `after` and newer than `since`,
+    /// oldest first, up to and with the latest sequence number in the feed:
+    /// a client that asks again from it misses nothing. Entries are
+    /// numbered in commit order.
+    async fn revocations(
+        &self,
+        after: i64,
+        since: DateTime<Utc>,
+    ) -> StoreResult<(Vec<Revocation>, i64)>;
+
+    /// The latest `blocked_until` among the throttle `keys`.
+    async fn throttled_until(&self, keys: &[String]) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Counts a failed login against `key` (restarting the count when the
+    /// last failure is before `window_start`); returns the count.
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+    ) -> StoreResult<i64>;
+    async fn block_logins(&self, key: &str, until: DateTime<Utc>) -> StoreResult<()>;
+    /// Forgets the failures of every key starting with `prefix`.
+    async fn clear_login_failures(&self, prefix: &str) -> StoreResult<()>;
+
+    async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()>;
+    /// The latest `limit` audit entries, oldest first.
+    async fn audit_tail(&self, limit: i64) -> StoreResult<Vec<AuditEntry>>;
+
+    /// Everything, ids, hashes and times included.
+    async fn export(&self) -> StoreResult<Dump>;
+    /// Adds everything of `dump`, in one transaction: all or nothing.
+    async fn import(&self, dump: &Dump) -> StoreResult<()>;
+}
+
+/// The form of a user name that is unique: folded to lower case, so that
+/// `Alice` and `alice` are one user on every backend.
+pub fn username_key(username: &str) -> String {
+    username.to_lowercase()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    /// The backend a database URL names, by its scheme.
+    pub fn of(url: &str) -> Option<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else {
+            None
+        }
+    }
 }
 
 /// Connects to the database named by `url`.
 pub async fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result<Arc<dyn Store>> {
     let url = url.expose_secret();
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(
+    match Backend::of(url) {
+        Some(Backend::Postgres) => Ok(Arc::new(
             PostgresStore::connect(url, max_connections).await?,
-        ))
-    } else {
-        anyhow::bail!("unsupported database URL scheme (expected postgres://)")
+        )),
+        Some(Backend::Sqlite) => Ok(Arc::new(SqliteStore::connect(url, max_connections).await?)),
+        None => anyhow::bail!("unsupported database URL (expected sqlite:// or postgres://)"),
     }
 }

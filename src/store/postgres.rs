@@ -10,7 +10,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{
-    AuthorizationContext, Grant, NewSession, NewUser, Session, Store, StoreError, StoreResult, User,
+    AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Revocation, Session, Store,
+    StoreError, StoreResult, User, UserGrant, username_key,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -24,7 +25,7 @@ impl PostgresStore {
         let options = PgConnectOptions::from_str(url).context("invalid Postgres URL")?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(2))
             .connect_with(options)
             .await
             .context("connecting to Postgres")?;
@@ -141,6 +142,19 @@ fn on_unique_username(error: sqlx::Error) -> StoreError {
     }
 }
 
+/// Serializes writers of the revocation feed until their transaction ends,
+/// so sequence numbers are taken in commit order and a reader that saw
+/// number N has seen every number below it. Revocations are rare; the
+/// wait is nothing.
+async fn lock_feed(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> sqlx::Result<()> {
+    const REVOCATION_FEED_LOCK: i64 = 0x7e55_e7a0;
+    sqlx::query("select pg_advisory_xact_lock($1)")
+        .bind(REVOCATION_FEED_LOCK)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn migrate(&self) -> anyhow::Result<()> {
@@ -163,13 +177,14 @@ impl Store for PostgresStore {
     async fn create_user(&self, user: NewUser<'_>) -> StoreResult<User> {
         let row: UserRow = sqlx::query_as(
             r#"
-            insert into users (id, username, email, password_hash)
-            values ($1, $2, $3, $4)
+            insert into users (id, username, username_key, email, password_hash)
+            values ($1, $2, $3, $4, $5)
             returning id, username, email, password_hash, is_active, created_at, updated_at
             "#,
         )
         .bind(Uuid::new_v4())
         .bind(user.username)
+        .bind(username_key(user.username))
         .bind(user.email)
         .bind(user.password_hash)
         .fetch_one(&self.pool)
@@ -182,10 +197,10 @@ impl Store for PostgresStore {
         let row: Option<UserRow> = sqlx::query_as(
             r#"
             select id, username, email, password_hash, is_active, created_at, updated_at
-            from users where lower(username) = lower($1)
+            from users where username_key = $1
             "#,
         )
-        .bind(username)
+        .bind(username_key(username))
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(Into::into))
@@ -195,7 +210,7 @@ impl Store for PostgresStore {
         let rows: Vec<UserRow> = sqlx::query_as(
             r#"
             select id, username, email, password_hash, is_active, created_at, updated_at
-            from users order by lower(username)
+            from users order by username_key
             "#,
         )
         .fetch_all(&self.pool)
@@ -217,14 +232,26 @@ impl Store for PostgresStore {
     }
 
     async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("update users set is_active = $2, updated_at = now() where id = $1")
             .bind(user_id)
             .bind(active)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::UserNotFound);
         }
+        lock_feed(&mut tx).await?;
+        sqlx::query("insert into revocations (kind, subject) values ($1, $2)")
+            .bind(if active {
+                "user_enabled"
+            } else {
+                "user_disabled"
+            })
+            .bind(user_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -359,12 +386,251 @@ impl Store for PostgresStore {
     }
 
     async fn revoke_session(&self, id: Uuid) -> StoreResult<bool> {
+        // The revocation and its feed entry in one statement: both or neither.
+        let mut tx = self.pool.begin().await?;
+        lock_feed(&mut tx).await?;
         let done = sqlx::query(
-            "update sessions set revoked_at = now() where id = $1 and revoked_at is null",
+            r#"
+            with revoked as (
+                update sessions set revoked_at = now()
+                where id = $1 and revoked_at is null
+                returning id
+            )
+            insert into revocations (kind, subject)
+            select 'session_revoked', id::text from revoked
+            "#,
         )
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn revocations(
+        &self,
+        after: i64,
+        since: DateTime<Utc>,
+    ) -> StoreResult<(Vec<Revocation>, i64)> {
+        let latest: i64 = sqlx::query_scalar("select coalesce(max(seq), 0) from revocations")
+            .fetch_one(&self.pool)
+            .await?;
+        let rows: Vec<(i64, String, String, DateTime<Utc>)> = sqlx::query_as(
+            r#"
+            select seq, kind, subject, at from revocations
+            where seq > $1 and seq <= $2 and at > $3
+            order by seq
+            "#,
+        )
+        .bind(after)
+        .bind(latest)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((rows.into_iter().map(Revocation::from_row).collect(), latest))
+    }
+
+    async fn throttled_until(&self, keys: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
+        let until: Option<DateTime<Utc>> =
+            sqlx::query_scalar("select max(blocked_until) from login_throttle where key = any($1)")
+                .bind(keys)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(until)
+    }
+
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        let failures: i32 = sqlx::query_scalar(
+            r#"
+            insert into login_throttle as t (key, failures, last_failure_at)
+            values ($1, 1, $2)
+            on conflict (key) do update set
+                failures = case when t.last_failure_at < $3 then 1 else t.failures + 1 end,
+                last_failure_at = $2
+            returning failures
+            "#,
+        )
+        .bind(key)
+        .bind(now)
+        .bind(window_start)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(i64::from(failures))
+    }
+
+    async fn block_logins(&self, key: &str, until: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("update login_throttle set blocked_until = $2 where key = $1")
+            .bind(key)
+            .bind(until)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn clear_login_failures(&self, prefix: &str) -> StoreResult<()> {
+        sqlx::query("delete from login_throttle where starts_with(key, $1)")
+            .bind(prefix)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut builder = sqlx::QueryBuilder::new(
+            "insert into audit_log (at, event, outcome, username, user_id, ip, user_agent, detail) ",
+        );
+        builder.push_values(entries, |mut row, e| {
+            row.push_bind(e.at)
+                .push_bind(&e.event)
+                .push_bind(&e.outcome)
+                .push_bind(&e.username)
+                .push_bind(e.user_id)
+                .push_bind(&e.ip)
+                .push_bind(&e.user_agent)
+                .push_bind(&e.detail);
+        });
+        builder.build().execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn audit_tail(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+        #[derive(FromRow)]
+        struct Row {
+            at: DateTime<Utc>,
+            event: String,
+            outcome: String,
+            username: Option<String>,
+            user_id: Option<Uuid>,
+            ip: Option<String>,
+            user_agent: Option<String>,
+            detail: String,
+        }
+        let mut rows: Vec<Row> = sqlx::query_as(
+            r#"
+            select at, event, outcome, username, user_id, ip, user_agent, detail
+            from audit_log order by id desc limit $1
+            "#,
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.reverse();
+        Ok(rows
+            .into_iter()
+            .map(|r| AuditEntry {
+                at: r.at,
+                event: r.event,
+                outcome: r.outcome,
+                username: r.username,
+                user_id: r.user_id,
+                ip: r.ip,
+                user_agent: r.user_agent,
+                detail: r.detail,
+            })
+            .collect())
+    }
+
+    async fn export(&self) -> StoreResult<Dump> {
+        let users: Vec<UserRow> = sqlx::query_as(
+            r#"
+            select id, username, email, password_hash, is_active, created_at, updated_at
+            from users order by created_at, id
+            "#,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let grants: Vec<(Uuid, String, String, DateTime<Utc>)> = sqlx::query_as(
+            "select user_id, audience, scope, created_at from grants order by user_id, audience, scope",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let sessions: Vec<SessionRow> = sqlx::query_as(
+            r#"
+            select id, user_id, client_id, ip, user_agent, kid, created_at,
+                   last_used_at, expires_at, revoked_at
+            from sessions order by created_at, id
+            "#,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Dump {
+            users: users.into_iter().map(Into::into).collect(),
+            grants: grants
+                .into_iter()
+                .map(|(user_id, audience, scope, created_at)| UserGrant {
+                    user_id,
+                    audience,
+                    scope,
+                    created_at,
+                })
+                .collect(),
+            sessions: sessions.into_iter().map(Into::into).collect(),
+        })
+    }
+
+    async fn import(&self, dump: &Dump) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for user in &dump.users {
+            sqlx::query(
+                r#"
+                insert into users (id, username, username_key, email, password_hash, is_active,
+                                   created_at, updated_at)
+                values ($1, $2, $3, $4, $5, $6, $7, $8)
+                "#,
+            )
+            .bind(user.id)
+            .bind(&user.username)
+            .bind(username_key(&user.username))
+            .bind(&user.email)
+            .bind(&user.password_hash)
+            .bind(user.is_active)
+            .bind(user.created_at)
+            .bind(user.updated_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(on_unique_username)?;
+        }
+        for grant in &dump.grants {
+            sqlx::query(
+                "insert into grants (user_id, audience, scope, created_at) values ($1, $2, $3, $4)",
+            )
+            .bind(grant.user_id)
+            .bind(&grant.audience)
+            .bind(&grant.scope)
+            .bind(grant.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for s in &dump.sessions {
+            sqlx::query(
+                r#"
+                insert into sessions (id, user_id, client_id, ip, user_agent, kid, created_at,
+                                      last_used_at, expires_at, revoked_at)
+                values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                "#,
+            )
+            .bind(s.id)
+            .bind(s.user_id)
+            .bind(&s.client_id)
+            .bind(&s.ip)
+            .bind(&s.user_agent)
+            .bind(&s.kid)
+            .bind(s.created_at)
+            .bind(s.last_used_at)
+            .bind(s.expires_at)
+            .bind(s.revoked_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }

@@ -1,10 +1,11 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with, verify_with_jwks};
+use crate::helpers::{Backend, assert_error, spawn_app, spawn_app_with, verify_with_jwks};
 
-#[tokio::test]
-async fn an_authorization_token_verifies_with_only_the_jwks_and_carries_the_claims() {
-    let app = spawn_app().await;
+async fn an_authorization_token_verifies_with_only_the_jwks_and_carries_the_claims(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
     let user = app.add_user("alice", Some("alice@example.com")).await;
     app.grant(
         &user,
@@ -54,9 +55,8 @@ async fn an_authorization_token_verifies_with_only_the_jwks_and_carries_the_clai
     assert_ne!(claims["jti"], session["jti"]);
 }
 
-#[tokio::test]
-async fn without_a_body_the_default_audience_and_all_its_scopes_are_used() {
-    let app = spawn_app().await;
+async fn without_a_body_the_default_audience_and_all_its_scopes_are_used(backend: Backend) {
+    let app = spawn_app(backend).await;
     let user = app.add_user("alice", None).await;
     app.grant(&user, "tessera", &["a", "b"]).await;
     let session_token = app.session_token("alice").await;
@@ -67,9 +67,8 @@ async fn without_a_body_the_default_audience_and_all_its_scopes_are_used() {
     assert_eq!(claims["scopes"], json!(["a", "b"]));
 }
 
-#[tokio::test]
-async fn requested_scopes_narrow_the_token_and_unheld_ones_are_forbidden() {
-    let app = spawn_app().await;
+async fn requested_scopes_narrow_the_token_and_unheld_ones_are_forbidden(backend: Backend) {
+    let app = spawn_app(backend).await;
     let user = app.add_user("alice", None).await;
     app.grant(&user, "billing", &["billing:read", "billing:write"])
         .await;
@@ -96,9 +95,8 @@ async fn requested_scopes_narrow_the_token_and_unheld_ones_are_forbidden() {
     assert!(body["message"].as_str().unwrap().contains("admin"));
 }
 
-#[tokio::test]
-async fn an_audience_that_is_not_allowed_is_forbidden() {
-    let app = spawn_app().await;
+async fn an_audience_that_is_not_allowed_is_forbidden(backend: Backend) {
+    let app = spawn_app(backend).await;
     app.add_user("alice", None).await;
     let session_token = app.session_token("alice").await;
 
@@ -109,9 +107,8 @@ async fn an_audience_that_is_not_allowed_is_forbidden() {
     assert_error(response, 403, "forbidden").await;
 }
 
-#[tokio::test]
-async fn the_drf_sso_jwt_scheme_and_trailing_slashes_are_accepted() {
-    let app = spawn_app().await;
+async fn the_drf_sso_jwt_scheme_and_trailing_slashes_are_accepted(backend: Backend) {
+    let app = spawn_app(backend).await;
     app.add_user("alice", None).await;
     let session_token = app.session_token("alice").await;
 
@@ -126,9 +123,8 @@ async fn the_drf_sso_jwt_scheme_and_trailing_slashes_are_accepted() {
     assert_eq!(response.status(), 200);
 }
 
-#[tokio::test]
-async fn an_authorization_token_cannot_mint_another() {
-    let app = spawn_app().await;
+async fn an_authorization_token_cannot_mint_another(backend: Backend) {
+    let app = spawn_app(backend).await;
     app.add_user("alice", None).await;
     let session_token = app.session_token("alice").await;
     let token = app.authorization_token(&session_token, None).await;
@@ -140,9 +136,8 @@ async fn an_authorization_token_cannot_mint_another() {
     assert_error(response, 401, "invalid_token").await;
 }
 
-#[tokio::test]
-async fn an_expired_authorization_token_fails_verification() {
-    let app = spawn_app_with(|s| s.tokens.authorization_lifetime = 1).await;
+async fn an_expired_authorization_token_fails_verification(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.tokens.authorization_lifetime = 1).await;
     app.add_user("alice", None).await;
     let session_token = app.session_token("alice").await;
     let token = app.authorization_token(&session_token, None).await;
@@ -158,9 +153,8 @@ async fn an_expired_authorization_token_fails_verification() {
     );
 }
 
-#[tokio::test]
-async fn an_expired_session_is_refused() {
-    let app = spawn_app_with(|s| {
+async fn an_expired_session_is_refused(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
         s.tokens.session_lifetime = Some(1);
         s.tokens.leeway = 0;
     })
@@ -179,9 +173,8 @@ async fn an_expired_session_is_refused() {
     assert_eq!(body["message"], "the token has expired");
 }
 
-#[tokio::test]
-async fn extra_claims_are_copied_from_user_attributes() {
-    let app = spawn_app_with(|s| {
+async fn extra_claims_are_copied_from_user_attributes(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
         s.tokens.extra_claims.insert(
             "user".into(),
             tessera::configuration::UserAttribute::Username,
@@ -196,3 +189,15 @@ async fn extra_claims_are_copied_from_user_attributes() {
     let claims = verify_with_jwks(&token, &app.jwks().await, &app.issuer, "tessera").unwrap();
     assert_eq!(claims["user"], "alice");
 }
+
+on_both_backends!(
+    an_authorization_token_verifies_with_only_the_jwks_and_carries_the_claims,
+    without_a_body_the_default_audience_and_all_its_scopes_are_used,
+    requested_scopes_narrow_the_token_and_unheld_ones_are_forbidden,
+    an_audience_that_is_not_allowed_is_forbidden,
+    the_drf_sso_jwt_scheme_and_trailing_slashes_are_accepted,
+    an_authorization_token_cannot_mint_another,
+    an_expired_authorization_token_fails_verification,
+    an_expired_session_is_refused,
+    extra_claims_are_copied_from_user_attributes,
+);

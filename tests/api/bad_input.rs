@@ -4,11 +4,10 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, assert_error, spawn_app};
+use crate::helpers::{Backend, PASSWORD, assert_error, spawn_app};
 
-#[tokio::test]
-async fn malformed_login_bodies_get_400_naming_the_problem() {
-    let app = spawn_app().await;
+async fn malformed_login_bodies_get_400_naming_the_problem(backend: Backend) {
+    let app = spawn_app(backend).await;
     let cases: &[(&str, &str, &str)] = &[
         ("application/json", "{not json", "invalid JSON body"),
         ("application/json", r#"{"username": "alice"}"#, "password"),
@@ -63,9 +62,8 @@ async fn malformed_login_bodies_get_400_naming_the_problem() {
     }
 }
 
-#[tokio::test]
-async fn an_overlong_password_is_refused_before_hashing() {
-    let app = spawn_app().await;
+async fn an_overlong_password_is_refused_before_hashing(backend: Backend) {
+    let app = spawn_app(backend).await;
     app.add_user("alice", None).await;
 
     let response = app.login("alice", &"x".repeat(1025)).await;
@@ -75,9 +73,8 @@ async fn an_overlong_password_is_refused_before_hashing() {
     assert_eq!(app.login("alice", PASSWORD).await.status(), 200);
 }
 
-#[tokio::test]
-async fn a_huge_body_is_refused_with_413() {
-    let app = spawn_app().await;
+async fn a_huge_body_is_refused_with_413(backend: Backend) {
+    let app = spawn_app(backend).await;
     let huge = json!({"username": "a", "password": "x".repeat(100_000)});
 
     let response = app
@@ -102,9 +99,8 @@ async fn a_huge_body_is_refused_with_413() {
     assert_error(response, 413, "payload_too_large").await;
 }
 
-#[tokio::test]
-async fn malformed_authorize_requests_get_clear_errors() {
-    let app = spawn_app().await;
+async fn malformed_authorize_requests_get_clear_errors(backend: Backend) {
+    let app = spawn_app(backend).await;
     app.add_user("alice", None).await;
     let token = app.session_token("alice").await;
 
@@ -129,9 +125,8 @@ async fn malformed_authorize_requests_get_clear_errors() {
     }
 }
 
-#[tokio::test]
-async fn garbage_tokens_and_headers_get_401_with_www_authenticate() {
-    let app = spawn_app().await;
+async fn garbage_tokens_and_headers_get_401_with_www_authenticate(backend: Backend) {
+    let app = spawn_app(backend).await;
     let headers = [
         None,
         Some("Bearer"),
@@ -158,9 +153,8 @@ async fn garbage_tokens_and_headers_get_401_with_www_authenticate() {
     }
 }
 
-#[tokio::test]
-async fn unknown_routes_and_methods_get_json_errors() {
-    let app = spawn_app().await;
+async fn unknown_routes_and_methods_get_json_errors(backend: Backend) {
+    let app = spawn_app(backend).await;
 
     let missing = app.client.get(app.url("/nowhere")).send().await.unwrap();
     assert_error(missing, 404, "not_found").await;
@@ -178,3 +172,12 @@ async fn unknown_routes_and_methods_get_json_errors() {
         assert_error(response, 405, "method_not_allowed").await;
     }
 }
+
+on_both_backends!(
+    malformed_login_bodies_get_400_naming_the_problem,
+    an_overlong_password_is_refused_before_hashing,
+    a_huge_body_is_refused_with_413,
+    malformed_authorize_requests_get_clear_errors,
+    garbage_tokens_and_headers_get_401_with_www_authenticate,
+    unknown_routes_and_methods_get_json_errors,
+);

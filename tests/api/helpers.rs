@@ -21,31 +21,85 @@ fn server_url() -> String {
 
 pub const PASSWORD: &str = "correct horse battery";
 
-/// A fresh database, dropped when the value is.
-pub struct TestDatabase {
-    pub name: String,
+/// The storage backends every end-to-end test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// Runs each named `async fn(Backend)` test once per backend, as
+/// `postgres::NAME` and `sqlite::NAME`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+    };
+}
+
+/// A fresh database, dropped (Postgres) or deleted (SQLite) when the value
+/// is.
+pub enum TestDatabase {
+    Postgres { name: String },
+    Sqlite { dir: TempDir },
 }
 
 impl TestDatabase {
-    pub async fn create() -> Self {
-        let name = format!("tessera_test_{}", Uuid::new_v4().simple());
-        let mut conn = PgConnection::connect(&format!("{}/postgres", server_url()))
-            .await
-            .expect("Postgres must run on 127.0.0.1:5432 (see README)");
-        conn.execute(sqlx::AssertSqlSafe(format!(r#"create database "{name}""#)))
-            .await
-            .expect("create the test database");
-        Self { name }
+    pub async fn create(backend: Backend) -> Self {
+        match backend {
+            Backend::Postgres => {
+                let name = format!("tessera_test_{}", Uuid::new_v4().simple());
+                let mut conn = PgConnection::connect(&format!("{}/postgres", server_url()))
+                    .await
+                    .expect("Postgres must run on 127.0.0.1:5432 (see README)");
+                conn.execute(sqlx::AssertSqlSafe(format!(r#"create database "{name}""#)))
+                    .await
+                    .expect("create the test database");
+                Self::Postgres { name }
+            }
+            Backend::Sqlite => Self::Sqlite {
+                dir: tempfile::tempdir().expect("a database directory"),
+            },
+        }
     }
 
     pub fn url(&self) -> String {
-        format!("{}/{}", server_url(), self.name)
+        match self {
+            Self::Postgres { name } => format!("{}/{}", server_url(), name),
+            Self::Sqlite { dir } => format!("sqlite://{}", dir.path().join("tessera.db").display()),
+        }
+    }
+
+    /// A migrated store on this database.
+    pub async fn store(&self) -> Arc<dyn Store> {
+        let store = tessera::store::connect(&self.url().into(), 4)
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        store
     }
 }
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let statement = format!(r#"drop database if exists "{}" with (force)"#, self.name);
+        let Self::Postgres { name } = self else {
+            return;
+        };
+        let statement = format!(r#"drop database if exists "{name}" with (force)"#);
         let url = format!("{}/postgres", server_url());
         // The test's runtime may be shutting down: drop from a thread of our own.
         let _ = std::thread::spawn(move || {
@@ -75,14 +129,17 @@ pub struct TestApp {
     configure: Arc<dyn Fn(&mut Settings) + Send + Sync>,
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(|_| {}).await
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
 }
 
 /// Starts the application on a fresh database and key directory, with
 /// `configure` applied to the default test settings.
-pub async fn spawn_app_with(configure: impl Fn(&mut Settings) + Send + Sync + 'static) -> TestApp {
-    let database = Arc::new(TestDatabase::create().await);
+pub async fn spawn_app_with(
+    backend: Backend,
+    configure: impl Fn(&mut Settings) + Send + Sync + 'static,
+) -> TestApp {
+    let database = Arc::new(TestDatabase::create(backend).await);
     let keys = Arc::new(tempfile::tempdir().expect("a key directory"));
     start(database, keys, Arc::new(configure), None).await
 }
@@ -93,6 +150,10 @@ async fn start(
     configure: Arc<dyn Fn(&mut Settings) + Send + Sync>,
     issuer: Option<String>,
 ) -> TestApp {
+    // `TEST_LOG=1` shows the application's logs.
+    if std::env::var_os("TEST_LOG").is_some() {
+        tessera::telemetry::init(tessera::configuration::LogFormat::Text);
+    }
     let mut settings = Settings {
         bind: "127.0.0.1:0".into(),
         database_url: database.url().into(),
@@ -137,6 +198,18 @@ impl TestApp {
         .await
     }
 
+    /// The same issuer and key directory on another database, as after
+    /// moving an installation.
+    pub async fn restart_on(&self, database: TestDatabase) -> TestApp {
+        start(
+            Arc::new(database),
+            self._keys.clone(),
+            self.configure.clone(),
+            Some(self.issuer.clone()),
+        )
+        .await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
@@ -148,10 +221,12 @@ impl TestApp {
 
     pub async fn add_user(&self, username: &str, email: Option<&str>) -> User {
         let password = Password::parse(PASSWORD.into()).unwrap();
-        let hash = tokio::task::spawn_blocking(move || tessera::password::hash(&password))
-            .await
-            .unwrap()
-            .unwrap();
+        let hash = tokio::task::spawn_blocking(move || {
+            tessera::password::hash(&password, Default::default())
+        })
+        .await
+        .unwrap()
+        .unwrap();
         self.store
             .create_user(NewUser {
                 username,

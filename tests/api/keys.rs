@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use tessera::keys::{self, KeySet};
 
-use crate::helpers::{TestApp, assert_error, spawn_app, verify_with_jwks};
+use crate::helpers::{Backend, TestApp, assert_error, spawn_app, verify_with_jwks};
 
 /// The claims of a valid session token of `app`'s, for tampering with.
 async fn valid_session_claims(app: &TestApp) -> Value {
@@ -13,9 +13,10 @@ async fn valid_session_claims(app: &TestApp) -> Value {
     jsonwebtoken::dangerous::insecure_decode_claims::<Value>(&token).unwrap()
 }
 
-#[tokio::test]
-async fn with_a_second_key_old_sessions_still_authorize_and_new_tokens_carry_the_new_kid() {
-    let app = spawn_app().await;
+async fn with_a_second_key_old_sessions_still_authorize_and_new_tokens_carry_the_new_kid(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
     let old_kid = app.keys().signing().kid().to_owned();
     app.add_user("alice", None).await;
     let old_session = app.session_token("alice").await;
@@ -41,9 +42,8 @@ async fn with_a_second_key_old_sessions_still_authorize_and_new_tokens_carry_the
     );
 }
 
-#[tokio::test]
-async fn a_token_signed_by_a_foreign_key_is_refused() {
-    let app = spawn_app().await;
+async fn a_token_signed_by_a_foreign_key_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
     let claims = valid_session_claims(&app).await;
     let kid = app.keys().signing().kid().to_owned();
     // A foreign key under the same name as the real one.
@@ -72,9 +72,8 @@ async fn a_token_signed_by_a_foreign_key_is_refused() {
     assert_eq!(body["message"], "the token names no key or an unknown key");
 }
 
-#[tokio::test]
-async fn alg_none_and_hs256_with_the_public_key_are_refused() {
-    let app = spawn_app().await;
+async fn alg_none_and_hs256_with_the_public_key_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
     let claims = valid_session_claims(&app).await;
     let kid = app.keys().signing().kid().to_owned();
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
@@ -105,9 +104,8 @@ async fn alg_none_and_hs256_with_the_public_key_are_refused() {
     assert_eq!(body["message"], "the token is not signed with RS256");
 }
 
-#[tokio::test]
-async fn unknown_and_path_like_kids_are_refused() {
-    let app = spawn_app().await;
+async fn unknown_and_path_like_kids_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
     let claims = valid_session_claims(&app).await;
     let signing = app.keys();
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
@@ -127,9 +125,8 @@ async fn unknown_and_path_like_kids_are_refused() {
     }
 }
 
-#[tokio::test]
-async fn a_validly_signed_token_with_a_bad_sid_is_refused() {
-    let app = spawn_app().await;
+async fn a_validly_signed_token_with_a_bad_sid_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
     let claims = valid_session_claims(&app).await;
     let keys = app.keys();
 
@@ -154,9 +151,8 @@ async fn a_validly_signed_token_with_a_bad_sid_is_refused() {
     }
 }
 
-#[tokio::test]
-async fn a_session_token_for_another_user_than_its_session_is_refused() {
-    let app = spawn_app().await;
+async fn a_session_token_for_another_user_than_its_session_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
     let claims = valid_session_claims(&app).await;
     let mut tampered = claims.clone();
     tampered["sub"] = json!(uuid::Uuid::new_v4().to_string());
@@ -165,3 +161,12 @@ async fn a_session_token_for_another_user_than_its_session_is_refused() {
 
     assert_error(app.authorize(&token, None).await, 401, "invalid_token").await;
 }
+
+on_both_backends!(
+    with_a_second_key_old_sessions_still_authorize_and_new_tokens_carry_the_new_kid,
+    a_token_signed_by_a_foreign_key_is_refused,
+    alg_none_and_hs256_with_the_public_key_are_refused,
+    unknown_and_path_like_kids_are_refused,
+    a_validly_signed_token_with_a_bad_sid_is_refused,
+    a_session_token_for_another_user_than_its_session_is_refused,
+);

@@ -1,9 +1,16 @@
 //! End-to-end tests: the real application on an ephemeral port, over HTTP,
-//! against a fresh Postgres database per test.
+//! against a fresh database per test, each test on Postgres and on SQLite.
+
+#[macro_use]
+mod helpers;
 
 mod authorize;
 mod bad_input;
-mod helpers;
+mod cli;
+mod introspect;
 mod keys;
+mod revocations;
+mod security;
 mod session;
+mod store_contract;
 mod well_known;

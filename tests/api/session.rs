@@ -1,12 +1,11 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    PASSWORD, assert_error, spawn_app, spawn_app_with, verify_with_jwks_requiring,
+    Backend, PASSWORD, assert_error, spawn_app, spawn_app_with, verify_with_jwks_requiring,
 };
 
-#[tokio::test]
-async fn login_returns_a_session_token_naming_a_stored_session() {
-    let app = spawn_app().await;
+async fn login_returns_a_session_token_naming_a_stored_session(backend: Backend) {
+    let app = spawn_app(backend).await;
     let user = app.add_user("alice", Some("alice@example.com")).await;
 
     let response = app.login("alice", PASSWORD).await;
@@ -36,9 +35,8 @@ async fn login_returns_a_session_token_naming_a_stored_session() {
     assert_eq!(session.ip.as_deref(), Some("127.0.0.1"));
 }
 
-#[tokio::test]
-async fn login_accepts_a_form_a_client_id_and_any_case_of_the_name() {
-    let app = spawn_app().await;
+async fn login_accepts_a_form_a_client_id_and_any_case_of_the_name(backend: Backend) {
+    let app = spawn_app(backend).await;
     app.add_user("Alice", None).await;
 
     let response = app
@@ -61,9 +59,8 @@ async fn login_accepts_a_form_a_client_id_and_any_case_of_the_name() {
     assert_eq!(claims["cid"], "portal");
 }
 
-#[tokio::test]
-async fn wrong_password_unknown_user_and_disabled_user_answer_alike() {
-    let app = spawn_app().await;
+async fn wrong_password_unknown_user_and_disabled_user_answer_alike(backend: Backend) {
+    let app = spawn_app(backend).await;
     let disabled = app.add_user("disabled", None).await;
     app.store.set_active(disabled.id, false).await.unwrap();
     app.add_user("alice", None).await;
@@ -93,9 +90,8 @@ async fn wrong_password_unknown_user_and_disabled_user_answer_alike() {
     assert_eq!(wrong, empty);
 }
 
-#[tokio::test]
-async fn a_session_lifetime_puts_exp_in_the_token() {
-    let app = spawn_app_with(|s| s.tokens.session_lifetime = Some(3600)).await;
+async fn a_session_lifetime_puts_exp_in_the_token(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.tokens.session_lifetime = Some(3600)).await;
     app.add_user("alice", None).await;
 
     let response = app.login("alice", PASSWORD).await;
@@ -109,9 +105,8 @@ async fn a_session_lifetime_puts_exp_in_the_token() {
     assert_eq!(lifetime, 3600);
 }
 
-#[tokio::test]
-async fn get_session_describes_the_current_session() {
-    let app = spawn_app().await;
+async fn get_session_describes_the_current_session(backend: Backend) {
+    let app = spawn_app(backend).await;
     let user = app.add_user("alice", Some("alice@example.com")).await;
     let token = app.session_token("alice").await;
 
@@ -131,9 +126,8 @@ async fn get_session_describes_the_current_session() {
     assert!(body["created_at"].is_string());
 }
 
-#[tokio::test]
-async fn logout_revokes_the_session_for_every_endpoint() {
-    let app = spawn_app().await;
+async fn logout_revokes_the_session_for_every_endpoint(backend: Backend) {
+    let app = spawn_app(backend).await;
     app.add_user("alice", None).await;
     let token = app.session_token("alice").await;
     assert_eq!(app.authorize(&token, None).await.status(), 200);
@@ -167,9 +161,8 @@ async fn logout_revokes_the_session_for_every_endpoint() {
     assert_error(again, 401, "invalid_token").await;
 }
 
-#[tokio::test]
-async fn disabling_a_user_ends_their_sessions_at_authorize() {
-    let app = spawn_app().await;
+async fn disabling_a_user_ends_their_sessions_at_authorize(backend: Backend) {
+    let app = spawn_app(backend).await;
     let user = app.add_user("alice", None).await;
     let token = app.session_token("alice").await;
 
@@ -179,14 +172,13 @@ async fn disabling_a_user_ends_their_sessions_at_authorize() {
     assert_eq!(body["message"], "the user is disabled");
 }
 
-#[tokio::test]
-async fn bootstrap_creates_an_admin_only_in_an_empty_database() {
-    let app = spawn_app().await;
-    let password = tessera::startup::bootstrap_admin(app.store.as_ref(), None)
+async fn bootstrap_creates_an_admin_only_in_an_empty_database(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let password = tessera::startup::bootstrap_admin(app.store.as_ref(), None, Default::default())
         .await
         .unwrap()
         .expect("a generated password");
-    let again = tessera::startup::bootstrap_admin(app.store.as_ref(), None)
+    let again = tessera::startup::bootstrap_admin(app.store.as_ref(), None, Default::default())
         .await
         .unwrap();
     assert!(again.is_none());
@@ -207,3 +199,14 @@ async fn bootstrap_creates_an_admin_only_in_an_empty_database() {
         .claims;
     assert_eq!(claims["scopes"], json!(["tessera:admin"]));
 }
+
+on_both_backends!(
+    login_returns_a_session_token_naming_a_stored_session,
+    login_accepts_a_form_a_client_id_and_any_case_of_the_name,
+    wrong_password_unknown_user_and_disabled_user_answer_alike,
+    a_session_lifetime_puts_exp_in_the_token,
+    get_session_describes_the_current_session,
+    logout_revokes_the_session_for_every_endpoint,
+    disabling_a_user_ends_their_sessions_at_authorize,
+    bootstrap_creates_an_admin_only_in_an_empty_database,
+);

@@ -1,10 +1,9 @@
 use serde_json::Value;
 
-use crate::helpers::{assert_error, spawn_app, verify_with_jwks};
+use crate::helpers::{Backend, assert_error, spawn_app, verify_with_jwks};
 
-#[tokio::test]
-async fn the_jwks_publishes_every_key_with_a_cache_lifetime() {
-    let app = spawn_app().await;
+async fn the_jwks_publishes_every_key_with_a_cache_lifetime(backend: Backend) {
+    let app = spawn_app(backend).await;
     let kid = app.keys().signing().kid().to_owned();
 
     let response = app
@@ -32,9 +31,8 @@ async fn the_jwks_publishes_every_key_with_a_cache_lifetime() {
     assert!(key["n"].as_str().unwrap().len() > 300);
 }
 
-#[tokio::test]
-async fn a_kid_header_or_query_selects_one_key_and_an_unknown_kid_is_404() {
-    let app = spawn_app().await;
+async fn a_kid_header_or_query_selects_one_key_and_an_unknown_kid_is_404(backend: Backend) {
+    let app = spawn_app(backend).await;
     tessera::keys::generate(&app.keys_dir).unwrap();
     let app = app.restart().await;
     let jwks = app.jwks().await;
@@ -74,9 +72,8 @@ async fn a_kid_header_or_query_selects_one_key_and_an_unknown_kid_is_404() {
     assert_error(unknown, 404, "not_found").await;
 }
 
-#[tokio::test]
-async fn both_discovery_documents_point_at_the_jwks() {
-    let app = spawn_app().await;
+async fn both_discovery_documents_point_at_the_jwks(backend: Backend) {
+    let app = spawn_app(backend).await;
 
     for path in [
         "/.well-known/openid-configuration",
@@ -112,9 +109,8 @@ async fn both_discovery_documents_point_at_the_jwks() {
     }
 }
 
-#[tokio::test]
-async fn the_pem_export_verifies_authorization_tokens() {
-    let app = spawn_app().await;
+async fn the_pem_export_verifies_authorization_tokens(backend: Backend) {
+    let app = spawn_app(backend).await;
     app.add_user("alice", None).await;
     let session = app.session_token("alice").await;
     let token = app.authorization_token(&session, None).await;
@@ -146,9 +142,8 @@ async fn the_pem_export_verifies_authorization_tokens() {
     assert_error(missing, 404, "not_found").await;
 }
 
-#[tokio::test]
-async fn health_and_readiness_answer() {
-    let app = spawn_app().await;
+async fn health_and_readiness_answer(backend: Backend) {
+    let app = spawn_app(backend).await;
 
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
@@ -158,3 +153,11 @@ async fn health_and_readiness_answer() {
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body["signing_kid"], app.keys().signing().kid());
 }
+
+on_both_backends!(
+    the_jwks_publishes_every_key_with_a_cache_lifetime,
+    a_kid_header_or_query_selects_one_key_and_an_unknown_kid_is_404,
+    both_discovery_documents_point_at_the_jwks,
+    the_pem_export_verifies_authorization_tokens,
+    health_and_readiness_answer,
+);

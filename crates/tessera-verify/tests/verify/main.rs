@@ -8,6 +8,7 @@
 #[path = "../../../../tests/api/helpers.rs"]
 #[allow(
     dead_code,
+    unused_macros,
     reason = "the server's helpers serve its own suite too; this one uses a part"
 )]
 mod helpers;

@@ -13,14 +13,15 @@ use serde_json::{Value, json};
 use tessera::configuration::Settings;
 use tessera_verify::Verifier;
 
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{Backend, TestApp, spawn_app_with};
 
 /// Tessera with `alice`, who holds `read` and `write` at `notebooks` and
 /// `read` at `billing`, logged in; returns the app and her session token.
+/// On Postgres, as in production.
 pub async fn tessera_with_alice(
     configure: impl Fn(&mut Settings) + Send + Sync + 'static,
 ) -> (TestApp, String) {
-    let app = spawn_app_with(configure).await;
+    let app = spawn_app_with(Backend::Postgres, configure).await;
     let alice = app.add_user("alice", Some("alice@example.com")).await;
     app.grant(&alice, "notebooks", &["read", "write"]).await;
     app.grant(&alice, "billing", &["read"]).await;

@@ -1,0 +1,162 @@
+//! Administration: the one implementation behind the `tessera user …`
+//! commands and the admin API. Every change is written to the audit log,
+//! naming who made it, before it is reported done.
+
+use uuid::Uuid;
+
+use crate::audit::{self, AuditEntryExt};
+use crate::domain::{Audience, Email, Scope, Username};
+use crate::store::{Grant, Store, StoreError, User};
+use crate::throttle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("no user named {0}")]
+    UnknownUser(String),
+    #[error("a user named {0} already exists")]
+    UsernameTaken(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Administration on behalf of `actor` (`cli`, or the admin's user name).
+pub struct Admin<'a> {
+    store: &'a dyn Store,
+    actor: String,
+}
+
+impl<'a> Admin<'a> {
+    pub fn new(store: &'a dyn Store, actor: impl Into<String>) -> Self {
+        Self {
+            store,
+            actor: actor.into(),
+        }
+    }
+
+    async fn record(&self, event: &str, user: &User, detail: String) -> Result<(), AdminError> {
+        let entry = audit::entry(event, "success")
+            .user(&user.username, Some(user.id))
+            .detail(format!(
+                "by {}{}{detail}",
+                self.actor,
+                if detail.is_empty() { "" } else { ": " }
+            ));
+        self.store.append_audit(&[entry]).await?;
+        Ok(())
+    }
+
+    pub async fn find_user(&self, name: &Username) -> Result<User, AdminError> {
+        self.store
+            .find_user_by_name(name.as_str())
+            .await?
+            .ok_or_else(|| AdminError::UnknownUser(name.to_string()))
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<User>, AdminError> {
+        Ok(self.store.list_users().await?)
+    }
+
+    pub async fn grants(&self, user: &User) -> Result<Vec<Grant>, AdminError> {
+        Ok(self.store.grants(user.id).await?)
+    }
+
+    /// Creates a user; `password_hash` is a PHC string made by the caller.
+    pub async fn create_user(
+        &self,
+        name: &Username,
+        email: Option<&Email>,
+        password_hash: &str,
+    ) -> Result<User, AdminError> {
+        let user = self
+            .store
+            .create_user(crate::store::NewUser {
+                username: name.as_str(),
+                email: email.map(Email::as_str),
+                password_hash,
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::UsernameTaken => AdminError::UsernameTaken(name.to_string()),
+                other => other.into(),
+            })?;
+        self.record("user.created", &user, String::new()).await?;
+        Ok(user)
+    }
+
+    pub async fn set_password_hash(
+        &self,
+        user: &User,
+        password_hash: &str,
+    ) -> Result<(), AdminError> {
+        self.store.set_password_hash(user.id, password_hash).await?;
+        self.record("user.password_changed", user, String::new())
+            .await
+    }
+
+    /// Disabling stops logins and authorizations at once, and reaches
+    /// verifiers through the revocation feed.
+    pub async fn set_active(&self, user: &User, active: bool) -> Result<(), AdminError> {
+        self.store.set_active(user.id, active).await?;
+        let event = if active {
+            "user.enabled"
+        } else {
+            "user.disabled"
+        };
+        self.record(event, user, String::new()).await
+    }
+
+    pub async fn add_grants(
+        &self,
+        user: &User,
+        audience: &Audience,
+        scopes: &[Scope],
+    ) -> Result<(), AdminError> {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.as_str().to_owned()).collect();
+        self.store
+            .add_grants(user.id, audience.as_str(), &scopes)
+            .await?;
+        self.record(
+            "grant.added",
+            user,
+            format!("{} [{}]", audience.as_str(), scopes.join(" ")),
+        )
+        .await
+    }
+
+    /// Returns how many of the grants there were.
+    pub async fn remove_grants(
+        &self,
+        user: &User,
+        audience: &Audience,
+        scopes: &[Scope],
+    ) -> Result<u64, AdminError> {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.as_str().to_owned()).collect();
+        let removed = self
+            .store
+            .remove_grants(user.id, audience.as_str(), &scopes)
+            .await?;
+        self.record(
+            "grant.removed",
+            user,
+            format!("{} [{}]", audience.as_str(), scopes.join(" ")),
+        )
+        .await?;
+        Ok(removed)
+    }
+
+    /// Lifts login throttles and a hard lockout.
+    pub async fn unlock(&self, user: &User) -> Result<(), AdminError> {
+        throttle::unlock(self.store, &user.username).await?;
+        self.record("user.unlocked", user, String::new()).await
+    }
+
+    /// Revokes one session of `user`; returns whether it was live.
+    pub async fn revoke_session(&self, user: &User, session_id: Uuid) -> Result<bool, AdminError> {
+        let revoked = self.store.revoke_session(session_id).await?;
+        if revoked {
+            self.record("session.revoked", user, format!("session {session_id}"))
+                .await?;
+        }
+        Ok(revoked)
+    }
+}

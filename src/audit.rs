@@ -1,0 +1,91 @@
+//! The audit log: who logged in (or failed to, and why), authorized, logged
+//! out, and what administrators changed. Request handlers hand entries to a
+//! background writer, so recording costs them no database round trip; the
+//! writer stores them in batches.
+//!
+//! Never put a password or a token in an entry.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::store::{AuditEntry, Store};
+
+/// Entries waiting for the writer; past this, recording waits.
+const QUEUE: usize = 4096;
+/// Entries stored in one statement at most.
+const BATCH: usize = 256;
+
+/// Starts an entry: `event` with `outcome` (`success` or why it failed).
+pub fn entry(event: &str, outcome: &str) -> AuditEntry {
+    AuditEntry {
+        at: Utc::now(),
+        event: event.to_owned(),
+        outcome: outcome.to_owned(),
+        username: None,
+        user_id: None,
+        ip: None,
+        user_agent: None,
+        detail: String::new(),
+    }
+}
+
+/// Builder-style setters, so call sites read as one sentence.
+pub trait AuditEntryExt {
+    fn user(self, username: &str, id: Option<Uuid>) -> Self;
+    fn client(self, ip: Option<&str>, user_agent: Option<&str>) -> Self;
+    fn detail(self, detail: impl Into<String>) -> Self;
+}
+
+impl AuditEntryExt for AuditEntry {
+    fn user(mut self, username: &str, id: Option<Uuid>) -> Self {
+        self.username = Some(username.to_owned());
+        self.user_id = id;
+        self
+    }
+
+    fn client(mut self, ip: Option<&str>, user_agent: Option<&str>) -> Self {
+        self.ip = ip.map(str::to_owned);
+        self.user_agent = user_agent.map(str::to_owned);
+        self
+    }
+
+    fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+}
+
+/// The handle handlers record through.
+#[derive(Clone)]
+pub struct AuditLog {
+    sender: mpsc::Sender<AuditEntry>,
+}
+
+impl AuditLog {
+    /// Starts the background writer; it stops, having written everything,
+    /// when the last handle is dropped.
+    pub fn start(store: Arc<dyn Store>) -> Self {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        tokio::spawn(write_batches(store, receiver));
+        Self { sender }
+    }
+
+    pub async fn record(&self, entry: AuditEntry) {
+        if self.sender.send(entry).await.is_err() {
+            tracing::error!("The audit writer has stopped; an entry was lost");
+        }
+    }
+}
+
+async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<AuditEntry>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while receiver.recv_many(&mut batch, BATCH).await > 0 {
+        if let Err(error) = store.append_audit(&batch).await {
+            tracing::error!(error = ?error, lost = batch.len(), "Writing the audit log failed");
+        }
+        batch.clear();
+    }
+}

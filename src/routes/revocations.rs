@@ -1,0 +1,76 @@
+//! `GET /revocations?since=CURSOR`: what verifiers must stop accepting before
+//! the tokens expire — revoked sessions, disabled (and re-enabled) users.
+//!
+//! Entries older than the authorization-token lifetime plus leeway are left
+//! out: every token they concern has expired. The feed holds only opaque ids
+//! and is public, like the JWKS.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct FeedQuery {
+    since: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Feed {
+    /// Pass back as `since` to get what came after.
+    cursor: String,
+    /// The entries are the whole current state, not a continuation: the
+    /// client replaces what it holds.
+    reset: bool,
+    entries: Vec<Entry>,
+}
+
+#[derive(Serialize)]
+struct Entry {
+    kind: String,
+    id: String,
+    at: DateTime<Utc>,
+}
+
+pub async fn feed(
+    query: web::Query<FeedQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let since = query
+        .since
+        .as_deref()
+        .map(|s| {
+            s.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                ApiError::InvalidRequest("since: not a cursor from this feed".into())
+            })
+        })
+        .transpose()?;
+    let tokens = &state.settings.tokens;
+    let window =
+        i64::try_from(tokens.authorization_lifetime + tokens.leeway).unwrap_or(i64::MAX / 1000);
+    let horizon = Utc::now() - Duration::seconds(window);
+    let (mut entries, latest) = state.store.revocations(since.unwrap_or(0), horizon).await?;
+    // A cursor beyond the feed's end is from another database: start over.
+    let reset = since.is_none_or(|cursor| cursor > latest);
+    if reset && since.is_some() {
+        entries = state.store.revocations(0, horizon).await?.0;
+    }
+    let cursor = latest;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(Feed {
+            cursor: cursor.to_string(),
+            reset,
+            entries: entries
+                .into_iter()
+                .map(|e| Entry {
+                    kind: e.kind,
+                    id: e.subject,
+                    at: e.at,
+                })
+                .collect(),
+        }))
+}

@@ -1,0 +1,270 @@
+//! Logging in and issuing tokens: the logic behind `POST /session` and
+//! `POST /authorize`, shared by every way in (the JSON API, the hosted login
+//! page) so that each gets the same checks, timing and records.
+//!
+//! Never log a password or a token here.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::audit::{self, AuditEntryExt};
+use crate::configuration::UserAttribute;
+use crate::domain::{Audience, Password, Scope, Username};
+use crate::error::ApiError;
+use crate::routes::ensure_live;
+use crate::state::AppState;
+use crate::store::{NewSession, Session, User};
+use crate::throttle;
+use crate::tokens::{self, AuthorizationClaims, SessionClaims};
+
+/// Credentials offered at a login, with where they came from.
+pub struct LoginAttempt {
+    pub username: Username,
+    pub password: Password,
+    pub client_id: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A new session and its token.
+pub struct LoggedIn {
+    pub token: String,
+    pub session: Session,
+    pub user: User,
+}
+
+fn seconds(secs: u64) -> Duration {
+    Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000))
+}
+
+/// Checks the credentials and creates a session. Unknown users are
+/// verified against a dummy hash, so every failure costs the same time and
+/// answers the same `InvalidCredentials`.
+#[tracing::instrument(
+    name = "log in",
+    skip_all,
+    fields(username = %attempt.username, session_id = tracing::field::Empty)
+)]
+pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn, ApiError> {
+    let store = state.store.as_ref();
+    let throttle_settings = &state.settings.throttle;
+    let now = Utc::now();
+    let username = attempt.username.as_str();
+    let ip = attempt.ip.as_deref();
+    let user_agent = attempt.user_agent.as_deref();
+    let record = |outcome: &str, user_id| {
+        audit::entry("login", outcome)
+            .user(username, user_id)
+            .client(ip, user_agent)
+    };
+
+    // Throttled attempts are refused before any hashing.
+    let keys = throttle::Keys::new(username, ip.unwrap_or("unknown"));
+    if let Some(until) = throttle::blocked_until(store, throttle_settings, &keys, now).await? {
+        // Whole seconds, rounded up.
+        let wait_ms = (until - now).num_milliseconds();
+        let retry_after = u64::try_from((wait_ms + 999) / 1000).unwrap_or(1).max(1);
+        tracing::info!(retry_after, "Login throttled");
+        state.audit.record(record("throttled", None)).await;
+        return Err(ApiError::TooManyRequests { retry_after });
+    }
+
+    let user = store.find_user_by_name(username).await?;
+    let verified = state
+        .hasher
+        .verify(
+            attempt.password,
+            user.as_ref().map(|u| u.password_hash.clone()),
+        )
+        .await?;
+    let refusal = match &user {
+        None => Some("unknown_user"),
+        Some(_) if !verified.matched => Some("wrong_password"),
+        Some(user) if !user.is_active => Some("disabled"),
+        Some(_) => None,
+    };
+    let user = match (user, refusal) {
+        (Some(user), None) => user,
+        (user, refusal) => {
+            let reason = refusal.unwrap_or("unknown_user");
+            tracing::info!(reason, "Login refused");
+            throttle::record_failure(store, throttle_settings, &keys, now).await?;
+            state.audit.record(record(reason, user.map(|u| u.id))).await;
+            return Err(ApiError::InvalidCredentials);
+        }
+    };
+    throttle::record_success(store, throttle_settings, &keys).await?;
+    if let Some(upgraded) = verified.upgraded_hash {
+        store.set_password_hash(user.id, &upgraded).await?;
+        tracing::info!("Password hash upgraded to the configured parameters");
+    }
+
+    let signing = state.keys.signing();
+    let expires_at = state
+        .settings
+        .tokens
+        .session_lifetime
+        .map(|secs| now + seconds(secs));
+    let session = state
+        .store
+        .create_session(NewSession {
+            user_id: user.id,
+            client_id: &attempt.client_id,
+            ip: attempt.ip.as_deref(),
+            user_agent: attempt.user_agent.as_deref(),
+            kid: signing.kid(),
+            expires_at,
+        })
+        .await?;
+    tracing::Span::current().record("session_id", tracing::field::display(session.id));
+    let claims = SessionClaims {
+        iss: state.issuer.clone(),
+        sub: user.id.to_string(),
+        aud: state.session_audience.clone(),
+        iat: now.timestamp(),
+        exp: expires_at.map(|at| at.timestamp()),
+        jti: tokens::new_jti(),
+        token: tokens::SESSION.into(),
+        sid: session.id.to_string(),
+        cid: attempt.client_id,
+        uid: user.id.to_string(),
+        email: user.email.clone(),
+    };
+    let token = signing.sign(&claims)?;
+    tracing::info!("Session created");
+    state
+        .audit
+        .record(record("success", Some(user.id)).detail(format!("session {}", session.id)))
+        .await;
+    Ok(LoggedIn {
+        token,
+        session,
+        user,
+    })
+}
+
+/// What an authorization is asked for: an audience (the default when
+/// absent) and optionally a subset of the user's scopes there.
+#[derive(Default)]
+pub struct AuthorizationRequest {
+    pub audience: Option<Audience>,
+    pub scopes: Option<Vec<Scope>>,
+}
+
+/// An issued authorization token.
+pub struct Authorized {
+    pub token: String,
+    pub lifetime: u64,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Issues an authorization token for the session of the verified
+/// `session_claims`: 403 for an audience that is not allowed or a scope the
+/// user does not hold there; 401 when the session is not live.
+#[tracing::instrument(name = "authorize", skip_all, fields(session_id = %session_claims.sid))]
+pub async fn authorize(
+    state: &AppState,
+    session_claims: &SessionClaims,
+    sid: uuid::Uuid,
+    request: AuthorizationRequest,
+) -> Result<Authorized, ApiError> {
+    let tokens_settings = &state.settings.tokens;
+    let audience = match request.audience {
+        Some(audience) => audience,
+        None => Audience::parse(&tokens_settings.default_audience)?,
+    };
+    if !tokens_settings
+        .allowed_audiences
+        .iter()
+        .any(|allowed| allowed == audience.as_str())
+    {
+        return Err(ApiError::Forbidden(format!(
+            "tokens for audience {:?} are not issued here",
+            audience.as_str()
+        )));
+    }
+
+    let context = state
+        .store
+        .authorization_context(sid, audience.as_str())
+        .await?
+        .ok_or_else(|| ApiError::InvalidToken("the session does not exist".into()))?;
+    ensure_live(session_claims, &context.session, &context.user)?;
+
+    let scopes = match request.scopes {
+        None => context.scopes,
+        Some(mut requested) => {
+            requested.sort();
+            requested.dedup();
+            if let Some(missing) = requested
+                .iter()
+                .find(|s| !context.scopes.iter().any(|held| held == s.as_str()))
+            {
+                return Err(ApiError::Forbidden(format!(
+                    "the scope {:?} is not granted for this audience",
+                    missing.as_str()
+                )));
+            }
+            requested.into_iter().map(Scope::into_string).collect()
+        }
+    };
+
+    let user = &context.user;
+    let now = Utc::now();
+    let lifetime = tokens_settings.authorization_lifetime;
+    let expires_at = now + seconds(lifetime);
+    let claims = AuthorizationClaims {
+        iss: state.issuer.clone(),
+        sub: user.id.to_string(),
+        aud: vec![audience.as_str().to_owned()],
+        iat: now.timestamp(),
+        nbf: now.timestamp(),
+        exp: expires_at.timestamp(),
+        jti: tokens::new_jti(),
+        token: tokens::AUTHORIZATION.into(),
+        sid: session_claims.sid.clone(),
+        cid: context.session.client_id.clone(),
+        uid: user.id.to_string(),
+        email: user.email.clone(),
+        username: user.username.clone(),
+        scopes,
+        extra: extra_claims(&tokens_settings.extra_claims, user),
+    };
+    let token = state.keys.signing().sign(&claims)?;
+    state
+        .audit
+        .record(
+            audit::entry("authorize", "success")
+                .user(&user.username, Some(user.id))
+                .detail(format!(
+                    "audience {} scopes [{}] session {}",
+                    audience.as_str(),
+                    claims.scopes.join(" "),
+                    claims.sid
+                )),
+        )
+        .await;
+    Ok(Authorized {
+        token,
+        lifetime,
+        expires_at,
+    })
+}
+
+fn extra_claims(
+    configured: &BTreeMap<String, UserAttribute>,
+    user: &User,
+) -> BTreeMap<String, serde_json::Value> {
+    configured
+        .iter()
+        .map(|(claim, attribute)| {
+            let value = match attribute {
+                UserAttribute::Username => user.username.clone().into(),
+                UserAttribute::Email => user.email.clone().into(),
+                UserAttribute::Id => user.id.to_string().into(),
+            };
+            (claim.clone(), value)
+        })
+        .collect()
+}

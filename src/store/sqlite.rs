@@ -1,0 +1,719 @@
+//! The SQLite backend: the default, so that Tessera runs on a bare machine.
+//!
+//! One file in WAL mode with a busy timeout, foreign keys on. Ids are stored
+//! as hyphenated UUID text and timestamps as fixed-width RFC 3339 UTC text
+//! (see the migration), converted here at the edge of each query.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{FromRow, SqlitePool};
+use uuid::Uuid;
+
+use super::{
+    AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Revocation, Session, Store,
+    StoreError, StoreResult, User, UserGrant, username_key,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file named by `url`,
+    /// e.g. `sqlite://tessera.db`.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .context("invalid SQLite URL")?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(2))
+            .connect_with(options)
+            .await
+            .context("opening the SQLite database")?;
+        Ok(Self { pool })
+    }
+}
+
+/// A timestamp in the stored form.
+fn ts(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn parse_ts(text: &str) -> anyhow::Result<DateTime<Utc>> {
+    Ok(DateTime::parse_from_rfc3339(text)
+        .with_context(|| format!("stored timestamp {text:?}"))?
+        .with_timezone(&Utc))
+}
+
+fn parse_opt_ts(text: Option<String>) -> anyhow::Result<Option<DateTime<Utc>>> {
+    text.as_deref().map(parse_ts).transpose()
+}
+
+fn parse_id(text: &str) -> anyhow::Result<Uuid> {
+    Uuid::parse_str(text).with_context(|| format!("stored id {text:?}"))
+}
+
+#[derive(FromRow)]
+struct UserRow {
+    id: String,
+    username: String,
+    email: Option<String>,
+    password_hash: String,
+    is_active: bool,
+    created_at: String,
+    updated_at: String,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = anyhow::Error;
+    fn try_from(r: UserRow) -> anyhow::Result<Self> {
+        Ok(User {
+            id: parse_id(&r.id)?,
+            username: r.username,
+            email: r.email,
+            password_hash: r.password_hash,
+            is_active: r.is_active,
+            created_at: parse_ts(&r.created_at)?,
+            updated_at: parse_ts(&r.updated_at)?,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct SessionRow {
+    id: String,
+    user_id: String,
+    client_id: String,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    kid: String,
+    created_at: String,
+    last_used_at: String,
+    expires_at: Option<String>,
+    revoked_at: Option<String>,
+}
+
+impl TryFrom<SessionRow> for Session {
+    type Error = anyhow::Error;
+    fn try_from(r: SessionRow) -> anyhow::Result<Self> {
+        Ok(Session {
+            id: parse_id(&r.id)?,
+            user_id: parse_id(&r.user_id)?,
+            client_id: r.client_id,
+            ip: r.ip,
+            user_agent: r.user_agent,
+            kid: r.kid,
+            created_at: parse_ts(&r.created_at)?,
+            last_used_at: parse_ts(&r.last_used_at)?,
+            expires_at: parse_opt_ts(r.expires_at)?,
+            revoked_at: parse_opt_ts(r.revoked_at)?,
+        })
+    }
+}
+
+/// A session joined with its user, columns of the user prefixed `u_`.
+#[derive(FromRow)]
+struct SessionUserRow {
+    #[sqlx(flatten)]
+    session: SessionRow,
+    u_username: String,
+    u_email: Option<String>,
+    u_password_hash: String,
+    u_is_active: bool,
+    u_created_at: String,
+    u_updated_at: String,
+}
+
+impl SessionUserRow {
+    fn split(self) -> anyhow::Result<(Session, User)> {
+        let session: Session = self.session.try_into()?;
+        let user = User {
+            id: session.user_id,
+            username: self.u_username,
+            email: self.u_email,
+            password_hash: self.u_password_hash,
+            is_active: self.u_is_active,
+            created_at: parse_ts(&self.u_created_at)?,
+            updated_at: parse_ts(&self.u_updated_at)?,
+        };
+        Ok((session, user))
+    }
+}
+
+/// The columns of a [`SessionUserRow`], for `concat!` into static queries.
+macro_rules! session_user_columns {
+    () => {
+        r#"
+        s.id, s.user_id, s.client_id, s.ip, s.user_agent, s.kid, s.created_at,
+        s.last_used_at, s.expires_at, s.revoked_at,
+        u.username as u_username, u.email as u_email, u.password_hash as u_password_hash,
+        u.is_active as u_is_active, u.created_at as u_created_at, u.updated_at as u_updated_at
+        "#
+    };
+}
+
+fn on_unique_username(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db)
+            if db.is_unique_violation() && db.message().contains("users.username_key") =>
+        {
+            StoreError::UsernameTaken
+        }
+        _ => error.into(),
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> anyhow::Result<()> {
+        MIGRATOR.run(&self.pool).await.context("migrating SQLite")
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn count_users(&self) -> StoreResult<i64> {
+        let count: i64 = sqlx::query_scalar("select count(*) from users")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count)
+    }
+
+    #[tracing::instrument(skip_all, fields(username = %user.username))]
+    async fn create_user(&self, user: NewUser<'_>) -> StoreResult<User> {
+        let now = ts(Utc::now());
+        let row: UserRow = sqlx::query_as(
+            r#"
+            insert into users (id, username, username_key, email, password_hash, is_active,
+                               created_at, updated_at)
+            values (?1, ?2, ?3, ?4, ?5, 1, ?6, ?6)
+            returning id, username, email, password_hash, is_active, created_at, updated_at
+            "#,
+        )
+        .bind(Uuid::new_v4().to_string())
+        .bind(user.username)
+        .bind(username_key(user.username))
+        .bind(user.email)
+        .bind(user.password_hash)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(on_unique_username)?;
+        Ok(row.try_into()?)
+    }
+
+    async fn find_user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
+        let row: Option<UserRow> = sqlx::query_as(
+            r#"
+            select id, username, email, password_hash, is_active, created_at, updated_at
+            from users where username_key = ?1
+            "#,
+        )
+        .bind(username_key(username))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(User::try_from).transpose()?)
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        let rows: Vec<UserRow> = sqlx::query_as(
+            r#"
+            select id, username, email, password_hash, is_active, created_at, updated_at
+            from users order by username_key
+            "#,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(User::try_from)
+            .collect::<anyhow::Result<_>>()?)
+    }
+
+    async fn set_password_hash(&self, user_id: Uuid, password_hash: &str) -> StoreResult<()> {
+        let done =
+            sqlx::query("update users set password_hash = ?2, updated_at = ?3 where id = ?1")
+                .bind(user_id.to_string())
+                .bind(password_hash)
+                .bind(ts(Utc::now()))
+                .execute(&self.pool)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::UserNotFound);
+        }
+        Ok(())
+    }
+
+    async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<()> {
+        let now = ts(Utc::now());
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("update users set is_active = ?2, updated_at = ?3 where id = ?1")
+            .bind(user_id.to_string())
+            .bind(active)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::UserNotFound);
+        }
+        sqlx::query("insert into revocations (kind, subject, at) values (?1, ?2, ?3)")
+            .bind(if active {
+                "user_enabled"
+            } else {
+                "user_disabled"
+            })
+            .bind(user_id.to_string())
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn add_grants(
+        &self,
+        user_id: Uuid,
+        audience: &str,
+        scopes: &[String],
+    ) -> StoreResult<()> {
+        let now = ts(Utc::now());
+        let mut tx = self.pool.begin().await?;
+        for scope in scopes {
+            sqlx::query(
+                r#"
+                insert into grants (user_id, audience, scope, created_at)
+                values (?1, ?2, ?3, ?4)
+                on conflict do nothing
+                "#,
+            )
+            .bind(user_id.to_string())
+            .bind(audience)
+            .bind(scope)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn remove_grants(
+        &self,
+        user_id: Uuid,
+        audience: &str,
+        scopes: &[String],
+    ) -> StoreResult<u64> {
+        let mut removed = 0;
+        let mut tx = self.pool.begin().await?;
+        for scope in scopes {
+            let done = sqlx::query(
+                "delete from grants where user_id = ?1 and audience = ?2 and scope = ?3",
+            )
+            .bind(user_id.to_string())
+            .bind(audience)
+            .bind(scope)
+            .execute(&mut *tx)
+            .await?;
+            removed += done.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    async fn grants(&self, user_id: Uuid) -> StoreResult<Vec<Grant>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "select audience, scope from grants where user_id = ?1 order by audience, scope",
+        )
+        .bind(user_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(audience, scope)| Grant { audience, scope })
+            .collect())
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %session.user_id))]
+    async fn create_session(&self, session: NewSession<'_>) -> StoreResult<Session> {
+        let now = ts(Utc::now());
+        let row: SessionRow = sqlx::query_as(
+            r#"
+            insert into sessions (id, user_id, client_id, ip, user_agent, kid, created_at,
+                                  last_used_at, expires_at)
+            values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)
+            returning id, user_id, client_id, ip, user_agent, kid, created_at,
+                      last_used_at, expires_at, revoked_at
+            "#,
+        )
+        .bind(Uuid::new_v4().to_string())
+        .bind(session.user_id.to_string())
+        .bind(session.client_id)
+        .bind(session.ip)
+        .bind(session.user_agent)
+        .bind(session.kid)
+        .bind(now)
+        .bind(session.expires_at.map(ts))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_into()?)
+    }
+
+    async fn find_session(&self, id: Uuid) -> StoreResult<Option<(Session, User)>> {
+        let row: Option<SessionUserRow> = sqlx::query_as(concat!(
+            "select ",
+            session_user_columns!(),
+            " from sessions s join users u on u.id = s.user_id where s.id = ?1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(SessionUserRow::split).transpose()?)
+    }
+
+    async fn authorization_context(
+        &self,
+        id: Uuid,
+        audience: &str,
+    ) -> StoreResult<Option<AuthorizationContext>> {
+        #[derive(FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            joined: SessionUserRow,
+            // Scopes hold no whitespace, so a space separates them.
+            scopes: Option<String>,
+        }
+        let row: Option<Row> = sqlx::query_as(concat!(
+            "select ",
+            session_user_columns!(),
+            r#",
+                   (select group_concat(scope, ' ') from
+                       (select g.scope from grants g
+                        where g.user_id = s.user_id and g.audience = ?2
+                        order by g.scope)) as scopes
+            from sessions s join users u on u.id = s.user_id
+            where s.id = ?1
+            "#
+        ))
+        .bind(id.to_string())
+        .bind(audience)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let (session, user) = row.joined.split()?;
+        let now = Utc::now();
+        // Record the use at most once a minute, so the hot path rarely writes.
+        if session.revoked_at.is_none()
+            && now - session.last_used_at > chrono::Duration::seconds(60)
+        {
+            sqlx::query(
+                "update sessions set last_used_at = ?2 where id = ?1 and revoked_at is null",
+            )
+            .bind(id.to_string())
+            .bind(ts(now))
+            .execute(&self.pool)
+            .await?;
+        }
+        let scopes = row
+            .scopes
+            .map(|s| s.split(' ').map(str::to_owned).collect())
+            .unwrap_or_default();
+        Ok(Some(AuthorizationContext {
+            session,
+            user,
+            scopes,
+        }))
+    }
+
+    async fn revoke_session(&self, id: Uuid) -> StoreResult<bool> {
+        let now = ts(Utc::now());
+        // The revocation and its feed entry in one transaction.
+        let mut tx = self.pool.begin().await?;
+        let done =
+            sqlx::query("update sessions set revoked_at = ?2 where id = ?1 and revoked_at is null")
+                .bind(id.to_string())
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "insert into revocations (kind, subject, at) values ('session_revoked', ?1, ?2)",
+        )
+        .bind(id.to_string())
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn revocations(
+        &self,
+        after: i64,
+        since: DateTime<Utc>,
+    ) -> StoreResult<(Vec<Revocation>, i64)> {
+        let latest: i64 = sqlx::query_scalar("select coalesce(max(seq), 0) from revocations")
+            .fetch_one(&self.pool)
+            .await?;
+        let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+            r#"
+            select seq, kind, subject, at from revocations
+            where seq > ?1 and seq <= ?2 and at > ?3
+            order by seq
+            "#,
+        )
+        .bind(after)
+        .bind(latest)
+        .bind(ts(since))
+        .fetch_all(&self.pool)
+        .await?;
+        let entries = rows
+            .into_iter()
+            .map(|(seq, kind, subject, at)| {
+                Ok(Revocation::from_row((seq, kind, subject, parse_ts(&at)?)))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok((entries, latest))
+    }
+
+    async fn throttled_until(&self, keys: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
+        let mut latest: Option<DateTime<Utc>> = None;
+        for key in keys {
+            let until: Option<String> =
+                sqlx::query_scalar("select blocked_until from login_throttle where key = ?1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .flatten();
+            if let Some(until) = parse_opt_ts(until)? {
+                latest = latest.max(Some(until));
+            }
+        }
+        Ok(latest)
+    }
+
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        let failures: i64 = sqlx::query_scalar(
+            r#"
+            insert into login_throttle (key, failures, last_failure_at)
+            values (?1, 1, ?2)
+            on conflict (key) do update set
+                failures = case when login_throttle.last_failure_at < ?3 then 1
+                                else login_throttle.failures + 1 end,
+                last_failure_at = ?2
+            returning failures
+            "#,
+        )
+        .bind(key)
+        .bind(ts(now))
+        .bind(ts(window_start))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(failures)
+    }
+
+    async fn block_logins(&self, key: &str, until: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("update login_throttle set blocked_until = ?2 where key = ?1")
+            .bind(key)
+            .bind(ts(until))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn clear_login_failures(&self, prefix: &str) -> StoreResult<()> {
+        sqlx::query("delete from login_throttle where substr(key, 1, length(?1)) = ?1")
+            .bind(prefix)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for e in entries {
+            sqlx::query(
+                r#"
+                insert into audit_log (at, event, outcome, username, user_id, ip, user_agent, detail)
+                values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                "#,
+            )
+            .bind(ts(e.at))
+            .bind(&e.event)
+            .bind(&e.outcome)
+            .bind(&e.username)
+            .bind(e.user_id.map(|id| id.to_string()))
+            .bind(&e.ip)
+            .bind(&e.user_agent)
+            .bind(&e.detail)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_tail(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+        #[derive(FromRow)]
+        struct Row {
+            at: String,
+            event: String,
+            outcome: String,
+            username: Option<String>,
+            user_id: Option<String>,
+            ip: Option<String>,
+            user_agent: Option<String>,
+            detail: String,
+        }
+        let mut rows: Vec<Row> = sqlx::query_as(
+            r#"
+            select at, event, outcome, username, user_id, ip, user_agent, detail
+            from audit_log order by id desc limit ?1
+            "#,
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.reverse();
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    at: parse_ts(&r.at)?,
+                    event: r.event,
+                    outcome: r.outcome,
+                    username: r.username,
+                    user_id: r.user_id.as_deref().map(parse_id).transpose()?,
+                    ip: r.ip,
+                    user_agent: r.user_agent,
+                    detail: r.detail,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?)
+    }
+
+    async fn export(&self) -> StoreResult<Dump> {
+        let users: Vec<UserRow> = sqlx::query_as(concat!(
+            "select id, username, email, password_hash, is_active, created_at, updated_at",
+            " from users order by created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let grants: Vec<(String, String, String, String)> = sqlx::query_as(
+            "select user_id, audience, scope, created_at from grants order by user_id, audience, scope",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let sessions: Vec<SessionRow> = sqlx::query_as(
+            r#"
+            select id, user_id, client_id, ip, user_agent, kid, created_at,
+                   last_used_at, expires_at, revoked_at
+            from sessions order by created_at, id
+            "#,
+        )
+        .fetch_all(&self.pool)
+        .await?;
+
+        Ok(Dump {
+            users: users
+                .into_iter()
+                .map(User::try_from)
+                .collect::<anyhow::Result<_>>()?,
+            grants: grants
+                .into_iter()
+                .map(|(user_id, audience, scope, created_at)| {
+                    Ok(UserGrant {
+                        user_id: parse_id(&user_id)?,
+                        audience,
+                        scope,
+                        created_at: parse_ts(&created_at)?,
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?,
+            sessions: sessions
+                .into_iter()
+                .map(Session::try_from)
+                .collect::<anyhow::Result<_>>()?,
+        })
+    }
+
+    async fn import(&self, dump: &Dump) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for user in &dump.users {
+            sqlx::query(
+                r#"
+                insert into users (id, username, username_key, email, password_hash, is_active,
+                                   created_at, updated_at)
+                values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                "#,
+            )
+            .bind(user.id.to_string())
+            .bind(&user.username)
+            .bind(username_key(&user.username))
+            .bind(&user.email)
+            .bind(&user.password_hash)
+            .bind(user.is_active)
+            .bind(ts(user.created_at))
+            .bind(ts(user.updated_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(on_unique_username)?;
+        }
+        for grant in &dump.grants {
+            sqlx::query(
+                "insert into grants (user_id, audience, scope, created_at) values (?1, ?2, ?3, ?4)",
+            )
+            .bind(grant.user_id.to_string())
+            .bind(&grant.audience)
+            .bind(&grant.scope)
+            .bind(ts(grant.created_at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        for s in &dump.sessions {
+            sqlx::query(
+                r#"
+                insert into sessions (id, user_id, client_id, ip, user_agent, kid, created_at,
+                                      last_used_at, expires_at, revoked_at)
+                values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                "#,
+            )
+            .bind(s.id.to_string())
+            .bind(s.user_id.to_string())
+            .bind(&s.client_id)
+            .bind(&s.ip)
+            .bind(&s.user_agent)
+            .bind(&s.kid)
+            .bind(ts(s.created_at))
+            .bind(ts(s.last_used_at))
+            .bind(s.expires_at.map(ts))
+            .bind(s.revoked_at.map(ts))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,182 @@
+//! `tessera export` / `tessera import`: an installation as JSON lines, one
+//! record a line (`{"type": "user" | "grant" | "session", …}`), to move it
+//! between backends (SQLite to Postgres) without losing a user, a password
+//! hash, a grant or a live session.
+//!
+//! The export holds password hashes: treat the file as a secret.
+
+use std::io::{BufRead, Write};
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::store::{Dump, Session, Store, User, UserGrant};
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Record {
+    User {
+        id: Uuid,
+        username: String,
+        email: Option<String>,
+        password_hash: String,
+        is_active: bool,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+    },
+    Grant {
+        user_id: Uuid,
+        audience: String,
+        scope: String,
+        created_at: DateTime<Utc>,
+    },
+    Session {
+        id: Uuid,
+        user_id: Uuid,
+        client_id: String,
+        ip: Option<String>,
+        user_agent: Option<String>,
+        kid: String,
+        created_at: DateTime<Utc>,
+        last_used_at: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
+        revoked_at: Option<DateTime<Utc>>,
+    },
+}
+
+/// Writes every record of `store` to `out`; returns how many of each.
+pub async fn export(
+    store: &dyn Store,
+    out: &mut dyn Write,
+) -> anyhow::Result<(usize, usize, usize)> {
+    let dump = store.export().await?;
+    let counts = (dump.users.len(), dump.grants.len(), dump.sessions.len());
+    for user in dump.users {
+        write_record(
+            out,
+            &Record::User {
+                id: user.id,
+                username: user.username,
+                email: user.email,
+                password_hash: user.password_hash,
+                is_active: user.is_active,
+                created_at: user.created_at,
+                updated_at: user.updated_at,
+            },
+        )?;
+    }
+    for grant in dump.grants {
+        write_record(
+            out,
+            &Record::Grant {
+                user_id: grant.user_id,
+                audience: grant.audience,
+                scope: grant.scope,
+                created_at: grant.created_at,
+            },
+        )?;
+    }
+    for s in dump.sessions {
+        write_record(
+            out,
+            &Record::Session {
+                id: s.id,
+                user_id: s.user_id,
+                client_id: s.client_id,
+                ip: s.ip,
+                user_agent: s.user_agent,
+                kid: s.kid,
+                created_at: s.created_at,
+                last_used_at: s.last_used_at,
+                expires_at: s.expires_at,
+                revoked_at: s.revoked_at,
+            },
+        )?;
+    }
+    out.flush()?;
+    Ok(counts)
+}
+
+fn write_record(out: &mut dyn Write, record: &Record) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, record)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// Reads JSON lines from `input` into `store`, which must hold no user yet;
+/// all or nothing. Returns how many of each record.
+pub async fn import(
+    store: &dyn Store,
+    input: &mut dyn BufRead,
+) -> anyhow::Result<(usize, usize, usize)> {
+    if store.count_users().await? > 0 {
+        bail!("the target database already has users; import only into an empty database");
+    }
+    let mut dump = Dump::default();
+    for (number, line) in input.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: Record = serde_json::from_str(&line)
+            .with_context(|| format!("line {}: not a Tessera export record", number + 1))?;
+        match record {
+            Record::User {
+                id,
+                username,
+                email,
+                password_hash,
+                is_active,
+                created_at,
+                updated_at,
+            } => dump.users.push(User {
+                id,
+                username,
+                email,
+                password_hash,
+                is_active,
+                created_at,
+                updated_at,
+            }),
+            Record::Grant {
+                user_id,
+                audience,
+                scope,
+                created_at,
+            } => dump.grants.push(UserGrant {
+                user_id,
+                audience,
+                scope,
+                created_at,
+            }),
+            Record::Session {
+                id,
+                user_id,
+                client_id,
+                ip,
+                user_agent,
+                kid,
+                created_at,
+                last_used_at,
+                expires_at,
+                revoked_at,
+            } => dump.sessions.push(Session {
+                id,
+                user_id,
+                client_id,
+                ip,
+                user_agent,
+                kid,
+                created_at,
+                last_used_at,
+                expires_at,
+                revoked_at,
+            }),
+        }
+    }
+    let counts = (dump.users.len(), dump.grants.len(), dump.sessions.len());
+    store.import(&dump).await?;
+    Ok(counts)
+}

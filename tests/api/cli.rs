@@ -1,0 +1,146 @@
+//! The `tessera` binary's administration commands, run as a user would.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::json;
+
+use crate::helpers::{Backend, PASSWORD, TestApp, TestDatabase, spawn_app};
+
+/// Runs `tessera ARGS` against `app`'s database and key directory.
+fn tessera(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
+    tessera_on(&app.database.url(), app, args, stdin)
+}
+
+fn tessera_on(database_url: &str, app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .current_dir(scratch.path())
+        .env("DATABASE_URL", database_url)
+        .env("TESSERA_KEYS__DIR", &app.keys_dir)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tessera");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "tessera {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+async fn users_and_grants_made_on_the_command_line_can_log_in(backend: Backend) {
+    let app = spawn_app(backend).await;
+
+    tessera(
+        &app,
+        &[
+            "user",
+            "add",
+            "carol",
+            "--email",
+            "carol@example.com",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    tessera(
+        &app,
+        &["user", "grant", "carol", "notebooks", "read", "write"],
+        None,
+    );
+    tessera(
+        &app,
+        &["user", "revoke", "carol", "notebooks", "write"],
+        None,
+    );
+    let listed = tessera(&app, &["user", "list"], None);
+
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(
+        listed.contains("carol") && listed.contains("notebooks:read"),
+        "{listed}"
+    );
+    assert!(!listed.contains("notebooks:write"), "{listed}");
+    let session = app.session_token("carol").await;
+    let token = app
+        .authorization_token(&session, Some(json!({"audience": "notebooks"})))
+        .await;
+    let claims =
+        jsonwebtoken::dangerous::insecure_decode_claims::<serde_json::Value>(&token).unwrap();
+    assert_eq!(claims["scopes"], json!(["read"]));
+    assert_eq!(claims["email"], "carol@example.com");
+
+    tessera(&app, &["user", "disable", "carol"], None);
+    assert_eq!(app.login("carol", PASSWORD).await.status(), 401);
+    tessera(&app, &["user", "enable", "carol"], None);
+    assert_eq!(app.login("carol", PASSWORD).await.status(), 200);
+}
+
+async fn a_short_password_is_refused_by_user_add(backend: Backend) {
+    let app = spawn_app(backend).await;
+
+    let output = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["user", "add", "dave", "--password-stdin"])
+        .env("DATABASE_URL", app.database.url())
+        .env("TESSERA_KEYS__DIR", &app.keys_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().unwrap().write_all(b"short\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("at least 8 characters"));
+    assert!(app.store.find_user_by_name("dave").await.unwrap().is_none());
+}
+
+/// The documented path from the default SQLite file to Postgres: users,
+/// password hashes, grants and live sessions all survive.
+#[tokio::test]
+async fn an_installation_moves_from_sqlite_to_postgres_with_export_and_import() {
+    let sqlite = spawn_app(Backend::Sqlite).await;
+    let alice = sqlite.add_user("alice", Some("alice@example.com")).await;
+    sqlite.grant(&alice, "notebooks", &["read"]).await;
+    let session = sqlite.session_token("alice").await;
+
+    let exported = tessera(&sqlite, &["export"], None);
+    let postgres = TestDatabase::create(Backend::Postgres).await;
+    tessera_on(
+        &postgres.url(),
+        &sqlite,
+        &["import"],
+        Some(std::str::from_utf8(&exported.stdout).unwrap()),
+    );
+    let moved = sqlite.restart_on(postgres).await;
+
+    // The session token issued on SQLite still authorizes on Postgres.
+    let token = moved
+        .authorization_token(&session, Some(json!({"audience": "notebooks"})))
+        .await;
+    let claims =
+        jsonwebtoken::dangerous::insecure_decode_claims::<serde_json::Value>(&token).unwrap();
+    assert_eq!(claims["sub"], alice.id.to_string());
+    assert_eq!(claims["scopes"], json!(["read"]));
+    // The password hash came along.
+    assert_eq!(moved.login("alice", PASSWORD).await.status(), 200);
+}
+
+on_both_backends!(
+    users_and_grants_made_on_the_command_line_can_log_in,
+    a_short_password_is_refused_by_user_add,
+);

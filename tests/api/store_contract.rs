@@ -1,0 +1,312 @@
+//! The storage contract: the same cases against every backend, straight on
+//! the `Store` trait.
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use uuid::Uuid;
+
+use tessera::store::{NewSession, NewUser, Store, StoreError, User};
+
+use crate::helpers::{Backend, TestDatabase};
+
+async fn user(store: &dyn Store, name: &str) -> User {
+    store
+        .create_user(NewUser {
+            username: name,
+            email: Some("someone@example.com"),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+        })
+        .await
+        .unwrap()
+}
+
+fn new_session(user_id: Uuid) -> NewSession<'static> {
+    NewSession {
+        user_id,
+        client_id: "portal",
+        ip: Some("192.0.2.1"),
+        user_agent: Some("curl/8"),
+        kid: "tessera-test",
+        expires_at: None,
+    }
+}
+
+async fn users_are_unique_regardless_of_case(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let store = db.store().await;
+    let alice = user(store.as_ref(), "Ålice").await;
+
+    let duplicate = store
+        .create_user(NewUser {
+            username: "åLICE",
+            email: None,
+            password_hash: "x",
+        })
+        .await;
+
+    assert!(matches!(duplicate, Err(StoreError::UsernameTaken)));
+    let found = store.find_user_by_name("ÅLICE").await.unwrap().unwrap();
+    assert_eq!(found, alice);
+    assert_eq!(found.username, "Ålice");
+    assert!(store.find_user_by_name("bob").await.unwrap().is_none());
+    assert_eq!(store.count_users().await.unwrap(), 1);
+}
+
+async fn users_can_be_listed_changed_disabled_and_enabled(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let store = db.store().await;
+    let bob = user(store.as_ref(), "bob").await;
+    user(store.as_ref(), "alice").await;
+
+    store.set_password_hash(bob.id, "new-hash").await.unwrap();
+    store.set_active(bob.id, false).await.unwrap();
+
+    let names: Vec<String> = store
+        .list_users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
+    let bob = store.find_user_by_name("bob").await.unwrap().unwrap();
+    assert_eq!(bob.password_hash, "new-hash");
+    assert!(!bob.is_active);
+    assert!(bob.updated_at >= bob.created_at);
+    store.set_active(bob.id, true).await.unwrap();
+    assert!(
+        store
+            .find_user_by_name("bob")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active
+    );
+    let missing = store.set_active(Uuid::new_v4(), true).await;
+    assert!(matches!(missing, Err(StoreError::UserNotFound)));
+    let missing = store.set_password_hash(Uuid::new_v4(), "x").await;
+    assert!(matches!(missing, Err(StoreError::UserNotFound)));
+}
+
+async fn grants_are_added_once_and_removed_by_audience(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let store = db.store().await;
+    let alice = user(store.as_ref(), "alice").await;
+    let scopes = |s: &[&str]| s.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+
+    store
+        .add_grants(alice.id, "notebooks", &scopes(&["write", "read"]))
+        .await
+        .unwrap();
+    store
+        .add_grants(alice.id, "notebooks", &scopes(&["read"]))
+        .await
+        .unwrap();
+    store
+        .add_grants(alice.id, "billing", &scopes(&["read"]))
+        .await
+        .unwrap();
+    let removed = store
+        .remove_grants(alice.id, "notebooks", &scopes(&["write", "absent"]))
+        .await
+        .unwrap();
+
+    assert_eq!(removed, 1);
+    let grants: Vec<(String, String)> = store
+        .grants(alice.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| (g.audience, g.scope))
+        .collect();
+    assert_eq!(
+        grants,
+        [
+            ("billing".into(), "read".into()),
+            ("notebooks".into(), "read".into())
+        ]
+    );
+}
+
+async fn a_session_is_created_found_and_revoked_once(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let store = db.store().await;
+    let alice = user(store.as_ref(), "alice").await;
+    let expires = Utc::now() + Duration::hours(1);
+
+    let session = store
+        .create_session(NewSession {
+            expires_at: Some(expires),
+            ..new_session(alice.id)
+        })
+        .await
+        .unwrap();
+
+    let (found, owner) = store.find_session(session.id).await.unwrap().unwrap();
+    assert_eq!(found, session);
+    assert_eq!(owner.id, alice.id);
+    assert_eq!(found.client_id, "portal");
+    assert_eq!(found.ip.as_deref(), Some("192.0.2.1"));
+    assert_eq!(found.kid, "tessera-test");
+    assert_eq!(
+        found.expires_at.unwrap().timestamp_micros(),
+        expires.timestamp_micros()
+    );
+    assert!(found.is_live(Utc::now()));
+    assert!(store.revoke_session(session.id).await.unwrap());
+    assert!(!store.revoke_session(session.id).await.unwrap());
+    let (revoked, _) = store.find_session(session.id).await.unwrap().unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert!(!revoked.is_live(Utc::now()));
+    assert!(store.find_session(Uuid::new_v4()).await.unwrap().is_none());
+    assert!(!store.revoke_session(Uuid::new_v4()).await.unwrap());
+}
+
+async fn the_authorization_context_holds_the_scopes_of_one_audience(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let store = db.store().await;
+    let alice = user(store.as_ref(), "alice").await;
+    let scopes = ["b:write".to_owned(), "a:read".to_owned()];
+    store
+        .add_grants(alice.id, "notebooks", &scopes)
+        .await
+        .unwrap();
+    store
+        .add_grants(alice.id, "billing", &["pay".to_owned()])
+        .await
+        .unwrap();
+    let session = store.create_session(new_session(alice.id)).await.unwrap();
+
+    let context = store
+        .authorization_context(session.id, "notebooks")
+        .await
+        .unwrap()
+        .unwrap();
+    let none = store
+        .authorization_context(session.id, "elsewhere")
+        .await
+        .unwrap()
+        .unwrap();
+
+    assert_eq!(context.scopes, ["a:read", "b:write"]);
+    assert_eq!(context.user.id, alice.id);
+    assert_eq!(context.session.id, session.id);
+    assert!(none.scopes.is_empty());
+    assert!(
+        store
+            .authorization_context(Uuid::new_v4(), "notebooks")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn two_logins_for_one_user_at_once_make_two_sessions(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let store = db.store().await;
+    let alice = user(store.as_ref(), "alice").await;
+
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.create_session(new_session(alice.id)).await.unwrap() })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.push(task.await.unwrap().id);
+    }
+
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 8);
+    for id in ids {
+        assert!(store.find_session(id).await.unwrap().is_some());
+    }
+}
+
+async fn a_revocation_while_authorizing_is_seen_by_every_later_authorization(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let store = db.store().await;
+    let alice = user(store.as_ref(), "alice").await;
+    let session = store.create_session(new_session(alice.id)).await.unwrap();
+
+    let reader = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let mut live = 0;
+            for _ in 0..50 {
+                let context = store
+                    .authorization_context(session.id, "tessera")
+                    .await
+                    .unwrap()
+                    .unwrap();
+                if context.session.is_live(Utc::now()) {
+                    live += 1;
+                }
+            }
+            live
+        })
+    };
+    let revoked = store.revoke_session(session.id).await.unwrap();
+    reader.await.unwrap();
+
+    assert!(revoked);
+    let after = store
+        .authorization_context(session.id, "tessera")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!after.session.is_live(Utc::now()));
+}
+
+async fn an_export_imports_into_the_other_backend_unchanged(backend: Backend) {
+    let source_db = TestDatabase::create(backend).await;
+    let source = source_db.store().await;
+    let alice = user(source.as_ref(), "alice").await;
+    source
+        .add_grants(alice.id, "notebooks", &["read".to_owned()])
+        .await
+        .unwrap();
+    let live = source.create_session(new_session(alice.id)).await.unwrap();
+    let ended = source.create_session(new_session(alice.id)).await.unwrap();
+    source.revoke_session(ended.id).await.unwrap();
+    let other = match backend {
+        Backend::Postgres => Backend::Sqlite,
+        Backend::Sqlite => Backend::Postgres,
+    };
+    let target_db = TestDatabase::create(other).await;
+    let target = target_db.store().await;
+
+    let mut lines = Vec::new();
+    tessera::transfer::export(source.as_ref(), &mut lines)
+        .await
+        .unwrap();
+    let counts = tessera::transfer::import(target.as_ref(), &mut lines.as_slice())
+        .await
+        .unwrap();
+
+    assert_eq!(counts, (1, 1, 2));
+    assert_eq!(
+        target.export().await.unwrap(),
+        source.export().await.unwrap()
+    );
+    let (session, _) = target.find_session(live.id).await.unwrap().unwrap();
+    assert!(session.is_live(Utc::now()));
+    // A second import would duplicate users: refused, nothing changed.
+    let again = tessera::transfer::import(target.as_ref(), &mut lines.as_slice()).await;
+    assert!(again.is_err());
+    assert_eq!(target.count_users().await.unwrap(), 1);
+}
+
+on_both_backends!(
+    users_are_unique_regardless_of_case,
+    users_can_be_listed_changed_disabled_and_enabled,
+    grants_are_added_once_and_removed_by_audience,
+    a_session_is_created_found_and_revoked_once,
+    the_authorization_context_holds_the_scopes_of_one_audience,
+    two_logins_for_one_user_at_once_make_two_sessions,
+    a_revocation_while_authorizing_is_seen_by_every_later_authorization,
+    an_export_imports_into_the_other_backend_unchanged,
+);
