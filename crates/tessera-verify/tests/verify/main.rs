@@ -15,5 +15,6 @@ mod helpers;
 
 mod notebooks;
 mod refetch;
+mod revocations;
 mod support;
 mod verify;
