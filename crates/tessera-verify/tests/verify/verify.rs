@@ -238,7 +238,6 @@ async fn a_tampered_signature_or_payload_is_refused() {
         verifier.verify(&spliced).await.unwrap_err(),
         VerifyError::BadSignature
     );
-    let _ = app;
 }
 
 #[tokio::test]
