@@ -8,17 +8,40 @@ use serde_json::json;
 use crate::helpers::{Backend, PASSWORD, TestApp, TestDatabase, spawn_app};
 
 /// Runs `tessera ARGS` against `app`'s database and key directory.
-fn tessera(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
-    tessera_on(&app.database.url(), app, args, stdin)
+async fn tessera(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
+    tessera_on(&app.database.url(), app, args, stdin).await
 }
 
-fn tessera_on(database_url: &str, app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
+/// Runs the binary without blocking this test's runtime, where the server's
+/// background tasks (the audit writer) run too.
+async fn tessera_on(
+    database_url: &str,
+    app: &TestApp,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Output {
+    let (database_url, keys_dir) = (database_url.to_owned(), app.keys_dir.clone());
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let stdin = stdin.map(str::to_owned);
+    tokio::task::spawn_blocking(move || {
+        run_tessera(&database_url, &keys_dir, &args, stdin.as_deref())
+    })
+    .await
+    .unwrap()
+}
+
+fn run_tessera(
+    database_url: &str,
+    keys_dir: &std::path::Path,
+    args: &[String],
+    stdin: Option<&str>,
+) -> Output {
     let scratch = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(args)
         .current_dir(scratch.path())
         .env("DATABASE_URL", database_url)
-        .env("TESSERA_KEYS__DIR", &app.keys_dir)
+        .env("TESSERA_KEYS__DIR", keys_dir)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -53,18 +76,21 @@ async fn users_and_grants_made_on_the_command_line_can_log_in(backend: Backend) 
             "--password-stdin",
         ],
         Some(&format!("{PASSWORD}\n")),
-    );
+    )
+    .await;
     tessera(
         &app,
         &["user", "grant", "carol", "notebooks", "read", "write"],
         None,
-    );
+    )
+    .await;
     tessera(
         &app,
         &["user", "revoke", "carol", "notebooks", "write"],
         None,
-    );
-    let listed = tessera(&app, &["user", "list"], None);
+    )
+    .await;
+    let listed = tessera(&app, &["user", "list"], None).await;
 
     let listed = String::from_utf8(listed.stdout).unwrap();
     assert!(
@@ -81,28 +107,33 @@ async fn users_and_grants_made_on_the_command_line_can_log_in(backend: Backend) 
     assert_eq!(claims["scopes"], json!(["read"]));
     assert_eq!(claims["email"], "carol@example.com");
 
-    tessera(&app, &["user", "disable", "carol"], None);
+    tessera(&app, &["user", "disable", "carol"], None).await;
     assert_eq!(app.login("carol", PASSWORD).await.status(), 401);
-    tessera(&app, &["user", "enable", "carol"], None);
+    tessera(&app, &["user", "enable", "carol"], None).await;
     assert_eq!(app.login("carol", PASSWORD).await.status(), 200);
 }
 
 async fn a_short_password_is_refused_by_user_add(backend: Backend) {
     let app = spawn_app(backend).await;
 
-    let output = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["user", "add", "dave", "--password-stdin"])
-        .env("DATABASE_URL", app.database.url())
-        .env("TESSERA_KEYS__DIR", &app.keys_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            child.stdin.take().unwrap().write_all(b"short\n")?;
-            child.wait_with_output()
-        })
-        .unwrap();
+    let (url, keys_dir) = (app.database.url(), app.keys_dir.clone());
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["user", "add", "dave", "--password-stdin"])
+            .env("DATABASE_URL", url)
+            .env("TESSERA_KEYS__DIR", keys_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                child.stdin.take().unwrap().write_all(b"short\n")?;
+                child.wait_with_output()
+            })
+            .unwrap()
+    })
+    .await
+    .unwrap();
 
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("at least 8 characters"));
@@ -118,14 +149,15 @@ async fn an_installation_moves_from_sqlite_to_postgres_with_export_and_import() 
     sqlite.grant(&alice, "notebooks", &["read"]).await;
     let session = sqlite.session_token("alice").await;
 
-    let exported = tessera(&sqlite, &["export"], None);
+    let exported = tessera(&sqlite, &["export"], None).await;
     let postgres = TestDatabase::create(Backend::Postgres).await;
     tessera_on(
         &postgres.url(),
         &sqlite,
         &["import"],
         Some(std::str::from_utf8(&exported.stdout).unwrap()),
-    );
+    )
+    .await;
     let moved = sqlite.restart_on(postgres).await;
 
     // The session token issued on SQLite still authorizes on Postgres.

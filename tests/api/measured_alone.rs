@@ -38,31 +38,42 @@ async fn unknown_users_and_wrong_passwords_take_the_same_time() {
         timed_login(&app, "nobody", "wrong-password").await;
     }
 
+    // A real leak (an unknown user skipping the hash was 93 %) shows in
+    // every run; noise from a busy machine does not. Up to three runs.
+    let mut differences = Vec::new();
+    for _ in 0..3 {
+        let difference = median_difference(&app).await;
+        differences.push(difference);
+        if difference < 0.05 {
+            return;
+        }
+    }
+    panic!("medians differ by more than 5 % in every run: {differences:?}");
+}
+
+/// The relative difference of the median failed-login times of unknown users
+/// and of wrong passwords.
+async fn median_difference(app: &TestApp) -> f64 {
     let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
-    // Interleaved, first one then the other, so drift in machine load
+    // Interleaved, alternating which goes first, so drift in machine load
     // falls on both alike.
     for round in 0..60 {
         let name = format!("nobody-{round}");
         if round % 2 == 0 {
-            unknown.push(timed_login(&app, &name, "wrong-password").await);
-            wrong.push(timed_login(&app, "alice", "wrong-password").await);
+            unknown.push(timed_login(app, &name, "wrong-password").await);
+            wrong.push(timed_login(app, "alice", "wrong-password").await);
         } else {
-            wrong.push(timed_login(&app, "alice", "wrong-password").await);
-            unknown.push(timed_login(&app, &name, "wrong-password").await);
+            wrong.push(timed_login(app, "alice", "wrong-password").await);
+            unknown.push(timed_login(app, &name, "wrong-password").await);
         }
     }
-
     let (unknown, wrong) = (median(unknown), median(wrong));
     let difference = (unknown.as_secs_f64() - wrong.as_secs_f64()).abs() / wrong.as_secs_f64();
     println!(
         "median login failure: unknown user {unknown:?}, wrong password {wrong:?}, difference {:.1} %",
         difference * 100.0
     );
-    assert!(
-        difference < 0.05,
-        "medians differ by {:.1} %",
-        difference * 100.0
-    );
+    difference
 }
 
 /// More logins than the machine can hash: the excess is refused at once
