@@ -8,6 +8,7 @@ mod authorize;
 mod bad_input;
 mod cli;
 mod faults;
+mod interop;
 mod introspect;
 mod keys;
 mod measured_alone;
