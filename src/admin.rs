@@ -150,8 +150,45 @@ impl<'a> Admin<'a> {
         self.record("user.unlocked", user, String::new()).await
     }
 
+    pub async fn list_users_page(&self, offset: i64, limit: i64) -> Result<Vec<User>, AdminError> {
+        Ok(self.store.list_users_page(offset, limit).await?)
+    }
+
+    /// Deletes a user, their grants and sessions; verifiers learn of it
+    /// through the revocation feed.
+    pub async fn delete_user(&self, user: &User) -> Result<(), AdminError> {
+        if !self.store.delete_user(user.id).await? {
+            return Err(AdminError::UnknownUser(user.username.clone()));
+        }
+        self.record("user.deleted", user, String::new()).await
+    }
+
+    pub async fn sessions(&self, user: &User) -> Result<Vec<crate::store::Session>, AdminError> {
+        Ok(self.store.sessions_of_user(user.id).await?)
+    }
+
+    /// Logs a user out everywhere; returns the sessions revoked.
+    pub async fn revoke_all_sessions(&self, user: &User) -> Result<Vec<Uuid>, AdminError> {
+        let revoked = self.store.revoke_user_sessions(user.id).await?;
+        self.record(
+            "session.revoked_all",
+            user,
+            format!("{} sessions", revoked.len()),
+        )
+        .await?;
+        Ok(revoked)
+    }
+
     /// Revokes one session of `user`; returns whether it was live.
     pub async fn revoke_session(&self, user: &User, session_id: Uuid) -> Result<bool, AdminError> {
+        let owned = self
+            .store
+            .find_session(session_id)
+            .await?
+            .is_some_and(|(session, _)| session.user_id == user.id);
+        if !owned {
+            return Ok(false);
+        }
         let revoked = self.store.revoke_session(session_id).await?;
         if revoked {
             self.record("session.revoked", user, format!("session {session_id}"))

@@ -24,6 +24,8 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("the request body is larger than {limit} bytes")]
@@ -60,6 +62,7 @@ impl ApiError {
             Self::InvalidToken(_) => "invalid_token",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::TooManyRequests { .. } => "too_many_requests",
@@ -76,6 +79,7 @@ impl ResponseError for ApiError {
             Self::InvalidCredentials | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -124,6 +128,17 @@ impl From<StoreError> for ApiError {
             StoreError::Unexpected(e) => Self::Unexpected(e),
             StoreError::Unavailable => Self::Unavailable { retry_after: 2 },
             other => Self::Unexpected(anyhow::Error::new(other)),
+        }
+    }
+}
+
+impl From<crate::admin::AdminError> for ApiError {
+    fn from(e: crate::admin::AdminError) -> Self {
+        use crate::admin::AdminError;
+        match e {
+            AdminError::UnknownUser(_) => Self::NotFound(e.to_string()),
+            AdminError::UsernameTaken(_) => Self::Conflict(e.to_string()),
+            AdminError::Store(e) => e.into(),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod configuration;
 pub mod domain;
 pub mod error;
 pub mod keys;
+pub mod metrics;
 pub mod password;
 pub mod routes;
 pub mod sessions;

@@ -161,8 +161,31 @@ enum Done {
     Hashed(String),
 }
 
+/// What the pool reports: jobs waiting, and how long each waited.
+#[derive(Clone)]
+pub struct HashMetrics {
+    pub queue_depth: prometheus::IntGauge,
+    pub wait: prometheus::Histogram,
+}
+
+impl HashMetrics {
+    /// Metrics that nobody reads, for pools outside the server.
+    pub fn unregistered() -> Self {
+        Self {
+            queue_depth: prometheus::IntGauge::new("unregistered_queue_depth", "-")
+                .expect("valid metric"),
+            wait: prometheus::Histogram::with_opts(prometheus::HistogramOpts::new(
+                "unregistered_wait",
+                "-",
+            ))
+            .expect("valid metric"),
+        }
+    }
+}
+
 struct Job {
     work: Work,
+    queued_at: Instant,
     /// Past this, the job is dropped unstarted and the caller told "busy".
     deadline: Instant,
     reply: oneshot::Sender<Result<Done, HashError>>,
@@ -181,6 +204,7 @@ pub struct PasswordHasherPool {
     /// Verified against when the user does not exist, so that an unknown
     /// user costs the same time as a wrong password.
     dummy_hash: Arc<str>,
+    queue_depth: prometheus::IntGauge,
 }
 
 impl PasswordHasherPool {
@@ -189,6 +213,7 @@ impl PasswordHasherPool {
         concurrency: usize,
         queue: usize,
         timeout: Duration,
+        metrics: HashMetrics,
     ) -> anyhow::Result<Self> {
         let dummy = Password::parse("tessera-dummy-password".into()).expect("short password");
         let dummy_hash = hash(&dummy, params).context("hashing the dummy password")?;
@@ -196,15 +221,17 @@ impl PasswordHasherPool {
         let receiver = Arc::new(Mutex::new(receiver));
         for n in 0..concurrency.max(1) {
             let receiver = Arc::clone(&receiver);
+            let metrics = metrics.clone();
             std::thread::Builder::new()
                 .name(format!("tessera-hash-{n}"))
-                .spawn(move || work(&receiver, params))
+                .spawn(move || work(&receiver, params, &metrics))
                 .context("starting a hashing thread")?;
         }
         Ok(Self {
             jobs,
             timeout,
             dummy_hash: dummy_hash.into(),
+            queue_depth: metrics.queue_depth,
         })
     }
 
@@ -212,16 +239,21 @@ impl PasswordHasherPool {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             work,
+            queued_at: Instant::now(),
             deadline: Instant::now() + self.timeout,
             reply,
             span: tracing::Span::current(),
         };
-        self.jobs.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => HashError::Busy,
-            TrySendError::Disconnected(_) => {
-                HashError::Unexpected(anyhow::anyhow!("the hashing threads have stopped"))
-            }
-        })?;
+        self.queue_depth.inc();
+        self.jobs
+            .try_send(job)
+            .inspect_err(|_| self.queue_depth.dec())
+            .map_err(|e| match e {
+                TrySendError::Full(_) => HashError::Busy,
+                TrySendError::Disconnected(_) => {
+                    HashError::Unexpected(anyhow::anyhow!("the hashing threads have stopped"))
+                }
+            })?;
         answer
             .await
             .map_err(|_| HashError::Unexpected(anyhow::anyhow!("a hashing thread stopped")))?
@@ -265,7 +297,11 @@ impl PasswordHasherPool {
 }
 
 /// A hashing thread: takes jobs until the pool is dropped.
-fn work(receiver: &Mutex<std::sync::mpsc::Receiver<Job>>, params: HashParams) {
+fn work(
+    receiver: &Mutex<std::sync::mpsc::Receiver<Job>>,
+    params: HashParams,
+    metrics: &HashMetrics,
+) {
     let mut memory = Vec::new();
     loop {
         let job = {
@@ -277,6 +313,8 @@ fn work(receiver: &Mutex<std::sync::mpsc::Receiver<Job>>, params: HashParams) {
                 Err(_) => return,
             }
         };
+        metrics.queue_depth.dec();
+        metrics.wait.observe(job.queued_at.elapsed().as_secs_f64());
         if job.reply.is_closed() {
             continue;
         }
@@ -341,8 +379,14 @@ mod tests {
         let password = Password::parse("correct horse".into()).unwrap();
         let old_hash = hash(&password, old).unwrap();
         assert!(HashParams::default().differ_from(&old_hash));
-        let pool =
-            PasswordHasherPool::new(HashParams::default(), 1, 1, Duration::from_secs(5)).unwrap();
+        let pool = PasswordHasherPool::new(
+            HashParams::default(),
+            1,
+            1,
+            Duration::from_secs(5),
+            HashMetrics::unregistered(),
+        )
+        .unwrap();
 
         let verified = pool.verify(password, Some(old_hash.clone())).await.unwrap();
 
@@ -358,16 +402,28 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_user_never_matches() {
-        let pool =
-            PasswordHasherPool::new(HashParams::default(), 1, 1, Duration::from_secs(5)).unwrap();
+        let pool = PasswordHasherPool::new(
+            HashParams::default(),
+            1,
+            1,
+            Duration::from_secs(5),
+            HashMetrics::unregistered(),
+        )
+        .unwrap();
         let password = Password::parse("tessera-dummy-password".into()).unwrap();
         assert!(!pool.verify(password, None).await.unwrap().matched);
     }
 
     #[tokio::test]
     async fn a_full_queue_answers_busy_at_once() {
-        let pool =
-            PasswordHasherPool::new(HashParams::default(), 1, 1, Duration::from_secs(5)).unwrap();
+        let pool = PasswordHasherPool::new(
+            HashParams::default(),
+            1,
+            1,
+            Duration::from_secs(5),
+            HashMetrics::unregistered(),
+        )
+        .unwrap();
         let verify = || pool.verify(Password::parse("x".into()).unwrap(), None);
 
         // Six at once against one thread and one queue place: at most two

@@ -66,6 +66,8 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
         let wait_ms = (until - now).num_milliseconds();
         let retry_after = u64::try_from((wait_ms + 999) / 1000).unwrap_or(1).max(1);
         tracing::info!(retry_after, "Login throttled");
+        state.metrics.throttled.with_label_values(&["login"]).inc();
+        state.metrics.logins.with_label_values(&["throttled"]).inc();
         state.audit.record(record("throttled", None)).await;
         return Err(ApiError::TooManyRequests { retry_after });
     }
@@ -77,7 +79,16 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
             attempt.password,
             user.as_ref().map(|u| u.password_hash.clone()),
         )
-        .await?;
+        .await
+        .inspect_err(|e| {
+            if matches!(e, crate::password::HashError::Busy) {
+                state
+                    .metrics
+                    .throttled
+                    .with_label_values(&["hash_capacity"])
+                    .inc();
+            }
+        })?;
     let refusal = match &user {
         None => Some("unknown_user"),
         Some(_) if !verified.matched => Some("wrong_password"),
@@ -89,6 +100,7 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
         (user, refusal) => {
             let reason = refusal.unwrap_or("unknown_user");
             tracing::info!(reason, "Login refused");
+            state.metrics.logins.with_label_values(&[reason]).inc();
             throttle::record_failure(store, throttle_settings, &keys, now).await?;
             state.audit.record(record(reason, user.map(|u| u.id))).await;
             return Err(ApiError::InvalidCredentials);
@@ -137,6 +149,12 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
         })
         .await?;
     tracing::info!("Session created");
+    state.metrics.logins.with_label_values(&["success"]).inc();
+    state
+        .metrics
+        .tokens_issued
+        .with_label_values(&["session"])
+        .inc();
     state
         .audit
         .record(record("success", Some(user.id)).detail(format!("session {}", session.id)))
@@ -236,6 +254,11 @@ pub async fn authorize(
         extra: extra_claims(&tokens_settings.extra_claims, user),
     };
     let token = state.keys.signing().sign(&claims)?;
+    state
+        .metrics
+        .tokens_issued
+        .with_label_values(&["auth"])
+        .inc();
     state
         .audit
         .record(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{Logger, NormalizePath, TrailingSlash};
+use actix_web::middleware::{NormalizePath, TrailingSlash, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
@@ -17,7 +17,8 @@ use crate::configuration::Settings;
 use crate::domain::Password;
 use crate::error::ApiError;
 use crate::keys::KeySet;
-use crate::password::{self, HashParams, PasswordHasherPool};
+use crate::metrics::Metrics;
+use crate::password::{self, HashMetrics, HashParams, PasswordHasherPool};
 use crate::routes;
 use crate::state::AppState;
 use crate::store::{self, NewUser, Store};
@@ -52,8 +53,13 @@ impl Application {
             Duration::from_millis(settings.hashing.queue_timeout_ms),
         );
         let params = settings.hash_params();
+        let metrics = Metrics::new()?;
+        let hash_metrics = HashMetrics {
+            queue_depth: metrics.hash_queue_depth.clone(),
+            wait: metrics.hash_wait.clone(),
+        };
         let hasher = spawn_blocking_with_tracing(move || {
-            PasswordHasherPool::new(params, concurrency, queue, timeout)
+            PasswordHasherPool::new(params, concurrency, queue, timeout, hash_metrics)
         })
         .await
         .context("preparing the hasher panicked")??;
@@ -90,6 +96,7 @@ impl Application {
             discovery,
             trusted_proxies,
             audit: AuditLog::start(store_for_audit),
+            metrics,
         });
         tracing::info!(
             address = %address,
@@ -101,12 +108,7 @@ impl Application {
         let data = state.clone();
         let server = HttpServer::new(move || {
             App::new()
-                // Path only, never the query string or headers: neither may
-                // carry a credential into the log.
-                .wrap(
-                    Logger::new(r#"%a "%{method}xi %U" %s %b %Dms"#)
-                        .custom_request_replace("method", |req| req.method().to_string()),
-                )
+                .wrap(from_fn(routes::observe))
                 .wrap(NormalizePath::new(TrailingSlash::Trim))
                 .app_data(data.clone())
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {

@@ -7,6 +7,7 @@ use actix_web::web::Bytes;
 use crate::audit::AuditLog;
 use crate::configuration::Settings;
 use crate::keys::KeySet;
+use crate::metrics::Metrics;
 use crate::password::PasswordHasherPool;
 use crate::store::Store;
 use crate::tokens::{AuthorizationValidation, SessionValidation};
@@ -30,4 +31,5 @@ pub struct AppState {
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub audit: AuditLog,
+    pub metrics: Metrics,
 }

@@ -1,16 +1,20 @@
 //! The route table: the whole HTTP API at a glance. One file an endpoint
 //! group.
 
+mod admin;
 mod authorize;
 mod extract;
 mod health;
 mod introspect;
+mod observe;
 mod revocations;
 mod session;
 mod well_known;
 
+pub use admin::ADMIN_SCOPE;
 pub use extract::ensure_live;
 pub use introspect::INTROSPECT_SCOPE;
+pub use observe::observe;
 pub use well_known::discovery_document;
 
 use actix_web::{HttpResponse, web};
@@ -68,6 +72,46 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(introspect::userinfo))
             .default_service(web::to(method_not_allowed)),
     )
+    .service(
+        web::scope("/admin")
+            .service(
+                web::resource("/users")
+                    .route(web::get().to(admin::list_users))
+                    .route(web::post().to(admin::create_user)),
+            )
+            .service(
+                web::resource("/users/{name}")
+                    .route(web::get().to(admin::show_user))
+                    .route(web::delete().to(admin::delete_user)),
+            )
+            .service(
+                web::resource("/users/{name}/disable").route(web::post().to(admin::disable_user)),
+            )
+            .service(
+                web::resource("/users/{name}/enable").route(web::post().to(admin::enable_user)),
+            )
+            .service(
+                web::resource("/users/{name}/password").route(web::put().to(admin::set_password)),
+            )
+            .service(
+                web::resource("/users/{name}/grants")
+                    .route(web::get().to(admin::list_grants))
+                    .route(web::post().to(admin::add_grants))
+                    .route(web::delete().to(admin::remove_grants)),
+            )
+            .service(
+                web::resource("/users/{name}/sessions")
+                    .route(web::get().to(admin::list_sessions))
+                    .route(web::delete().to(admin::revoke_all_sessions)),
+            )
+            .service(
+                web::resource("/users/{name}/sessions/{session}")
+                    .route(web::delete().to(admin::revoke_session)),
+            )
+            .service(web::resource("/keys").route(web::get().to(admin::list_keys)))
+            .default_service(web::to(not_found)),
+    )
+    .service(web::resource("/metrics").route(web::get().to(health::metrics)))
     .service(web::resource("/healthz").route(web::get().to(health::healthz)))
     .service(web::resource("/readyz").route(web::get().to(health::readyz)))
     .default_service(web::to(not_found));

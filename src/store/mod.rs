@@ -190,12 +190,26 @@ pub trait Store: Send + Sync + 'static {
     async fn migrate(&self) -> anyhow::Result<()>;
     /// Whether the database answers.
     async fn ping(&self) -> StoreResult<()>;
+    /// Connections in the pool: (open, idle).
+    fn pool_status(&self) -> (u32, usize);
 
     async fn count_users(&self) -> StoreResult<i64>;
     async fn create_user(&self, user: NewUser<'_>) -> StoreResult<User>;
     /// Finds a user by name, ignoring case.
     async fn find_user_by_name(&self, username: &str) -> StoreResult<Option<User>>;
     async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Users in name order, `limit` of them after skipping `offset`.
+    async fn list_users_page(&self, offset: i64, limit: i64) -> StoreResult<Vec<User>>;
+    async fn find_user_by_id(&self, id: Uuid) -> StoreResult<Option<User>>;
+    /// Deletes a user with their grants and sessions, and records it in the
+    /// revocation feed (as `user_disabled`) so verifiers refuse their
+    /// outstanding tokens; returns whether there was such a user.
+    async fn delete_user(&self, id: Uuid) -> StoreResult<bool>;
+    /// Every session of a user, newest first.
+    async fn sessions_of_user(&self, user_id: Uuid) -> StoreResult<Vec<Session>>;
+    /// Revokes every live session of a user ("log out everywhere"), each
+    /// recorded in the revocation feed; returns the sessions revoked.
+    async fn revoke_user_sessions(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>>;
     async fn set_password_hash(&self, user_id: Uuid, password_hash: &str) -> StoreResult<()>;
     /// Enables or disables a user, recording it in the revocation feed.
     async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<()>;

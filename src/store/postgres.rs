@@ -166,6 +166,10 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    fn pool_status(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
     async fn count_users(&self) -> StoreResult<i64> {
         let count: i64 = sqlx::query_scalar("select count(*) from users")
             .fetch_one(&self.pool)
@@ -216,6 +220,89 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn list_users_page(&self, offset: i64, limit: i64) -> StoreResult<Vec<User>> {
+        let rows: Vec<UserRow> = sqlx::query_as(
+            r#"
+            select id, username, email, password_hash, is_active, created_at, updated_at
+            from users order by username_key offset $1 limit $2
+            "#,
+        )
+        .bind(offset)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn find_user_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
+        let row: Option<UserRow> = sqlx::query_as(
+            r#"
+            select id, username, email, password_hash, is_active, created_at, updated_at
+            from users where id = $1
+            "#,
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Into::into))
+    }
+
+    async fn delete_user(&self, id: Uuid) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        lock_feed(&mut tx).await?;
+        let done = sqlx::query("delete from users where id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("insert into revocations (kind, subject) values ('user_disabled', $1)")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn sessions_of_user(&self, user_id: Uuid) -> StoreResult<Vec<Session>> {
+        let rows: Vec<SessionRow> = sqlx::query_as(
+            r#"
+            select id, user_id, client_id, ip, user_agent, kid, created_at,
+                   last_used_at, expires_at, revoked_at
+            from sessions where user_id = $1 order by created_at desc, id
+            "#,
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    async fn revoke_user_sessions(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>> {
+        let mut tx = self.pool.begin().await?;
+        lock_feed(&mut tx).await?;
+        let revoked: Vec<Uuid> = sqlx::query_scalar(
+            r#"
+            update sessions set revoked_at = now()
+            where user_id = $1 and revoked_at is null
+            returning id
+            "#,
+        )
+        .bind(user_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let subjects: Vec<String> = revoked.iter().map(Uuid::to_string).collect();
+        sqlx::query(
+            "insert into revocations (kind, subject) select 'session_revoked', s from unnest($1::text[]) as s",
+        )
+        .bind(&subjects)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(revoked)
     }
 
     async fn set_password_hash(&self, user_id: Uuid, password_hash: &str) -> StoreResult<()> {

@@ -186,6 +186,10 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn pool_status(&self) -> (u32, usize) {
+        (self.pool.size(), self.pool.num_idle())
+    }
+
     async fn count_users(&self) -> StoreResult<i64> {
         let count: i64 = sqlx::query_scalar("select count(*) from users")
             .fetch_one(&self.pool)
@@ -241,6 +245,101 @@ impl Store for SqliteStore {
         Ok(rows
             .into_iter()
             .map(User::try_from)
+            .collect::<anyhow::Result<_>>()?)
+    }
+
+    async fn list_users_page(&self, offset: i64, limit: i64) -> StoreResult<Vec<User>> {
+        let rows: Vec<UserRow> = sqlx::query_as(
+            r#"
+            select id, username, email, password_hash, is_active, created_at, updated_at
+            from users order by username_key limit ?2 offset ?1
+            "#,
+        )
+        .bind(offset)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(User::try_from)
+            .collect::<anyhow::Result<_>>()?)
+    }
+
+    async fn find_user_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
+        let row: Option<UserRow> = sqlx::query_as(
+            r#"
+            select id, username, email, password_hash, is_active, created_at, updated_at
+            from users where id = ?1
+            "#,
+        )
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(User::try_from).transpose()?)
+    }
+
+    async fn delete_user(&self, id: Uuid) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("delete from users where id = ?1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("insert into revocations (kind, subject, at) values ('user_disabled', ?1, ?2)")
+            .bind(id.to_string())
+            .bind(ts(Utc::now()))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn sessions_of_user(&self, user_id: Uuid) -> StoreResult<Vec<Session>> {
+        let rows: Vec<SessionRow> = sqlx::query_as(
+            r#"
+            select id, user_id, client_id, ip, user_agent, kid, created_at,
+                   last_used_at, expires_at, revoked_at
+            from sessions where user_id = ?1 order by created_at desc, id
+            "#,
+        )
+        .bind(user_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(Session::try_from)
+            .collect::<anyhow::Result<_>>()?)
+    }
+
+    async fn revoke_user_sessions(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>> {
+        let now = ts(Utc::now());
+        let mut tx = self.pool.begin().await?;
+        let revoked: Vec<String> = sqlx::query_scalar(
+            r#"
+            update sessions set revoked_at = ?2
+            where user_id = ?1 and revoked_at is null
+            returning id
+            "#,
+        )
+        .bind(user_id.to_string())
+        .bind(&now)
+        .fetch_all(&mut *tx)
+        .await?;
+        for id in &revoked {
+            sqlx::query(
+                "insert into revocations (kind, subject, at) values ('session_revoked', ?1, ?2)",
+            )
+            .bind(id)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(revoked
+            .iter()
+            .map(|id| parse_id(id))
             .collect::<anyhow::Result<_>>()?)
     }
 

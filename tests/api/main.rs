@@ -4,6 +4,7 @@
 #[macro_use]
 mod helpers;
 
+mod admin;
 mod authorize;
 mod bad_input;
 mod cli;
@@ -12,6 +13,7 @@ mod interop;
 mod introspect;
 mod keys;
 mod measured_alone;
+mod operations;
 mod revocations;
 mod security;
 mod session;

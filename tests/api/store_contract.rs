@@ -301,7 +301,93 @@ async fn an_export_imports_into_the_other_backend_unchanged(backend: Backend) {
     assert_eq!(target.count_users().await.unwrap(), 1);
 }
 
+async fn users_are_paged_found_by_id_and_deleted_with_their_sessions(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let store = db.store().await;
+    for name in ["carol", "alice", "dave", "bob"] {
+        user(store.as_ref(), name).await;
+    }
+    let bob = store.find_user_by_name("bob").await.unwrap().unwrap();
+    store
+        .add_grants(bob.id, "notebooks", &["read".to_owned()])
+        .await
+        .unwrap();
+    let session = store.create_session(new_session(bob.id)).await.unwrap();
+
+    let page: Vec<String> = store
+        .list_users_page(1, 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(page, ["bob", "carol"]);
+    assert_eq!(
+        store.find_user_by_id(bob.id).await.unwrap(),
+        Some(bob.clone())
+    );
+    assert!(store.delete_user(bob.id).await.unwrap());
+    assert!(!store.delete_user(bob.id).await.unwrap());
+
+    assert!(store.find_user_by_id(bob.id).await.unwrap().is_none());
+    assert!(store.find_session(session.id).await.unwrap().is_none());
+    assert!(store.grants(bob.id).await.unwrap().is_empty());
+    let (feed, _) = store
+        .revocations(0, Utc::now() - Duration::hours(1))
+        .await
+        .unwrap();
+    assert!(
+        feed.iter()
+            .any(|e| e.kind == "user_disabled" && e.subject == bob.id.to_string())
+    );
+}
+
+async fn logging_out_everywhere_revokes_every_live_session_once(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let store = db.store().await;
+    let alice = user(store.as_ref(), "alice").await;
+    let other = user(store.as_ref(), "bob").await;
+    let first = store.create_session(new_session(alice.id)).await.unwrap();
+    let second = store.create_session(new_session(alice.id)).await.unwrap();
+    let ended = store.create_session(new_session(alice.id)).await.unwrap();
+    store.revoke_session(ended.id).await.unwrap();
+    let bobs = store.create_session(new_session(other.id)).await.unwrap();
+
+    let mut revoked = store.revoke_user_sessions(alice.id).await.unwrap();
+
+    revoked.sort();
+    let mut expected = vec![first.id, second.id];
+    expected.sort();
+    assert_eq!(revoked, expected);
+    assert!(
+        store
+            .revoke_user_sessions(alice.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.sessions_of_user(alice.id).await.unwrap().len(), 3);
+    assert!(
+        store
+            .sessions_of_user(alice.id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|s| s.revoked_at.is_some())
+    );
+    let (bob_session, _) = store.find_session(bobs.id).await.unwrap().unwrap();
+    assert!(bob_session.is_live(Utc::now()));
+    let (feed, _) = store
+        .revocations(0, Utc::now() - Duration::hours(1))
+        .await
+        .unwrap();
+    let revoked_in_feed = feed.iter().filter(|e| e.kind == "session_revoked").count();
+    assert_eq!(revoked_in_feed, 3);
+}
+
 on_both_backends!(
+    users_are_paged_found_by_id_and_deleted_with_their_sessions,
+    logging_out_everywhere_revokes_every_live_session_once,
     users_are_unique_regardless_of_case,
     users_can_be_listed_changed_disabled_and_enabled,
     grants_are_added_once_and_removed_by_audience,

@@ -1,0 +1,353 @@
+//! `/admin`: users, grants, sessions and keys, for callers holding an
+//! authorization token with scope `tessera:admin` at audience `tessera`.
+//! Every change goes through [`crate::admin::Admin`], as the command line's
+//! do, and lands in the audit log naming the administrator.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::extract;
+use crate::admin::Admin;
+use crate::domain::{Audience, Email, Password, Scope, Username};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::{Session, User};
+
+/// The scope an administrator's token must hold at audience `tessera`.
+pub const ADMIN_SCOPE: &str = "tessera:admin";
+
+/// The administrator behind the request.
+async fn admin<'a>(req: &HttpRequest, state: &'a AppState) -> Result<Admin<'a>, ApiError> {
+    let caller = extract::authorized_caller(req, state, ADMIN_SCOPE).await?;
+    Ok(Admin::new(state.store.as_ref(), caller.username))
+}
+
+#[derive(Serialize)]
+pub struct UserView {
+    id: Uuid,
+    username: String,
+    email: Option<String>,
+    is_active: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            username: u.username,
+            email: u.email,
+            is_active: u.is_active,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SessionView {
+    id: Uuid,
+    client_id: String,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    kid: String,
+    created_at: DateTime<Utc>,
+    last_used_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<Session> for SessionView {
+    fn from(s: Session) -> Self {
+        Self {
+            id: s.id,
+            client_id: s.client_id,
+            ip: s.ip,
+            user_agent: s.user_agent,
+            kid: s.kid,
+            created_at: s.created_at,
+            last_used_at: s.last_used_at,
+            expires_at: s.expires_at,
+            revoked_at: s.revoked_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Page {
+    #[serde(default)]
+    offset: i64,
+    #[serde(default = "default_limit")]
+    limit: i64,
+}
+
+fn default_limit() -> i64 {
+    50
+}
+
+pub async fn list_users(
+    req: HttpRequest,
+    page: web::Query<Page>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin(&req, &state).await?;
+    if page.offset < 0 || !(1..=500).contains(&page.limit) {
+        return Err(ApiError::InvalidRequest(
+            "offset must be at least 0 and limit between 1 and 500".into(),
+        ));
+    }
+    let users: Vec<UserView> = admin
+        .list_users_page(page.offset, page.limit)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "users": users,
+        "offset": page.offset,
+        "limit": page.limit,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUserBody {
+    username: String,
+    #[serde(default)]
+    email: Option<String>,
+    password: String,
+}
+
+pub async fn create_user(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin(&req, &state).await?;
+    let body = extract::body(&req, payload).await?;
+    let body: NewUserBody = extract::json(&body)?;
+    let username = Username::parse(&body.username)?;
+    let email = body.email.as_deref().map(Email::parse).transpose()?;
+    let password = Password::parse_new(body.password)?;
+    let hash = state.hasher.hash(password).await?;
+    let user = admin.create_user(&username, email.as_ref(), &hash).await?;
+    Ok(HttpResponse::Created().json(UserView::from(user)))
+}
+
+/// The user named in the path.
+async fn named(admin: &Admin<'_>, name: &str) -> Result<User, ApiError> {
+    Ok(admin.find_user(&Username::parse(name)?).await?)
+}
+
+pub async fn show_user(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin(&req, &state).await?;
+    let user = named(&admin, &path).await?;
+    let grants = grants_json(&admin, &user).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "user": UserView::from(user),
+        "grants": grants,
+    })))
+}
+
+pub async fn delete_user(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin(&req, &state).await?;
+    let user = named(&admin, &path).await?;
+    admin.delete_user(&user).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn disable_user(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    set_active(req, path, state, false).await
+}
+
+pub async fn enable_user(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    set_active(req, path, state, true).await
+}
+
+async fn set_active(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    active: bool,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin(&req, &state).await?;
+    let user = named(&admin, &path).await?;
+    admin.set_active(&user, active).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    password: String,
+}
+
+pub async fn set_password(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin(&req, &state).await?;
+    let user = named(&admin, &path).await?;
+    let body = extract::body(&req, payload).await?;
+    let body: PasswordBody = extract::json(&body)?;
+    let hash = state
+        .hasher
+        .hash(Password::parse_new(body.password)?)
+        .await?;
+    admin.set_password_hash(&user, &hash).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn grants_json(admin: &Admin<'_>, user: &User) -> Result<serde_json::Value, ApiError> {
+    let grants: Vec<serde_json::Value> = admin
+        .grants(user)
+        .await?
+        .into_iter()
+        .map(|g| serde_json::json!({"audience": g.audience, "scope": g.scope}))
+        .collect();
+    Ok(serde_json::Value::Array(grants))
+}
+
+pub async fn list_grants(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin(&req, &state).await?;
+    let user = named(&admin, &path).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"grants": grants_json(&admin, &user).await?})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantsBody {
+    audience: String,
+    scopes: Vec<String>,
+}
+
+fn parse_grants(body: &[u8]) -> Result<(Audience, Vec<Scope>), ApiError> {
+    let body: GrantsBody = extract::json(body)?;
+    let audience = Audience::parse(&body.audience)?;
+    if body.scopes.is_empty() {
+        return Err(ApiError::InvalidRequest("scopes: name at least one".into()));
+    }
+    let scopes = body
+        .scopes
+        .iter()
+        .map(|s| Scope::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((audience, scopes))
+}
+
+pub async fn add_grants(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin(&req, &state).await?;
+    let user = named(&admin, &path).await?;
+    let (audience, scopes) = parse_grants(&extract::body(&req, payload).await?)?;
+    admin.add_grants(&user, &audience, &scopes).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn remove_grants(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin(&req, &state).await?;
+    let user = named(&admin, &path).await?;
+    let (audience, scopes) = parse_grants(&extract::body(&req, payload).await?)?;
+    let removed = admin.remove_grants(&user, &audience, &scopes).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"removed": removed})))
+}
+
+pub async fn list_sessions(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin(&req, &state).await?;
+    let user = named(&admin, &path).await?;
+    let sessions: Vec<SessionView> = admin
+        .sessions(&user)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({"sessions": sessions})))
+}
+
+pub async fn revoke_all_sessions(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin(&req, &state).await?;
+    let user = named(&admin, &path).await?;
+    let revoked = admin.revoke_all_sessions(&user).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"revoked": revoked})))
+}
+
+pub async fn revoke_session(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let admin = admin(&req, &state).await?;
+    let (name, session) = path.into_inner();
+    let user = named(&admin, &name).await?;
+    let session = Uuid::parse_str(&session)
+        .map_err(|_| ApiError::InvalidRequest("session: not a session id".into()))?;
+    if !admin.revoke_session(&user, session).await? {
+        return Err(ApiError::NotFound(
+            "no live session of that user has that id".into(),
+        ));
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn list_keys(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&req, &state).await?;
+    let signing = state.keys.signing().kid();
+    let keys: Vec<serde_json::Value> = state
+        .keys
+        .published()
+        .iter()
+        .map(|k| {
+            serde_json::json!({
+                "kid": k.kid,
+                "state": if k.kid == signing { "active" } else { "published" },
+                "created": k.created,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({"keys": keys})))
+}

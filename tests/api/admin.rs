@@ -1,0 +1,297 @@
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, PASSWORD, TestApp, assert_error, spawn_app};
+
+/// An administrator's authorization token (audience `tessera`, scope
+/// `tessera:admin`).
+async fn admin_token(app: &TestApp) -> String {
+    let admin = app.add_user("root", None).await;
+    app.grant(&admin, "tessera", &["tessera:admin"]).await;
+    let session = app.session_token("root").await;
+    app.authorization_token(&session, Some(json!({"audience": "tessera"})))
+        .await
+}
+
+async fn call(
+    app: &TestApp,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap()
+}
+
+async fn an_administrator_manages_users_grants_and_sessions_end_to_end(backend: Backend) {
+    use reqwest::Method;
+    let app = spawn_app(backend).await;
+    let token = admin_token(&app).await;
+
+    let created = call(
+        &app,
+        &token,
+        Method::POST,
+        "/admin/users",
+        Some(json!({"username": "dana", "email": "dana@example.com", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(created.status(), 201);
+    let dana: Value = created.json().await.unwrap();
+    assert_eq!(dana["username"], "dana");
+    assert!(dana.get("password_hash").is_none());
+    let again = call(
+        &app,
+        &token,
+        Method::POST,
+        "/admin/users",
+        Some(json!({"username": "DANA", "password": PASSWORD})),
+    )
+    .await;
+    assert_error(again, 409, "conflict").await;
+
+    let granted = call(
+        &app,
+        &token,
+        Method::POST,
+        "/admin/users/dana/grants",
+        Some(json!({"audience": "notebooks", "scopes": ["read", "write"]})),
+    )
+    .await;
+    assert_eq!(granted.status(), 204);
+    let removed: Value = call(
+        &app,
+        &token,
+        Method::DELETE,
+        "/admin/users/dana/grants",
+        Some(json!({"audience": "notebooks", "scopes": ["write"]})),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(removed["removed"], 1);
+    let shown: Value = call(&app, &token, Method::GET, "/admin/users/dana", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        shown["grants"],
+        json!([{"audience": "notebooks", "scope": "read"}])
+    );
+
+    let page: Value = call(
+        &app,
+        &token,
+        Method::GET,
+        "/admin/users?offset=0&limit=1",
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(page["users"].as_array().unwrap().len(), 1);
+    assert_eq!(page["users"][0]["username"], "dana");
+
+    // Sessions: list, revoke one, log out everywhere.
+    let first = app.session_token("dana").await;
+    let second = app.session_token("dana").await;
+    let sessions: Value = call(
+        &app,
+        &token,
+        Method::GET,
+        "/admin/users/dana/sessions",
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(sessions["sessions"].as_array().unwrap().len(), 2);
+    let first_id = jsonwebtoken::dangerous::insecure_decode_claims::<Value>(&first).unwrap()["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked = call(
+        &app,
+        &token,
+        Method::DELETE,
+        &format!("/admin/users/dana/sessions/{first_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(revoked.status(), 204);
+    assert_eq!(app.authorize(&first, None).await.status(), 401);
+    assert_eq!(app.authorize(&second, None).await.status(), 200);
+    let everywhere: Value = call(
+        &app,
+        &token,
+        Method::DELETE,
+        "/admin/users/dana/sessions",
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(everywhere["revoked"].as_array().unwrap().len(), 1);
+    assert_eq!(app.authorize(&second, None).await.status(), 401);
+
+    // Password, disable, enable, delete.
+    let changed = call(
+        &app,
+        &token,
+        Method::PUT,
+        "/admin/users/dana/password",
+        Some(json!({"password": "a brand new one"})),
+    )
+    .await;
+    assert_eq!(changed.status(), 204);
+    assert_eq!(app.login("dana", PASSWORD).await.status(), 401);
+    assert_eq!(app.login("dana", "a brand new one").await.status(), 200);
+    assert_eq!(
+        call(
+            &app,
+            &token,
+            Method::POST,
+            "/admin/users/dana/disable",
+            None
+        )
+        .await
+        .status(),
+        204
+    );
+    assert_eq!(app.login("dana", "a brand new one").await.status(), 401);
+    assert_eq!(
+        call(&app, &token, Method::POST, "/admin/users/dana/enable", None)
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(app.login("dana", "a brand new one").await.status(), 200);
+    assert_eq!(
+        call(&app, &token, Method::DELETE, "/admin/users/dana", None)
+            .await
+            .status(),
+        204
+    );
+    assert_error(
+        call(&app, &token, Method::GET, "/admin/users/dana", None).await,
+        404,
+        "not_found",
+    )
+    .await;
+
+    let keys: Value = call(&app, &token, Method::GET, "/admin/keys", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(keys["keys"][0]["state"], "active");
+
+    // Every change is in the audit log, naming the administrator.
+    let mut audit = Vec::new();
+    for _ in 0..50 {
+        audit = app.store.audit_tail(200).await.unwrap();
+        if audit.iter().any(|e| e.event == "user.deleted") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for event in [
+        "user.created",
+        "grant.added",
+        "grant.removed",
+        "session.revoked",
+        "session.revoked_all",
+        "user.password_changed",
+        "user.disabled",
+        "user.enabled",
+        "user.deleted",
+    ] {
+        let entry = audit
+            .iter()
+            .find(|e| e.event == event)
+            .unwrap_or_else(|| panic!("{event} audited"));
+        assert!(
+            entry.detail.starts_with("by root"),
+            "{event}: {}",
+            entry.detail
+        );
+    }
+}
+
+async fn the_admin_api_refuses_callers_without_the_admin_scope(backend: Backend) {
+    use reqwest::Method;
+    let app = spawn_app(backend).await;
+    let user = app.add_user("eve", None).await;
+    app.grant(&user, "notebooks", &["tessera:admin"]).await;
+    let session = app.session_token("eve").await;
+    let plain = app
+        .authorization_token(&session, Some(json!({"audience": "tessera"})))
+        .await;
+    // The right scope at the wrong audience is no use either.
+    let elsewhere = app
+        .authorization_token(&session, Some(json!({"audience": "notebooks"})))
+        .await;
+
+    assert_error(
+        app.client
+            .get(app.url("/admin/users"))
+            .send()
+            .await
+            .unwrap(),
+        401,
+        "invalid_token",
+    )
+    .await;
+    assert_error(
+        call(&app, &session, Method::GET, "/admin/users", None).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    assert_error(
+        call(&app, &elsewhere, Method::GET, "/admin/users", None).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+    assert_error(
+        call(&app, &plain, Method::GET, "/admin/users", None).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_error(
+        call(&app, &plain, Method::DELETE, "/admin/users/eve", None).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert!(app.store.find_user_by_name("eve").await.unwrap().is_some());
+    // Bad input gets 400s naming the problem.
+    let token = admin_token(&app).await;
+    let bad = call(&app, &token, Method::GET, "/admin/users?limit=100000", None).await;
+    assert_error(bad, 400, "invalid_request").await;
+    let short = call(
+        &app,
+        &token,
+        Method::POST,
+        "/admin/users",
+        Some(json!({"username": "x", "password": "short"})),
+    )
+    .await;
+    let body = assert_error(short, 400, "invalid_request").await;
+    assert!(body["message"].as_str().unwrap().contains("password"));
+}
+
+on_both_backends!(
+    an_administrator_manages_users_grants_and_sessions_end_to_end,
+    the_admin_api_refuses_callers_without_the_admin_scope,
+);
