@@ -14,6 +14,8 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::clients::{ClientRegistry, ClientSettings};
+
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "tessera.toml";
 
@@ -47,6 +49,9 @@ pub struct Settings {
     pub keys: KeySettings,
     pub tokens: TokenSettings,
     pub hashing: HashingSettings,
+    /// Browser clients of the hosted login page, `[[clients]]` tables; each
+    /// field is documented on [`ClientSettings`].
+    pub clients: Vec<ClientSettings>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -130,6 +135,7 @@ impl Default for Settings {
             keys: KeySettings::default(),
             tokens: TokenSettings::default(),
             hashing: HashingSettings::default(),
+            clients: Vec::new(),
         }
     }
 }
@@ -223,6 +229,7 @@ impl Settings {
         if self.hashing.concurrency == Some(0) {
             bail!("hashing.concurrency must be positive");
         }
+        ClientRegistry::from_settings(&self.clients, &tokens.allowed_audiences, &issuer)?;
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 //! published keys.
 
 pub mod cli;
+pub mod clients;
 pub mod configuration;
 pub mod domain;
 pub mod error;

@@ -9,6 +9,7 @@ mod bad_input;
 mod cli;
 mod introspect;
 mod keys;
+mod login;
 mod revocations;
 mod session;
 mod store_contract;
