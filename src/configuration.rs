@@ -14,6 +14,7 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::browser::LoginSettings;
 use crate::clients::{ClientRegistry, ClientSettings};
 
 /// The file read when `--config` is not given, if it exists.
@@ -52,6 +53,9 @@ pub struct Settings {
     /// Browser clients of the hosted login page, `[[clients]]` tables; each
     /// field is documented on [`ClientSettings`].
     pub clients: Vec<ClientSettings>,
+    /// The hosted login page (`[login]`): branding and the CSRF key; see
+    /// [`LoginSettings`].
+    pub login: LoginSettings,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -136,6 +140,7 @@ impl Default for Settings {
             tokens: TokenSettings::default(),
             hashing: HashingSettings::default(),
             clients: Vec::new(),
+            login: LoginSettings::default(),
         }
     }
 }
@@ -230,6 +235,7 @@ impl Settings {
             bail!("hashing.concurrency must be positive");
         }
         ClientRegistry::from_settings(&self.clients, &tokens.allowed_audiences, &issuer)?;
+        self.login.validate()?;
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 //! their scopes, and downstream services verify those offline with the
 //! published keys.
 
+pub mod browser;
 pub mod cli;
 pub mod clients;
 pub mod configuration;

@@ -12,6 +12,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::browser::Browser;
 use crate::configuration::Settings;
 use crate::domain::Password;
 use crate::error::ApiError;
@@ -73,6 +74,7 @@ impl Application {
             SessionValidation::new(&issuer, &session_audience, settings.tokens.leeway);
         let authorization_validation =
             AuthorizationValidation::new(&issuer, settings.tokens.leeway);
+        let browser = web::Data::new(Browser::new(&settings, &issuer)?);
         let discovery = serde_json::to_vec(&routes::discovery_document(&issuer))?.into();
         let state = web::Data::new(AppState {
             settings,
@@ -103,6 +105,7 @@ impl Application {
                 )
                 .wrap(NormalizePath::new(TrailingSlash::Trim))
                 .app_data(data.clone())
+                .app_data(browser.clone())
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     ApiError::InvalidRequest(format!("invalid query string: {e}")).into()
                 }))
