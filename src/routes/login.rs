@@ -158,10 +158,10 @@ fn login_form(
 ) -> Result<HttpResponse, PageError> {
     let (csrf_cookie, csrf_token) = browser.new_csrf()?;
     cookies.push(csrf_cookie);
+    // Host and port, so the user can tell where the sign-in leads.
     let destination = url::Url::parse(target.as_str())
-        .ok()
-        .and_then(|url| url.host_str().map(str::to_owned))
-        .unwrap_or_else(|| client.id.clone());
+        .map(|url| url[url::Position::BeforeHost..url::Position::AfterPort].to_owned())
+        .unwrap_or_else(|_| client.id.clone());
     let page = LoginPage {
         brand: &browser.brand,
         destination: &destination,
