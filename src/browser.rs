@@ -517,6 +517,23 @@ mod tests {
     }
 
     #[test]
+    fn throttled_and_busy_logins_get_a_page_with_their_status_and_retry_after() {
+        let browser = Browser::new(&Settings::default(), "http://127.0.0.1:8080").unwrap();
+        for (error, status) in [
+            (PageError::TooManyRequests { retry_after: 7 }, 429),
+            (PageError::Unavailable { retry_after: 7 }, 503),
+        ] {
+            let response = browser.error_page(error);
+            assert_eq!(response.status().as_u16(), status);
+            let headers = response.headers();
+            assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "7");
+            assert_eq!(headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
+            let content_type = headers.get(header::CONTENT_TYPE).unwrap();
+            assert!(content_type.to_str().unwrap().starts_with("text/html"));
+        }
+    }
+
+    #[test]
     fn the_logo_must_be_an_absolute_http_url() {
         assert_eq!(
             logo_origin("https://cdn.example.com:8443/a/logo.svg").unwrap(),
