@@ -316,6 +316,13 @@ async fn a_wrong_password_shows_one_generic_message_and_keeps_only_the_username(
         "one message for every failure: {messages:?}"
     );
 
+    // The kept username is escaped, not markup.
+    let response = sign_in(&browser, &app, "hub", HUB, r#""><b>x</b>"#, "wrong").await;
+    assert_eq!(response.status(), 401);
+    let html = response.text().await.unwrap();
+    assert!(!html.contains("<b>x</b>"), "{html}");
+    assert!(html.contains("&#60;b&#62;x&#60;/b&#62;"), "{html}");
+
     let retry = sign_in(&browser, &app, "hub", HUB, "alice", PASSWORD).await;
     assert_eq!(retry.status(), 303, "the right password still works");
 }
@@ -598,32 +605,35 @@ async fn a_busy_hasher_renders_a_friendly_503_page(backend: Backend) {
     })
     .await;
     app.add_user("alice", None).await;
-    let mut logins = Vec::new();
+    // Every form first, then every submission at once: one hashing slot
+    // and no queue turn all but one away.
+    let mut forms = Vec::new();
     for _ in 0..6 {
-        let app_url = app.url("");
-        logins.push(tokio::spawn(async move {
-            let browser = browser();
-            let form = browser
-                .get(format!("{app_url}/login"))
-                .query(&[("client_id", "hub"), ("return_to", HUB)])
-                .send()
-                .await
-                .unwrap();
-            let csrf = csrf_token(&form.text().await.unwrap());
-            browser
-                .post(format!("{app_url}/login"))
-                .form(&[
-                    ("username", "alice"),
-                    ("password", PASSWORD),
-                    ("csrf_token", &csrf),
-                    ("client_id", "hub"),
-                    ("return_to", HUB),
-                ])
-                .send()
-                .await
-                .unwrap()
-        }));
+        let browser = browser();
+        let form = login_page(&browser, &app, "hub", HUB).await;
+        let csrf = csrf_token(&form.text().await.unwrap());
+        forms.push((browser, csrf));
     }
+    let logins: Vec<_> = forms
+        .into_iter()
+        .map(|(browser, csrf)| {
+            let url = app.url("/login");
+            tokio::spawn(async move {
+                browser
+                    .post(url)
+                    .form(&[
+                        ("username", "alice"),
+                        ("password", PASSWORD),
+                        ("csrf_token", &csrf),
+                        ("client_id", "hub"),
+                        ("return_to", HUB),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
 
     let mut busy = 0;
     for login in logins {
