@@ -45,6 +45,9 @@ pub enum Command {
     /// Show the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Browser clients of the hosted login page (read from the configuration).
+    #[command(subcommand)]
+    Clients(ClientsCommand),
     /// Write users, grants and sessions as JSON lines (holds password
     /// hashes: keep the output secret).
     Export {
@@ -124,6 +127,12 @@ pub enum KeysCommand {
     Generate,
 }
 
+#[derive(Subcommand)]
+pub enum ClientsCommand {
+    /// List the registered clients.
+    List,
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     telemetry::init(settings.log_format);
@@ -137,6 +146,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(command) => user(settings, command).await,
         Command::Keys(command) => keys_command(settings, command).await,
         Command::Audit(AuditCommand::Tail { lines }) => audit_tail(settings, lines).await,
+        Command::Clients(ClientsCommand::List) => crate::clients::print_list(&settings),
         Command::Export { output } => {
             let store = open_store(&settings).await?;
             let (users, grants, sessions) = match output {

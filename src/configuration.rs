@@ -14,6 +14,9 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::browser::LoginSettings;
+use crate::clients::{ClientRegistry, ClientSettings};
+
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "tessera.toml";
 
@@ -48,6 +51,12 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub hashing: HashingSettings,
     pub throttle: ThrottleSettings,
+    /// Browser clients of the hosted login page, `[[clients]]` tables; each
+    /// field is documented on [`ClientSettings`].
+    pub clients: Vec<ClientSettings>,
+    /// The hosted login page (`[login]`): branding and the CSRF key; see
+    /// [`LoginSettings`].
+    pub login: LoginSettings,
 }
 
 /// Login throttling: failures make later attempts wait, growing with each
@@ -206,6 +215,8 @@ impl Default for Settings {
             tokens: TokenSettings::default(),
             hashing: HashingSettings::default(),
             throttle: ThrottleSettings::default(),
+            clients: Vec::new(),
+            login: LoginSettings::default(),
         }
     }
 }
@@ -313,6 +324,8 @@ impl Settings {
         if self.hashing.concurrency == Some(0) {
             bail!("hashing.concurrency must be positive");
         }
+        ClientRegistry::from_settings(&self.clients, &tokens.allowed_audiences, &issuer)?;
+        self.login.validate()?;
         Ok(())
     }
 

@@ -5,7 +5,9 @@
 
 pub mod admin;
 pub mod audit;
+pub mod browser;
 pub mod cli;
+pub mod clients;
 pub mod configuration;
 pub mod domain;
 pub mod error;

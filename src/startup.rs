@@ -13,6 +13,7 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::audit::AuditLog;
+use crate::browser::Browser;
 use crate::configuration::Settings;
 use crate::domain::Password;
 use crate::error::ApiError;
@@ -83,6 +84,7 @@ impl Application {
             AuthorizationValidation::new(&issuer, settings.tokens.leeway);
         let trusted_proxies = settings.throttle.trusted_networks()?;
         let store_for_audit = store.clone();
+        let browser = web::Data::new(Browser::new(&settings, &issuer)?);
         let discovery = serde_json::to_vec(&routes::discovery_document(&issuer))?.into();
         let state = web::Data::new(AppState {
             settings,
@@ -111,6 +113,7 @@ impl Application {
                 .wrap(from_fn(routes::observe))
                 .wrap(NormalizePath::new(TrailingSlash::Trim))
                 .app_data(data.clone())
+                .app_data(browser.clone())
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     ApiError::InvalidRequest(format!("invalid query string: {e}")).into()
                 }))

@@ -6,6 +6,7 @@ mod authorize;
 mod extract;
 mod health;
 mod introspect;
+mod login;
 mod observe;
 mod revocations;
 mod session;
@@ -112,6 +113,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(not_found)),
     )
     .service(web::resource("/metrics").route(web::get().to(health::metrics)))
+    .service(
+        web::resource("/login")
+            .route(web::get().to(login::show))
+            .route(web::post().to(login::submit))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/logout")
+            .route(web::get().to(login::log_out))
+            .route(web::post().to(login::log_out_form))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(web::resource("/static/tessera.css").route(web::get().to(login::stylesheet)))
+    .service(web::resource("/static/brand.css").route(web::get().to(login::brand_stylesheet)))
     .service(web::resource("/healthz").route(web::get().to(health::healthz)))
     .service(web::resource("/readyz").route(web::get().to(health::readyz)))
     .default_service(web::to(not_found));

@@ -12,6 +12,7 @@ mod faults;
 mod interop;
 mod introspect;
 mod keys;
+mod login;
 mod measured_alone;
 mod operations;
 mod revocations;
