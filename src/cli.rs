@@ -7,13 +7,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use secrecy::ExposeSecret;
 
 use crate::admin::Admin;
 use crate::configuration::Settings;
 use crate::domain::{Audience, Email, Password, Scope, Username};
-use crate::keys::{self, KeySet};
+use crate::keys::{self, KeySet, Lifecycle, SystemClock};
 use crate::password::{self, HashParams};
 use crate::startup::{self, Application};
 use crate::store::{self, Store};
@@ -118,10 +119,25 @@ pub enum AuditCommand {
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
-    /// List the keys in the key directory.
+    /// List the keys: kid, state, created, activates, retires.
     List,
-    /// Generate a new signing key; it signs from the next start.
+    /// Create the next key: published at once, it signs after
+    /// keys.jwks_max_age + keys.publish_lead.
+    Rotate {
+        /// Sign with it at once, for emergencies: verifiers that cached the
+        /// key set fail on its tokens until they fetch it again.
+        #[arg(long)]
+        now: bool,
+    },
+    /// The same as `rotate --now`.
+    #[command(hide = true)]
     Generate,
+    /// Revoke a key: every replica drops it from the JWKS and refuses its
+    /// tokens at its next rescan of the directory.
+    Revoke { kid: String },
+    /// Write every published public key as DIR/{kid}.pem (for verifiers
+    /// that look keys up by file name, like djangorestframework-sso).
+    ExportPublic { dir: PathBuf },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -336,23 +352,101 @@ fn read_password(source: &PasswordSource) -> anyhow::Result<String> {
 
 async fn keys_command(settings: Settings, command: KeysCommand) -> anyhow::Result<()> {
     let dir = settings.keys.dir.clone();
+    let lifecycle = Lifecycle::from_settings(&settings);
+    let load = {
+        let dir = dir.clone();
+        move || KeySet::load_with(&dir, lifecycle, Arc::new(SystemClock))
+    };
     match command {
         KeysCommand::List => {
-            let keys = spawn_blocking_with_tracing(move || KeySet::load(&dir)).await??;
-            println!("{:<32} {:<8} created", "kid", "state");
-            for key in keys.published() {
-                let state = if key.kid == keys.signing().kid() {
-                    "signing"
-                } else {
-                    "published"
-                };
-                println!("{:<32} {:<8} {}", key.kid, state, key.created.to_rfc3339());
-            }
+            let keys = spawn_blocking_with_tracing(load).await??;
+            print_keys(&keys, Utc::now());
         }
-        KeysCommand::Generate => {
+        KeysCommand::Rotate { now: false } => {
+            let now = Utc::now();
+            let kid =
+                spawn_blocking_with_tracing(move || keys::rotate(&dir, &lifecycle, now)).await??;
+            println!(
+                "Created key {kid}: published now, it signs from {}.",
+                lifecycle.activation_for_new_key(now).to_rfc3339()
+            );
+        }
+        KeysCommand::Rotate { now: true } | KeysCommand::Generate => {
             let kid = spawn_blocking_with_tracing(move || keys::generate(&dir)).await??;
-            println!("Generated key {kid}; it signs from the next start.");
+            println!(
+                "Created key {kid}: it signs at once (running services pick it up at their next rescan)."
+            );
+        }
+        KeysCommand::Revoke { kid } => {
+            let message =
+                spawn_blocking_with_tracing(move || revoke_key(&dir, &kid, load)).await??;
+            println!("{message}");
+        }
+        KeysCommand::ExportPublic { dir: out } => {
+            let keys = spawn_blocking_with_tracing(load).await??;
+            let written = keys::export_public(&keys, &dir, &out)?;
+            println!(
+                "Wrote {} public key(s) to {}: {}",
+                written.len(),
+                out.display(),
+                written.join(" ")
+            );
         }
     }
     Ok(())
+}
+
+/// Revokes `kid`; when no other key could sign after it, first creates one
+/// that signs at once, so that replicas never run out of keys.
+fn revoke_key(
+    dir: &std::path::Path,
+    kid: &str,
+    load: impl Fn() -> anyhow::Result<KeySet>,
+) -> anyhow::Result<String> {
+    let keys = load()?;
+    let others = keys.published().iter().any(|key| key.kid != kid);
+    let mut message = String::new();
+    if !others && keys.get(kid).is_some() {
+        let replacement = keys::generate(dir)?;
+        message.push_str(&format!(
+            "Created key {replacement} to sign in place of {kid}.\n"
+        ));
+    }
+    if !keys::revoke(dir, kid, Utc::now())? {
+        message.push_str(&format!("{kid} was already revoked."));
+        return Ok(message);
+    }
+    let after = load()?;
+    message.push_str(&format!(
+        "Revoked {kid}: running services stop publishing it and refuse its tokens at their \
+         next rescan. {} signs now.",
+        after.signing().kid()
+    ));
+    Ok(message)
+}
+
+fn print_keys(keys: &KeySet, now: DateTime<Utc>) {
+    let time = |at: Option<DateTime<Utc>>| {
+        at.map_or_else(
+            || "-".to_owned(),
+            |at| at.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+        )
+    };
+    println!(
+        "{:<40} {:<10} {:<21} {:<21} {:<21}",
+        "kid", "state", "created", "activates", "retires"
+    );
+    for status in keys.statuses(now) {
+        println!(
+            "{:<40} {:<10} {:<21} {:<21} {:<21}",
+            status.kid,
+            status.state.to_string(),
+            time(status.created),
+            time(status.activates),
+            time(status.retires),
+        );
+    }
+    for problem in keys.problems() {
+        eprintln!("warning: {problem}");
+    }
 }

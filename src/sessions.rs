@@ -100,7 +100,8 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
         tracing::info!("Password hash upgraded to the configured parameters");
     }
 
-    let signing = state.keys.signing();
+    let keys = state.keys.current();
+    let signing = keys.signing();
     let expires_at = state
         .settings
         .tokens
@@ -235,7 +236,7 @@ pub async fn authorize(
         scopes,
         extra: extra_claims(&tokens_settings.extra_claims, user),
     };
-    let token = state.keys.signing().sign(&claims)?;
+    let token = state.keys.current().signing().sign(&claims)?;
     state
         .audit
         .record(

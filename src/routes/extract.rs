@@ -150,7 +150,9 @@ pub fn session_claims(
     state: &AppState,
 ) -> Result<(SessionClaims, Uuid), ApiError> {
     let token = bearer_token(req)?;
-    let claims = state.session_validation.verify(token, &state.keys)?;
+    let claims = state
+        .session_validation
+        .verify(token, &state.keys.current())?;
     let sid = Uuid::parse_str(&claims.sid)
         .map_err(|_| ApiError::InvalidToken("the token names no valid session".into()))?;
     Ok((claims, sid))
@@ -181,10 +183,11 @@ pub async fn authorized_caller(
     scope: &str,
 ) -> Result<AuthorizationClaims, ApiError> {
     let token = bearer_token(req)?;
-    let claims =
-        state
-            .authorization_validation
-            .verify(token, &state.keys, Some(TESSERA_AUDIENCE))?;
+    let claims = state.authorization_validation.verify(
+        token,
+        &state.keys.current(),
+        Some(TESSERA_AUDIENCE),
+    )?;
     live_authorization(state, &claims).await?;
     if !claims.scopes.iter().any(|held| held == scope) {
         return Err(ApiError::Forbidden(format!(

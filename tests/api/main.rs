@@ -9,6 +9,7 @@ mod bad_input;
 mod cli;
 mod faults;
 mod introspect;
+mod key_lifecycle;
 mod keys;
 mod measured_alone;
 mod revocations;
