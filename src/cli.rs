@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use secrecy::ExposeSecret;
+use uuid::Uuid;
 
 use crate::admin::Admin;
 use crate::configuration::Settings;
@@ -119,7 +120,8 @@ pub enum AuditCommand {
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
-    /// List the keys: kid, state, created, activates, retires.
+    /// List the keys: kid, state, created, activates, retires, and how many
+    /// live sessions were signed by each.
     List,
     /// Create the next key: published at once, it signs after
     /// keys.jwks_max_age + keys.publish_lead.
@@ -135,6 +137,14 @@ pub enum KeysCommand {
     /// Revoke a key: every replica drops it from the JWKS and refuses its
     /// tokens at its next rescan of the directory.
     Revoke { kid: String },
+    /// Delete the files of revoked keys and of keys retired long enough
+    /// that none of their authorization tokens is valid; refuses, naming
+    /// them, keys that live sessions were signed with.
+    Prune {
+        /// Revoke the live sessions signed by such keys, then delete them.
+        #[arg(long)]
+        revoke_sessions: bool,
+    },
     /// Write every published public key as DIR/{kid}.pem (for verifiers
     /// that look keys up by file name, like djangorestframework-sso).
     ExportPublic { dir: PathBuf },
@@ -360,7 +370,23 @@ async fn keys_command(settings: Settings, command: KeysCommand) -> anyhow::Resul
     match command {
         KeysCommand::List => {
             let keys = spawn_blocking_with_tracing(load).await??;
-            print_keys(&keys, Utc::now());
+            let now = Utc::now();
+            // The keys are listed even when the database cannot be reached.
+            let sessions = match open_store(&settings).await {
+                Ok(store) => Some(store.count_live_sessions_by_kid(now).await?),
+                Err(error) => {
+                    eprintln!("warning: live sessions not counted: {error:#}");
+                    None
+                }
+            };
+            print_keys(&keys, now, sessions.as_deref());
+        }
+        KeysCommand::Prune { revoke_sessions } => {
+            let keys = spawn_blocking_with_tracing(load).await??;
+            let store = open_store(&settings).await?;
+            let report =
+                keys::prune(&keys, &dir, store.as_ref(), Utc::now(), revoke_sessions).await?;
+            print_pruned(&report)?;
         }
         KeysCommand::Rotate { now: false } => {
             let now = Utc::now();
@@ -425,25 +451,73 @@ fn revoke_key(
     Ok(message)
 }
 
-fn print_keys(keys: &KeySet, now: DateTime<Utc>) {
+fn print_pruned(report: &keys::PruneReport) -> anyhow::Result<()> {
+    for kid in &report.deleted {
+        println!("Deleted {kid}.");
+    }
+    if report.revoked_sessions > 0 {
+        println!("Revoked {} session(s).", report.revoked_sessions);
+    }
+    if report.kept.is_empty() {
+        if report.deleted.is_empty() {
+            println!("Nothing to prune.");
+        }
+        return Ok(());
+    }
+    let kept: Vec<String> = report
+        .kept
+        .iter()
+        .map(|key| {
+            let shown: Vec<String> = key.sessions.iter().take(5).map(Uuid::to_string).collect();
+            let more = key.sessions.len().saturating_sub(shown.len());
+            format!(
+                "{} ({} live session(s): {}{})",
+                key.kid,
+                key.sessions.len(),
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            )
+        })
+        .collect();
+    bail!(
+        "kept {}: live sessions were signed with these keys. Move them to the active key \
+         (POST /session/refresh), let them end, or run `tessera keys prune --revoke-sessions`",
+        kept.join("; ")
+    )
+}
+
+fn print_keys(keys: &KeySet, now: DateTime<Utc>, sessions: Option<&[(String, i64)]>) {
     let time = |at: Option<DateTime<Utc>>| {
         at.map_or_else(
             || "-".to_owned(),
             |at| at.format("%Y-%m-%d %H:%M:%SZ").to_string(),
         )
     };
+    let sessions_of = |kid: &str| match sessions {
+        None => "?".to_owned(),
+        Some(counts) => counts
+            .iter()
+            .find(|(signed_by, _)| signed_by == kid)
+            .map_or(0, |(_, count)| *count)
+            .to_string(),
+    };
     println!(
-        "{:<40} {:<10} {:<21} {:<21} {:<21}",
+        "{:<40} {:<10} {:<21} {:<21} {:<21} sessions",
         "kid", "state", "created", "activates", "retires"
     );
     for status in keys.statuses(now) {
         println!(
-            "{:<40} {:<10} {:<21} {:<21} {:<21}",
+            "{:<40} {:<10} {:<21} {:<21} {:<21} {}",
             status.kid,
             status.state.to_string(),
             time(status.created),
             time(status.activates),
             time(status.retires),
+            sessions_of(&status.kid),
         );
     }
     for problem in keys.problems() {

@@ -268,6 +268,16 @@ pub fn revoke(dir: &Path, kid: &str, now: DateTime<Utc>) -> anyhow::Result<bool>
     )
 }
 
+/// Deletes the private key file of `kid`.
+pub(super) fn delete_key(dir: &Path, kid: &str) -> anyhow::Result<()> {
+    let path = dir.join(format!("{kid}.pem"));
+    match fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("deleting {}", path.display())),
+    }
+}
+
 /// Writes the public key of every published key as `{kid}.pem` in `out`
 /// (djangorestframework-sso's "otherapp" looks keys up by file name = kid),
 /// and removes the files of revoked keys from an earlier export. Returns

@@ -21,11 +21,13 @@
 mod clock;
 mod directory;
 pub mod lifecycle;
+mod prune;
 mod set;
 mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{create_key, export_public, generate, revoke, rotate};
 pub use lifecycle::{KeyState, KeyStatus, Lifecycle};
+pub use prune::{KeptKey, PruneReport, prune};
 pub use set::{Jwk, KeyProblem, KeySet, PublicKey, SigningKey};
 pub use store::KeyStore;

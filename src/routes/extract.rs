@@ -159,8 +159,17 @@ pub fn session_claims(
 }
 
 /// Refuses a session that is revoked, expired, of a disabled user, or not
-/// the token's.
+/// the token's, and a token that a refresh has replaced.
 pub fn ensure_live(claims: &SessionClaims, session: &Session, user: &User) -> Result<(), ApiError> {
+    if session
+        .token_id
+        .as_deref()
+        .is_some_and(|current| current != claims.jti)
+    {
+        return Err(ApiError::InvalidToken(
+            "the session token has been replaced by a newer one".into(),
+        ));
+    }
     if !session.is_live(chrono::Utc::now()) {
         return Err(ApiError::InvalidToken("the session has ended".into()));
     }

@@ -5,6 +5,7 @@ mod authorize;
 mod extract;
 mod health;
 mod introspect;
+mod refresh;
 mod revocations;
 mod session;
 mod well_known;
@@ -26,6 +27,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(session::create))
             .route(web::get().to(session::show))
             .route(web::delete().to(session::delete))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/session/refresh")
+            .route(web::post().to(refresh::refresh))
             .default_service(web::to(method_not_allowed)),
     )
     .service(

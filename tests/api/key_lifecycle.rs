@@ -17,6 +17,7 @@ use serde_json::Value;
 use tessera::configuration::Settings;
 use tessera::keys::{self, Clock, KeyState, ManualClock};
 use tessera::startup::Application;
+use tessera::store::NewSession;
 
 use crate::helpers::{
     Backend, TestApp, TestDatabase, assert_error, spawn_app_with, spawn_app_with_clock,
@@ -406,6 +407,178 @@ async fn the_key_commands_rotate_list_and_export_public_keys(backend: Backend) {
     assert!(!refused.status.success());
 }
 
+async fn refresh_moves_a_session_to_the_active_key_and_the_old_token_stops_working(
+    backend: Backend,
+) {
+    let app = spawn_app_with(backend, |s| {
+        s.keys.rescan_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let old_kid = app.signing_kid();
+    app.add_user("alice", None).await;
+    let old = app.session_token("alice").await;
+    let new_kid = keys::generate(&app.keys_dir).unwrap();
+    app.key_store.rescan().await;
+
+    let response = refresh(&app, &old).await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.unwrap();
+    let refreshed = body["token"].as_str().unwrap().to_owned();
+    let old_claims = jsonwebtoken::dangerous::insecure_decode_claims::<Value>(&old).unwrap();
+    assert_eq!(body["session_id"], old_claims["sid"]);
+    assert_eq!(kid_of(&refreshed), new_kid);
+    let message = "the session token has been replaced by a newer one";
+    let refused = assert_error(app.authorize(&old, None).await, 401, "invalid_token").await;
+    assert_eq!(refused["message"], message);
+    let again = assert_error(refresh(&app, &old).await, 401, "invalid_token").await;
+    assert_eq!(again["message"], message);
+    assert_eq!(app.authorize(&refreshed, None).await.status(), 200);
+    let shown: Value = app
+        .client
+        .get(app.url("/session"))
+        .bearer_auth(&refreshed)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["kid"], new_kid.as_str());
+    let now = Utc::now();
+    assert!(
+        app.store
+            .live_sessions_signed_by(&old_kid, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The refreshed token can be refreshed in turn.
+    assert_eq!(refresh(&app, &refreshed).await.status(), 200);
+}
+
+async fn refresh(app: &TestApp, token: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/session/refresh"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn tokens_signed_by_a_retired_key_keep_verifying_until_they_expire(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let app = spawn_app_with_clock(backend, clock.clone(), |s| {
+        s.keys.rescan_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let old = app.signing_kid();
+    app.add_user("alice", None).await;
+    let session = app.session_token("alice").await;
+    let token = app.authorization_token(&session, None).await;
+    let lifecycle = *app.key_store.current().lifecycle();
+    let new = keys::rotate(&app.keys_dir, &lifecycle, clock.now()).unwrap();
+    app.key_store.rescan().await;
+    let retired_at = activation_of(&app, &new);
+    clock.set(retired_at);
+
+    let keys = app.key_store.current();
+    let status = keys.statuses(clock.now()).remove(0);
+    assert_eq!(
+        (status.kid.as_str(), status.state),
+        (old.as_str(), KeyState::Retired)
+    );
+    let until = status.verifies_until.unwrap();
+    assert_eq!(until, retired_at + TimeDelta::seconds(300 + 30));
+    // Still published and verifying: its authorization token, and its
+    // session token at /authorize.
+    assert!(verify_with_jwks(&token, &app.jwks().await, &app.issuer, "tessera").is_ok());
+    assert_eq!(kid_of(&app.authorization_token(&session, None).await), new);
+    // Prune keeps it while its tokens may be valid...
+    let early = keys::prune(
+        &keys,
+        &app.keys_dir,
+        app.store.as_ref(),
+        until - TimeDelta::seconds(1),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(early, keys::PruneReport::default());
+    // ...and, after that, while the session signed with it lives.
+    let kept = keys::prune(&keys, &app.keys_dir, app.store.as_ref(), until, false)
+        .await
+        .unwrap();
+    assert!(kept.deleted.is_empty());
+    assert_eq!(kept.kept[0].kid, old);
+    assert!(app.keys_dir.join(format!("{old}.pem")).is_file());
+    // Once the session has moved to the new key, the old key goes.
+    let moved: Value = refresh(&app, &session).await.json().await.unwrap();
+    let pruned = keys::prune(&keys, &app.keys_dir, app.store.as_ref(), until, false)
+        .await
+        .unwrap();
+    assert_eq!(pruned.deleted, std::slice::from_ref(&old));
+    app.key_store.rescan().await;
+    assert!(app.jwks().await.find(&old).is_none());
+    assert_eq!(
+        app.authorize(moved["token"].as_str().unwrap(), None)
+            .await
+            .status(),
+        200
+    );
+}
+
+async fn prune_refuses_while_a_session_depends_on_a_key_and_names_it(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.keys.rescan_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let at = |text: &str| DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+    // Retired in 2020 when `middle` activated; `middle` retired only now,
+    // when the service's own key activated.
+    let old = keys::create_key(&app.keys_dir, at("2020-01-01T00:00:00Z")).unwrap();
+    let middle = keys::create_key(&app.keys_dir, at("2020-01-02T00:00:00Z")).unwrap();
+    let alice = app.add_user("alice", None).await;
+    let session = app
+        .store
+        .create_session(NewSession {
+            id: uuid::Uuid::new_v4(),
+            user_id: alice.id,
+            client_id: "",
+            ip: None,
+            user_agent: None,
+            kid: &old,
+            expires_at: None,
+            token_id: "a-token",
+        })
+        .await
+        .unwrap();
+
+    let refused = tessera(&app, &["keys", "prune"]);
+    let listed = stdout_of(&tessera(&app, &["keys", "list"]));
+
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains(&old) && said.contains(&session.id.to_string()),
+        "{said}"
+    );
+    assert!(said.contains("--revoke-sessions"), "{said}");
+    assert!(app.keys_dir.join(format!("{old}.pem")).is_file());
+    let line = listed.lines().find(|l| l.starts_with(&old)).unwrap();
+    assert!(line.contains("retired") && line.ends_with(" 1"), "{listed}");
+
+    let pruned = stdout_of(&tessera(&app, &["keys", "prune", "--revoke-sessions"]));
+
+    assert!(pruned.contains(&format!("Deleted {old}.")), "{pruned}");
+    assert!(pruned.contains("Revoked 1 session(s)."), "{pruned}");
+    assert!(!app.keys_dir.join(format!("{old}.pem")).exists());
+    assert!(app.keys_dir.join(format!("{middle}.pem")).is_file());
+    let (ended, _) = app.store.find_session(session.id).await.unwrap().unwrap();
+    assert!(ended.revoked_at.is_some());
+}
+
 /// A verifier as a downstream service runs one: it fetches the JWKS, keeps
 /// it for the `max-age` the response allows, and never refetches because a
 /// `kid` is unknown, so a key that signs before it is published fails here.
@@ -526,6 +699,9 @@ async fn a_login_authorize_verify_loop_runs_across_three_rotations_with_zero_fai
 }
 
 on_both_backends!(
+    refresh_moves_a_session_to_the_active_key_and_the_old_token_stops_working,
+    tokens_signed_by_a_retired_key_keep_verifying_until_they_expire,
+    prune_refuses_while_a_session_depends_on_a_key_and_names_it,
     a_corrupt_file_and_a_world_readable_key_are_skipped_with_a_clear_log_line_while_service_continues,
     a_rotated_key_is_in_the_jwks_before_any_token_carries_its_kid,
     a_verifier_that_fetched_the_jwks_once_before_the_rotation_verifies_every_token_across_it,
