@@ -39,22 +39,25 @@ fn activation_of(app: &TestApp, kid: &str) -> DateTime<Utc> {
 }
 
 /// Runs `tessera ARGS` on `app`'s database and key directory, successful or
-/// not.
-fn tessera(app: &TestApp, args: &[&str]) -> Output {
-    let scratch = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(args)
-        .current_dir(scratch.path())
-        .env("DATABASE_URL", app.database.url())
-        .env("TESSERA_KEYS__DIR", &app.keys_dir)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run tessera");
-    child.stdin.take();
-    child.wait_with_output().unwrap()
+/// not, without blocking this test's runtime, where the server's background
+/// tasks (key rescans, the audit writer) run too.
+async fn tessera(app: &TestApp, args: &[&str]) -> Output {
+    let (database_url, keys_dir) = (app.database.url(), app.keys_dir.clone());
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let scratch = tempfile::tempdir().unwrap();
+        Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(&args)
+            .current_dir(scratch.path())
+            .env("DATABASE_URL", database_url)
+            .env("TESSERA_KEYS__DIR", keys_dir)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run tessera")
+    })
+    .await
+    .unwrap()
 }
 
 fn stdout_of(output: &Output) -> String {
@@ -251,7 +254,7 @@ async fn revoking_a_key_drops_it_from_the_jwks_and_its_tokens_are_refused(backen
     app.add_user("alice", None).await;
     let session = app.session_token("alice").await;
 
-    let revoked = tessera(&app, &["keys", "revoke", &old]);
+    let revoked = tessera(&app, &["keys", "revoke", &old]).await;
     app.key_store.rescan().await;
 
     let said = stdout_of(&revoked);
@@ -356,19 +359,20 @@ async fn the_key_commands_rotate_list_and_export_public_keys(backend: Backend) {
     let session = app.session_token("alice").await;
     let token = app.authorization_token(&session, None).await;
 
-    let rotated = stdout_of(&tessera(&app, &["keys", "rotate"]));
+    let rotated = stdout_of(&tessera(&app, &["keys", "rotate"]).await);
     let new = rotated
         .split_whitespace()
         .nth(2)
         .unwrap()
         .trim_end_matches(':')
         .to_owned();
-    let listed = stdout_of(&tessera(&app, &["keys", "list"]));
+    let listed = stdout_of(&tessera(&app, &["keys", "list"]).await);
     let out = tempfile::tempdir().unwrap();
     let exported = tessera(
         &app,
         &["keys", "export-public", out.path().to_str().unwrap()],
-    );
+    )
+    .await;
     app.key_store.rescan().await;
 
     assert!(
@@ -403,7 +407,8 @@ async fn the_key_commands_rotate_list_and_export_public_keys(backend: Backend) {
     let refused = tessera(
         &app,
         &["keys", "export-public", app.keys_dir.to_str().unwrap()],
-    );
+    )
+    .await;
     assert!(!refused.status.success());
 }
 
@@ -555,8 +560,8 @@ async fn prune_refuses_while_a_session_depends_on_a_key_and_names_it(backend: Ba
         .await
         .unwrap();
 
-    let refused = tessera(&app, &["keys", "prune"]);
-    let listed = stdout_of(&tessera(&app, &["keys", "list"]));
+    let refused = tessera(&app, &["keys", "prune"]).await;
+    let listed = stdout_of(&tessera(&app, &["keys", "list"]).await);
 
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
@@ -569,7 +574,7 @@ async fn prune_refuses_while_a_session_depends_on_a_key_and_names_it(backend: Ba
     let line = listed.lines().find(|l| l.starts_with(&old)).unwrap();
     assert!(line.contains("retired") && line.ends_with(" 1"), "{listed}");
 
-    let pruned = stdout_of(&tessera(&app, &["keys", "prune", "--revoke-sessions"]));
+    let pruned = stdout_of(&tessera(&app, &["keys", "prune", "--revoke-sessions"]).await);
 
     assert!(pruned.contains(&format!("Deleted {old}.")), "{pruned}");
     assert!(pruned.contains("Revoked 1 session(s)."), "{pruned}");
