@@ -7,13 +7,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use secrecy::ExposeSecret;
+use uuid::Uuid;
 
 use crate::admin::Admin;
 use crate::configuration::Settings;
 use crate::domain::{Audience, Email, Password, Scope, Username};
-use crate::keys::{self, KeySet};
+use crate::keys::{self, KeySet, Lifecycle, SystemClock};
 use crate::password::{self, HashParams};
 use crate::startup::{self, Application};
 use crate::store::{self, Store};
@@ -121,10 +123,34 @@ pub enum AuditCommand {
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
-    /// List the keys in the key directory.
+    /// List the keys: kid, state, created, activates, retires, and how many
+    /// live sessions were signed by each.
     List,
-    /// Generate a new signing key; it signs from the next start.
+    /// Create the next key: published at once, it signs after
+    /// keys.jwks_max_age + keys.publish_lead.
+    Rotate {
+        /// Sign with it at once, for emergencies: verifiers that cached the
+        /// key set fail on its tokens until they fetch it again.
+        #[arg(long)]
+        now: bool,
+    },
+    /// The same as `rotate --now`.
+    #[command(hide = true)]
     Generate,
+    /// Revoke a key: every replica drops it from the JWKS and refuses its
+    /// tokens at its next rescan of the directory.
+    Revoke { kid: String },
+    /// Delete the files of revoked keys and of keys retired long enough
+    /// that none of their authorization tokens is valid; refuses, naming
+    /// them, keys that live sessions were signed with.
+    Prune {
+        /// Revoke the live sessions signed by such keys, then delete them.
+        #[arg(long)]
+        revoke_sessions: bool,
+    },
+    /// Write every published public key as DIR/{kid}.pem (for verifiers
+    /// that look keys up by file name, like djangorestframework-sso).
+    ExportPublic { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -346,23 +372,165 @@ fn read_password(source: &PasswordSource) -> anyhow::Result<String> {
 
 async fn keys_command(settings: Settings, command: KeysCommand) -> anyhow::Result<()> {
     let dir = settings.keys.dir.clone();
+    let lifecycle = Lifecycle::from_settings(&settings);
+    let load = {
+        let dir = dir.clone();
+        move || KeySet::load_with(&dir, lifecycle, Arc::new(SystemClock))
+    };
     match command {
         KeysCommand::List => {
-            let keys = spawn_blocking_with_tracing(move || KeySet::load(&dir)).await??;
-            println!("{:<32} {:<8} created", "kid", "state");
-            for key in keys.published() {
-                let state = if key.kid == keys.signing().kid() {
-                    "signing"
-                } else {
-                    "published"
-                };
-                println!("{:<32} {:<8} {}", key.kid, state, key.created.to_rfc3339());
-            }
+            let keys = spawn_blocking_with_tracing(load).await??;
+            let now = Utc::now();
+            // The keys are listed even when the database cannot be reached.
+            let sessions = match open_store(&settings).await {
+                Ok(store) => Some(store.count_live_sessions_by_kid(now).await?),
+                Err(error) => {
+                    eprintln!("warning: live sessions not counted: {error:#}");
+                    None
+                }
+            };
+            print_keys(&keys, now, sessions.as_deref());
         }
-        KeysCommand::Generate => {
+        KeysCommand::Prune { revoke_sessions } => {
+            let keys = spawn_blocking_with_tracing(load).await??;
+            let store = open_store(&settings).await?;
+            let report =
+                keys::prune(&keys, &dir, store.as_ref(), Utc::now(), revoke_sessions).await?;
+            print_pruned(&report)?;
+        }
+        KeysCommand::Rotate { now: false } => {
+            let now = Utc::now();
+            let kid =
+                spawn_blocking_with_tracing(move || keys::rotate(&dir, &lifecycle, now)).await??;
+            println!(
+                "Created key {kid}: published now, it signs from {}.",
+                lifecycle.activation_for_new_key(now).to_rfc3339()
+            );
+        }
+        KeysCommand::Rotate { now: true } | KeysCommand::Generate => {
             let kid = spawn_blocking_with_tracing(move || keys::generate(&dir)).await??;
-            println!("Generated key {kid}; it signs from the next start.");
+            println!(
+                "Created key {kid}: it signs at once (running services pick it up at their next rescan)."
+            );
+        }
+        KeysCommand::Revoke { kid } => {
+            let message =
+                spawn_blocking_with_tracing(move || revoke_key(&dir, &kid, load)).await??;
+            println!("{message}");
+        }
+        KeysCommand::ExportPublic { dir: out } => {
+            let keys = spawn_blocking_with_tracing(load).await??;
+            let written = keys::export_public(&keys, &dir, &out)?;
+            println!(
+                "Wrote {} public key(s) to {}: {}",
+                written.len(),
+                out.display(),
+                written.join(" ")
+            );
         }
     }
     Ok(())
+}
+
+/// Revokes `kid`; when no other key could sign after it, first creates one
+/// that signs at once, so that replicas never run out of keys.
+fn revoke_key(
+    dir: &std::path::Path,
+    kid: &str,
+    load: impl Fn() -> anyhow::Result<KeySet>,
+) -> anyhow::Result<String> {
+    let keys = load()?;
+    let others = keys.published().iter().any(|key| key.kid != kid);
+    let mut message = String::new();
+    if !others && keys.get(kid).is_some() {
+        let replacement = keys::generate(dir)?;
+        message.push_str(&format!(
+            "Created key {replacement} to sign in place of {kid}.\n"
+        ));
+    }
+    if !keys::revoke(dir, kid, Utc::now())? {
+        message.push_str(&format!("{kid} was already revoked."));
+        return Ok(message);
+    }
+    let after = load()?;
+    message.push_str(&format!(
+        "Revoked {kid}: running services stop publishing it and refuse its tokens at their \
+         next rescan. {} signs now.",
+        after.signing().kid()
+    ));
+    Ok(message)
+}
+
+fn print_pruned(report: &keys::PruneReport) -> anyhow::Result<()> {
+    for kid in &report.deleted {
+        println!("Deleted {kid}.");
+    }
+    if report.revoked_sessions > 0 {
+        println!("Revoked {} session(s).", report.revoked_sessions);
+    }
+    if report.kept.is_empty() {
+        if report.deleted.is_empty() {
+            println!("Nothing to prune.");
+        }
+        return Ok(());
+    }
+    let kept: Vec<String> = report
+        .kept
+        .iter()
+        .map(|key| {
+            let shown: Vec<String> = key.sessions.iter().take(5).map(Uuid::to_string).collect();
+            let more = key.sessions.len().saturating_sub(shown.len());
+            format!(
+                "{} ({} live session(s): {}{})",
+                key.kid,
+                key.sessions.len(),
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            )
+        })
+        .collect();
+    bail!(
+        "kept {}: live sessions were signed with these keys. Move them to the active key \
+         (POST /session/refresh), let them end, or run `tessera keys prune --revoke-sessions`",
+        kept.join("; ")
+    )
+}
+
+fn print_keys(keys: &KeySet, now: DateTime<Utc>, sessions: Option<&[(String, i64)]>) {
+    let time = |at: Option<DateTime<Utc>>| {
+        at.map_or_else(
+            || "-".to_owned(),
+            |at| at.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+        )
+    };
+    let sessions_of = |kid: &str| match sessions {
+        None => "?".to_owned(),
+        Some(counts) => counts
+            .iter()
+            .find(|(signed_by, _)| signed_by == kid)
+            .map_or(0, |(_, count)| *count)
+            .to_string(),
+    };
+    println!(
+        "{:<40} {:<10} {:<21} {:<21} {:<21} sessions",
+        "kid", "state", "created", "activates", "retires"
+    );
+    for status in keys.statuses(now) {
+        println!(
+            "{:<40} {:<10} {:<21} {:<21} {:<21} {}",
+            status.kid,
+            status.state.to_string(),
+            time(status.created),
+            time(status.activates),
+            time(status.retires),
+            sessions_of(&status.kid),
+        );
+    }
+    for problem in keys.problems() {
+        eprintln!("warning: {problem}");
+    }
 }

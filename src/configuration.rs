@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use figment::Figment;
@@ -143,6 +144,24 @@ pub struct KeySettings {
     /// `Cache-Control: max-age` of the JWKS, in seconds.
     /// `TESSERA_KEYS__JWKS_MAX_AGE`.
     pub jwks_max_age: u64,
+    /// How much longer than `jwks_max_age` a new key is published before it
+    /// signs, so that every verifier honouring the cache header holds it
+    /// first (`1h`, `90s`, or seconds). `TESSERA_KEYS__PUBLISH_LEAD`.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub publish_lead: Duration,
+    /// Create the next key automatically, one per period (`30d`, `12h`, or
+    /// seconds); unset (the default) rotates only by hand.
+    /// `TESSERA_KEYS__ROTATE_EVERY`.
+    #[serde(deserialize_with = "duration::deserialize_option")]
+    pub rotate_every: Option<Duration>,
+    /// How often the running service reads the key directory again, to pick
+    /// up added, rotated, revoked and removed keys (`5s`, `500ms`).
+    /// `TESSERA_KEYS__RESCAN_INTERVAL`.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub rescan_interval: Duration,
+    /// Create a first key when the directory has none; when false, start-up
+    /// without a key fails. `TESSERA_KEYS__GENERATE`.
+    pub generate: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -226,6 +245,10 @@ impl Default for KeySettings {
         Self {
             dir: PathBuf::from("./keys"),
             jwks_max_age: 300,
+            publish_lead: Duration::from_secs(3600),
+            rotate_every: None,
+            rescan_interval: Duration::from_secs(5),
+            generate: true,
         }
     }
 }
@@ -326,6 +349,26 @@ impl Settings {
         }
         ClientRegistry::from_settings(&self.clients, &tokens.allowed_audiences, &issuer)?;
         self.login.validate()?;
+        let keys = &self.keys;
+        if keys.rescan_interval.is_zero() {
+            bail!("keys.rescan_interval must be positive");
+        }
+        // A replica only publishes a new key when it next reads the
+        // directory: the lead must cover that delay.
+        if keys.publish_lead < keys.rescan_interval {
+            bail!("keys.publish_lead must be at least keys.rescan_interval");
+        }
+        if let Some(every) = keys.rotate_every {
+            if every.subsec_nanos() != 0 || every.is_zero() {
+                bail!("keys.rotate_every must be a whole number of seconds");
+            }
+            if every <= Duration::from_secs(keys.jwks_max_age) + keys.publish_lead {
+                bail!(
+                    "keys.rotate_every must be longer than keys.jwks_max_age + keys.publish_lead, \
+                     so that each key is published for that long before it signs"
+                );
+            }
+        }
         Ok(())
     }
 
@@ -361,6 +404,45 @@ impl Settings {
     }
 }
 
+/// Durations in settings: a whole number of seconds, or a string such as
+/// `30d`, `12h`, `90s` or `100ms`.
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, de};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Seconds(u64),
+        Text(String),
+    }
+
+    fn parse<E: de::Error>(raw: Raw) -> Result<Duration, E> {
+        match raw {
+            Raw::Seconds(secs) => Ok(Duration::from_secs(secs)),
+            Raw::Text(text) => match text.trim().parse::<u64>() {
+                Ok(secs) => Ok(Duration::from_secs(secs)),
+                Err(_) => humantime::parse_duration(text.trim()).map_err(|e| {
+                    E::custom(format!(
+                        "{text:?} is not a duration (e.g. 30d, 12h, 90s, or seconds): {e}"
+                    ))
+                }),
+            },
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        parse(Raw::deserialize(d)?)
+    }
+
+    pub fn deserialize_option<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Option::<Raw>::deserialize(d)?.map(parse).transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,6 +474,46 @@ mod tests {
             .extra_claims
             .insert("user".into(), UserAttribute::Username);
         settings.validate().unwrap();
+    }
+
+    #[test]
+    fn key_durations_are_read_as_seconds_or_human_text() {
+        let settings: Settings = Figment::new()
+            .merge(Toml::string(
+                r#"
+                [keys]
+                jwks_max_age = 60
+                publish_lead = "90s"
+                rotate_every = "30d"
+                rescan_interval = 2
+                "#,
+            ))
+            .extract()
+            .unwrap();
+        settings.validate().unwrap();
+        assert_eq!(settings.keys.publish_lead, Duration::from_secs(90));
+        assert_eq!(
+            settings.keys.rotate_every,
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(settings.keys.rescan_interval, Duration::from_secs(2));
+        assert!(settings.keys.generate);
+        let wrong: Result<Settings, _> = Figment::new()
+            .merge(Toml::string("[keys]\nrotate_every = \"soon\""))
+            .extract();
+        assert!(wrong.unwrap_err().to_string().contains("not a duration"));
+    }
+
+    #[test]
+    fn automatic_rotation_must_leave_room_to_publish_each_key_first() {
+        let mut settings = Settings::default();
+        assert_eq!(settings.keys.rotate_every, None);
+        settings.keys.rotate_every = Some(Duration::from_secs(3600));
+        assert!(settings.validate().is_err());
+        settings.keys.rotate_every = Some(Duration::from_secs(3600 + 301));
+        settings.validate().unwrap();
+        settings.keys.rotate_every = Some(Duration::from_millis(7_200_500));
+        assert!(settings.validate().is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub struct Metrics {
     pub hash_wait: Histogram,
     pub db_connections: IntGaugeVec,
     pub key_age: IntGaugeVec,
+    pub next_rotation: IntGauge,
 }
 
 impl Metrics {
@@ -83,6 +84,11 @@ impl Metrics {
             ),
             &["kid", "state"],
         )?;
+        let next_rotation = IntGauge::new(
+            "tessera_key_next_rotation_seconds",
+            "Seconds until automatic rotation makes the next key (when keys.rotate_every is set)",
+        )?;
+        registry.register(Box::new(next_rotation.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(request_duration.clone()))?;
         registry.register(Box::new(logins.clone()))?;
@@ -103,6 +109,7 @@ impl Metrics {
             hash_wait,
             db_connections,
             key_age,
+            next_rotation,
         })
     }
 

@@ -112,7 +112,8 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
         tracing::info!("Password hash upgraded to the configured parameters");
     }
 
-    let signing = state.keys.signing();
+    let keys = state.keys.current();
+    let signing = keys.signing();
     let expires_at = state
         .settings
         .tokens
@@ -121,6 +122,9 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
     // Sign first and store last: a login that fails half-way leaves no
     // session behind, and a stored session always had its token handed out.
     let session_id = uuid::Uuid::new_v4();
+    // Only the current token of a session is accepted (see
+    // `POST /session/refresh`): the session records this one's id.
+    let token_id = tokens::new_jti();
     tracing::Span::current().record("session_id", tracing::field::display(session_id));
     let claims = SessionClaims {
         iss: state.issuer.clone(),
@@ -128,7 +132,7 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
         aud: state.session_audience.clone(),
         iat: now.timestamp(),
         exp: expires_at.map(|at| at.timestamp()),
-        jti: tokens::new_jti(),
+        jti: token_id.clone(),
         token: tokens::SESSION.into(),
         sid: session_id.to_string(),
         cid: attempt.client_id.clone(),
@@ -146,6 +150,7 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
             user_agent: attempt.user_agent.as_deref(),
             kid: signing.kid(),
             expires_at,
+            token_id: &token_id,
         })
         .await?;
     tracing::info!("Session created");
@@ -253,7 +258,7 @@ pub async fn authorize(
         scopes,
         extra: extra_claims(&tokens_settings.extra_claims, user),
     };
-    let token = state.keys.signing().sign(&claims)?;
+    let token = state.keys.current().signing().sign(&claims)?;
     state
         .metrics
         .tokens_issued

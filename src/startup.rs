@@ -1,6 +1,7 @@
 //! Builds the application: connects and migrates the store, loads the keys,
 //! binds the listener (port 0 in tests) and returns the running server with
-//! its real port.
+//! its real port, beside the task that keeps the keys in step with their
+//! directory.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use crate::browser::Browser;
 use crate::configuration::Settings;
 use crate::domain::Password;
 use crate::error::ApiError;
-use crate::keys::KeySet;
+use crate::keys::{Clock, KeyStore, Lifecycle, SystemClock};
 use crate::metrics::Metrics;
 use crate::password::{self, HashMetrics, HashParams, PasswordHasherPool};
 use crate::routes;
@@ -30,24 +31,44 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    /// Rescans the key directory and rotates keys; stopped with the server.
+    key_maintenance: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Application::build`], with the key lifecycle on `clock`.
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         let store =
             store::connect(&settings.database_url, settings.database_max_connections).await?;
         store.migrate().await?;
-        Self::build_with_store(settings, store).await
+        Self::build_with_parts(settings, store, clock).await
     }
 
     pub async fn build_with_store(
         settings: Settings,
         store: Arc<dyn Store>,
     ) -> anyhow::Result<Self> {
-        let dir = settings.keys.dir.clone();
-        let keys = spawn_blocking_with_tracing(move || KeySet::load_or_generate(&dir))
-            .await
-            .context("loading keys panicked")??;
+        Self::build_with_parts(settings, store, Arc::new(SystemClock)).await
+    }
+
+    async fn build_with_parts(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let (dir, generate) = (settings.keys.dir.clone(), settings.keys.generate);
+        let lifecycle = Lifecycle::from_settings(&settings);
+        let keys =
+            spawn_blocking_with_tracing(move || KeyStore::open(&dir, lifecycle, clock, generate))
+                .await
+                .context("loading keys panicked")??;
         let concurrency = settings.hashing_concurrency();
         let (queue, timeout) = (
             settings.hashing.queue,
@@ -86,12 +107,13 @@ impl Application {
         let store_for_audit = store.clone();
         let browser = web::Data::new(Browser::new(&settings, &issuer)?);
         let discovery = serde_json::to_vec(&routes::discovery_document(&issuer))?.into();
+        let key_maintenance = tokio::spawn(keys.clone().maintain(settings.keys.rescan_interval));
         let state = web::Data::new(AppState {
             settings,
             issuer,
             session_audience,
             store,
-            keys: Arc::new(keys),
+            keys,
             hasher,
             session_validation,
             authorization_validation,
@@ -103,7 +125,7 @@ impl Application {
         tracing::info!(
             address = %address,
             issuer = %state.issuer,
-            signing_kid = %state.keys.signing().kid(),
+            signing_kid = %state.keys.current().signing().kid(),
             "Tessera is listening"
         );
 
@@ -129,6 +151,7 @@ impl Application {
             port,
             server,
             state,
+            key_maintenance,
         })
     }
 
@@ -144,8 +167,15 @@ impl Application {
         self.state.store.clone()
     }
 
+    /// The running service's keys.
+    pub fn keys(&self) -> KeyStore {
+        self.state.keys.clone()
+    }
+
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let stopped = self.server.await;
+        self.key_maintenance.abort();
+        stopped
     }
 }
 

@@ -6,7 +6,7 @@ use actix_web::web::Bytes;
 
 use crate::audit::AuditLog;
 use crate::configuration::Settings;
-use crate::keys::KeySet;
+use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::password::PasswordHasherPool;
 use crate::store::Store;
@@ -22,7 +22,8 @@ pub struct AppState {
     /// `aud` of session tokens.
     pub session_audience: Vec<String>,
     pub store: Arc<dyn Store>,
-    pub keys: Arc<KeySet>,
+    /// The current key set: `keys.current()` for one request's use.
+    pub keys: KeyStore,
     pub hasher: PasswordHasherPool,
     pub session_validation: SessionValidation,
     pub authorization_validation: AuthorizationValidation,

@@ -70,6 +70,8 @@ pub enum TokenError {
     WrongAlgorithm,
     #[error("the token names no key or an unknown key")]
     UnknownKey,
+    #[error("the token's signing key has been revoked")]
+    RevokedKey,
     #[error("the token's signature is invalid")]
     BadSignature,
     #[error("the token has expired")]
@@ -140,11 +142,11 @@ fn signing_key<'k>(
     if header.alg != Algorithm::RS256 {
         return Err(TokenError::WrongAlgorithm);
     }
-    header
-        .kid
-        .as_deref()
-        .and_then(|kid| keys.get(kid))
-        .ok_or(TokenError::UnknownKey)
+    let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
+    if keys.is_revoked(kid) {
+        return Err(TokenError::RevokedKey);
+    }
+    keys.get(kid).ok_or(TokenError::UnknownKey)
 }
 
 /// What verifying an authorization token checks against.

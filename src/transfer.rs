@@ -43,6 +43,9 @@ enum Record {
         last_used_at: DateTime<Utc>,
         expires_at: Option<DateTime<Utc>>,
         revoked_at: Option<DateTime<Utc>>,
+        /// Absent from exports made before session refresh existed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_id: Option<String>,
     },
 }
 
@@ -92,6 +95,7 @@ pub async fn export(
                 last_used_at: s.last_used_at,
                 expires_at: s.expires_at,
                 revoked_at: s.revoked_at,
+                token_id: s.token_id,
             },
         )?;
     }
@@ -162,6 +166,7 @@ pub async fn import(
                 last_used_at,
                 expires_at,
                 revoked_at,
+                token_id,
             } => dump.sessions.push(Session {
                 id,
                 user_id,
@@ -173,6 +178,7 @@ pub async fn import(
                 last_used_at,
                 expires_at,
                 revoked_at,
+                token_id,
             }),
         }
     }

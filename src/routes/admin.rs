@@ -336,16 +336,19 @@ pub async fn list_keys(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     admin(&req, &state).await?;
-    let signing = state.keys.signing().kid();
     let keys: Vec<serde_json::Value> = state
         .keys
-        .published()
-        .iter()
+        .current()
+        .statuses(state.keys.now())
+        .into_iter()
         .map(|k| {
             serde_json::json!({
                 "kid": k.kid,
-                "state": if k.kid == signing { "active" } else { "published" },
+                "state": k.state.to_string(),
                 "created": k.created,
+                "activates": k.activates,
+                "retires": k.retires,
+                "verifies_until": k.verifies_until,
             })
         })
         .collect();

@@ -150,15 +150,26 @@ pub fn session_claims(
     state: &AppState,
 ) -> Result<(SessionClaims, Uuid), ApiError> {
     let token = bearer_token(req)?;
-    let claims = state.session_validation.verify(token, &state.keys)?;
+    let claims = state
+        .session_validation
+        .verify(token, &state.keys.current())?;
     let sid = Uuid::parse_str(&claims.sid)
         .map_err(|_| ApiError::InvalidToken("the token names no valid session".into()))?;
     Ok((claims, sid))
 }
 
 /// Refuses a session that is revoked, expired, of a disabled user, or not
-/// the token's.
+/// the token's, and a token that a refresh has replaced.
 pub fn ensure_live(claims: &SessionClaims, session: &Session, user: &User) -> Result<(), ApiError> {
+    if session
+        .token_id
+        .as_deref()
+        .is_some_and(|current| current != claims.jti)
+    {
+        return Err(ApiError::InvalidToken(
+            "the session token has been replaced by a newer one".into(),
+        ));
+    }
     if !session.is_live(chrono::Utc::now()) {
         return Err(ApiError::InvalidToken("the session has ended".into()));
     }
@@ -181,10 +192,11 @@ pub async fn authorized_caller(
     scope: &str,
 ) -> Result<AuthorizationClaims, ApiError> {
     let token = bearer_token(req)?;
-    let claims =
-        state
-            .authorization_validation
-            .verify(token, &state.keys, Some(TESSERA_AUDIENCE))?;
+    let claims = state.authorization_validation.verify(
+        token,
+        &state.keys.current(),
+        Some(TESSERA_AUDIENCE),
+    )?;
     live_authorization(state, &claims).await?;
     if !claims.scopes.iter().any(|held| held == scope) {
         return Err(ApiError::Forbidden(format!(

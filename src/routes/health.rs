@@ -1,5 +1,7 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (the database
-//! answers and a signing key is loaded).
+//! answers and a signing key is loaded). A key file that cannot be used does
+//! not make the service unready, since it keeps signing with the last good
+//! key, but `/readyz` lists it under `warnings` for the operator.
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -16,9 +18,12 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         tracing::warn!(error = ?error, "Database is not reachable");
         return Err(ApiError::Unavailable { retry_after: 5 });
     }
+    let keys = state.keys.current();
+    let warnings: Vec<String> = keys.problems().iter().map(ToString::to_string).collect();
     Ok(HttpResponse::Ok().json(json!({
         "status": "ready",
-        "signing_kid": state.keys.signing().kid(),
+        "signing_kid": keys.signing().kid(),
+        "warnings": warnings,
     })))
 }
 
@@ -35,19 +40,21 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
         .db_connections
         .with_label_values(&["in_use"])
         .set(i64::from(open) - idle);
-    let now = chrono::Utc::now();
-    let signing = state.keys.signing().kid();
+    let now = state.keys.now();
     metrics.key_age.reset();
-    for key in state.keys.published() {
-        let key_state = if key.kid == signing {
-            "active"
-        } else {
-            "published"
-        };
+    for key in state.keys.current().statuses(now) {
+        let age = key
+            .created
+            .map_or(0, |created| (now - created).num_seconds());
         metrics
             .key_age
-            .with_label_values(&[&key.kid, key_state])
-            .set((now - key.created).num_seconds());
+            .with_label_values(&[&key.kid, &key.state.to_string()])
+            .set(age);
+    }
+    if let Some(every) = state.settings.keys.rotate_every {
+        let every = chrono::TimeDelta::from_std(every).map_err(anyhow::Error::from)?;
+        let next = crate::keys::lifecycle::next_boundary(now, every);
+        metrics.next_rotation.set((next - now).num_seconds());
     }
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

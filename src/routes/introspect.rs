@@ -63,7 +63,7 @@ pub async fn introspect(
 async fn introspected(state: &AppState, token: &str) -> Result<Option<Value>, ApiError> {
     if let Ok(claims) = state
         .authorization_validation
-        .verify(token, &state.keys, None)
+        .verify(token, &state.keys.current(), None)
     {
         return Ok(match extract::live_authorization(state, &claims).await {
             Ok(()) => Some(serde_json::to_value(claims).map_err(anyhow::Error::from)?),
@@ -71,7 +71,10 @@ async fn introspected(state: &AppState, token: &str) -> Result<Option<Value>, Ap
             Err(other) => return Err(other),
         });
     }
-    let Ok(claims) = state.session_validation.verify(token, &state.keys) else {
+    let Ok(claims) = state
+        .session_validation
+        .verify(token, &state.keys.current())
+    else {
         return Ok(None);
     };
     let Ok(sid) = uuid::Uuid::parse_str(&claims.sid) else {
@@ -111,7 +114,7 @@ pub async fn userinfo(
     let claims: AuthorizationClaims =
         state
             .authorization_validation
-            .verify(token, &state.keys, None)?;
+            .verify(token, &state.keys.current(), None)?;
     extract::live_authorization(&state, &claims).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))

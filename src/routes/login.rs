@@ -117,7 +117,10 @@ async fn show_page(
 /// The verified claims and session id of a session token, if it is one of
 /// ours.
 fn session_of(state: &AppState, token: &str) -> Option<(SessionClaims, Uuid)> {
-    let claims = state.session_validation.verify(token, &state.keys).ok()?;
+    let claims = state
+        .session_validation
+        .verify(token, &state.keys.current())
+        .ok()?;
     let sid = Uuid::parse_str(&claims.sid).ok()?;
     Some((claims, sid))
 }

@@ -8,6 +8,7 @@ mod health;
 mod introspect;
 mod login;
 mod observe;
+mod refresh;
 mod revocations;
 mod session;
 mod well_known;
@@ -31,6 +32,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(session::create))
             .route(web::get().to(session::show))
             .route(web::delete().to(session::delete))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/session/refresh")
+            .route(web::post().to(refresh::refresh))
             .default_service(web::to(method_not_allowed)),
     )
     .service(

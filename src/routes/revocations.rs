@@ -1,5 +1,6 @@
 //! `GET /revocations?since=CURSOR`: what verifiers must stop accepting before
-//! the tokens expire — revoked sessions, disabled (and re-enabled) users.
+//! the tokens expire — revoked sessions, disabled (and re-enabled) users,
+//! revoked keys.
 //!
 //! Entries older than the authorization-token lifetime plus leeway are left
 //! out: every token they concern has expired. The feed holds only opaque ids
@@ -59,6 +60,14 @@ pub async fn feed(
         entries = state.store.revocations(0, horizon).await?.0;
     }
     let cursor = latest;
+    // Revoked keys live in the key directory, not the feed's table: every
+    // answer lists them all (they are few), and clients add them idempotently.
+    let keys = state.keys.current();
+    let revoked_keys = keys.revoked().iter().map(|(kid, at)| Entry {
+        kind: "key_revoked".into(),
+        id: kid.clone(),
+        at: *at,
+    });
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(Feed {
@@ -71,6 +80,7 @@ pub async fn feed(
                     id: e.subject,
                     at: e.at,
                 })
+                .chain(revoked_keys)
                 .collect(),
         }))
 }

@@ -22,10 +22,10 @@ pub async fn jwks(
 ) -> Result<HttpResponse, ApiError> {
     let header_kid = req.headers().get("kid").and_then(|v| v.to_str().ok());
     let kid = header_kid.or(query.kid.as_deref());
+    let keys = state.keys.current();
     let body = match kid {
-        None => state.keys.jwks().clone(),
-        Some(kid) => state
-            .keys
+        None => keys.jwks().clone(),
+        Some(kid) => keys
             .jwks_for(kid)
             .cloned()
             .ok_or_else(|| ApiError::NotFound("no published key has that kid".into()))?,
@@ -58,11 +58,17 @@ pub async fn public_key_pem(
 ) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::NotFound("no published key has that kid".into());
     let kid = path.strip_suffix(".pem").ok_or_else(not_found)?;
-    let key = state.keys.get(kid).ok_or_else(not_found)?;
+    let pem = state
+        .keys
+        .current()
+        .get(kid)
+        .ok_or_else(not_found)?
+        .pem
+        .clone();
     Ok(HttpResponse::Ok()
         .content_type("application/x-pem-file")
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-        .body(key.pem.clone()))
+        .body(pem))
 }
 
 /// The discovery document for `issuer`.

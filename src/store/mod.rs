@@ -56,6 +56,10 @@ pub struct Session {
     pub last_used_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The `jti` of the session's current token: set at login, replaced by
+    /// a refresh. `None` for sessions older than it, whose every token is
+    /// accepted until their first refresh.
+    pub token_id: Option<String>,
 }
 
 impl Session {
@@ -81,6 +85,9 @@ pub struct NewSession<'a> {
     pub user_agent: Option<&'a str>,
     pub kid: &'a str,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The `jti` of the session's token: only the current token of a
+    /// session is accepted, and a refresh replaces it.
+    pub token_id: &'a str,
 }
 
 /// An entry of the revocation feed.
@@ -265,6 +272,32 @@ pub trait Store: Send + Sync + 'static {
     async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()>;
     /// The latest `limit` audit entries, oldest first.
     async fn audit_tail(&self, limit: i64) -> StoreResult<Vec<AuditEntry>>;
+
+    /// Makes `new_token_id` the session's current token, signed by `kid`,
+    /// if the session is live and `current` is still its token (or it has
+    /// none recorded); returns whether it did. Of two refreshes with one
+    /// token, one wins.
+    async fn replace_session_token(
+        &self,
+        id: Uuid,
+        current: &str,
+        new_token_id: &str,
+        kid: &str,
+    ) -> StoreResult<bool>;
+    /// How many sessions live at `now` (neither revoked nor expired) each
+    /// key signed, by kid.
+    async fn count_live_sessions_by_kid(
+        &self,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<(String, i64)>>;
+    /// The live sessions whose token `kid` signed.
+    async fn live_sessions_signed_by(
+        &self,
+        kid: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>>;
+    /// Revokes every live session whose token `kid` signed; returns how many.
+    async fn revoke_sessions_signed_by(&self, kid: &str) -> StoreResult<u64>;
 
     /// Everything, ids, hashes and times included.
     async fn export(&self) -> StoreResult<Dump>;

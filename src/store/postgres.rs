@@ -49,6 +49,7 @@ struct SessionRow {
     last_used_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
+    token_id: Option<String>,
 }
 
 impl From<SessionRow> for Session {
@@ -64,6 +65,7 @@ impl From<SessionRow> for Session {
             last_used_at: r.last_used_at,
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
+            token_id: r.token_id,
         }
     }
 }
@@ -126,7 +128,7 @@ macro_rules! session_user_columns {
     () => {
         r#"
         s.id, s.user_id, s.client_id, s.ip, s.user_agent, s.kid, s.created_at,
-        s.last_used_at, s.expires_at, s.revoked_at,
+        s.last_used_at, s.expires_at, s.revoked_at, s.token_id,
         u.username as u_username, u.email as u_email, u.password_hash as u_password_hash,
         u.is_active as u_is_active, u.created_at as u_created_at, u.updated_at as u_updated_at
         "#
@@ -271,7 +273,7 @@ impl Store for PostgresStore {
         let rows: Vec<SessionRow> = sqlx::query_as(
             r#"
             select id, user_id, client_id, ip, user_agent, kid, created_at,
-                   last_used_at, expires_at, revoked_at
+                   last_used_at, expires_at, revoked_at, token_id
             from sessions where user_id = $1 order by created_at desc, id
             "#,
         )
@@ -397,10 +399,11 @@ impl Store for PostgresStore {
     async fn create_session(&self, session: NewSession<'_>) -> StoreResult<Session> {
         let row: SessionRow = sqlx::query_as(
             r#"
-            insert into sessions (id, user_id, client_id, ip, user_agent, kid, expires_at)
-            values ($1, $2, $3, $4, $5, $6, $7)
+            insert into sessions (id, user_id, client_id, ip, user_agent, kid, expires_at,
+                                  token_id)
+            values ($1, $2, $3, $4, $5, $6, $7, $8)
             returning id, user_id, client_id, ip, user_agent, kid, created_at,
-                      last_used_at, expires_at, revoked_at
+                      last_used_at, expires_at, revoked_at, token_id
             "#,
         )
         .bind(session.id)
@@ -410,6 +413,7 @@ impl Store for PostgresStore {
         .bind(session.user_agent)
         .bind(session.kid)
         .bind(session.expires_at)
+        .bind(session.token_id)
         .fetch_one(&self.pool)
         .await?;
         Ok(row.into())
@@ -625,6 +629,89 @@ impl Store for PostgresStore {
             .collect())
     }
 
+    async fn replace_session_token(
+        &self,
+        id: Uuid,
+        current: &str,
+        new_token_id: &str,
+        kid: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            r#"
+            update sessions set token_id = $3, kid = $4
+            where id = $1 and revoked_at is null
+              and (expires_at is null or expires_at > now())
+              and (token_id = $2 or token_id is null)
+            "#,
+        )
+        .bind(id)
+        .bind(current)
+        .bind(new_token_id)
+        .bind(kid)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn count_live_sessions_by_kid(
+        &self,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<(String, i64)>> {
+        let counts = sqlx::query_as(
+            r#"
+            select kid, count(*) from sessions
+            where revoked_at is null and (expires_at is null or expires_at > $1)
+            group by kid order by kid
+            "#,
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(counts)
+    }
+
+    async fn live_sessions_signed_by(
+        &self,
+        kid: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>> {
+        let ids = sqlx::query_scalar(
+            r#"
+            select id from sessions
+            where kid = $1 and revoked_at is null and (expires_at is null or expires_at > $2)
+            order by created_at, id
+            "#,
+        )
+        .bind(kid)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids)
+    }
+
+    async fn revoke_sessions_signed_by(&self, kid: &str) -> StoreResult<u64> {
+        // The revocations and their feed entries in one statement.
+        let mut tx = self.pool.begin().await?;
+        lock_feed(&mut tx).await?;
+        let done = sqlx::query(
+            r#"
+            with revoked as (
+                update sessions set revoked_at = now()
+                where kid = $1 and revoked_at is null
+                  and (expires_at is null or expires_at > now())
+                returning id
+            )
+            insert into revocations (kind, subject)
+            select 'session_revoked', id::text from revoked
+            "#,
+        )
+        .bind(kid)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
     async fn export(&self) -> StoreResult<Dump> {
         let users: Vec<UserRow> = sqlx::query_as(
             r#"
@@ -642,7 +729,7 @@ impl Store for PostgresStore {
         let sessions: Vec<SessionRow> = sqlx::query_as(
             r#"
             select id, user_id, client_id, ip, user_agent, kid, created_at,
-                   last_used_at, expires_at, revoked_at
+                   last_used_at, expires_at, revoked_at, token_id
             from sessions order by created_at, id
             "#,
         )
@@ -700,8 +787,8 @@ impl Store for PostgresStore {
             sqlx::query(
                 r#"
                 insert into sessions (id, user_id, client_id, ip, user_agent, kid, created_at,
-                                      last_used_at, expires_at, revoked_at)
-                values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                      last_used_at, expires_at, revoked_at, token_id)
+                values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                 "#,
             )
             .bind(s.id)
@@ -714,6 +801,7 @@ impl Store for PostgresStore {
             .bind(s.last_used_at)
             .bind(s.expires_at)
             .bind(s.revoked_at)
+            .bind(&s.token_id)
             .execute(&mut *tx)
             .await?;
         }

@@ -103,6 +103,7 @@ struct SessionRow {
     last_used_at: String,
     expires_at: Option<String>,
     revoked_at: Option<String>,
+    token_id: Option<String>,
 }
 
 impl TryFrom<SessionRow> for Session {
@@ -119,6 +120,7 @@ impl TryFrom<SessionRow> for Session {
             last_used_at: parse_ts(&r.last_used_at)?,
             expires_at: parse_opt_ts(r.expires_at)?,
             revoked_at: parse_opt_ts(r.revoked_at)?,
+            token_id: r.token_id,
         })
     }
 }
@@ -157,7 +159,7 @@ macro_rules! session_user_columns {
     () => {
         r#"
         s.id, s.user_id, s.client_id, s.ip, s.user_agent, s.kid, s.created_at,
-        s.last_used_at, s.expires_at, s.revoked_at,
+        s.last_used_at, s.expires_at, s.revoked_at, s.token_id,
         u.username as u_username, u.email as u_email, u.password_hash as u_password_hash,
         u.is_active as u_is_active, u.created_at as u_created_at, u.updated_at as u_updated_at
         "#
@@ -300,7 +302,7 @@ impl Store for SqliteStore {
         let rows: Vec<SessionRow> = sqlx::query_as(
             r#"
             select id, user_id, client_id, ip, user_agent, kid, created_at,
-                   last_used_at, expires_at, revoked_at
+                   last_used_at, expires_at, revoked_at, token_id
             from sessions where user_id = ?1 order by created_at desc, id
             "#,
         )
@@ -452,10 +454,10 @@ impl Store for SqliteStore {
         let row: SessionRow = sqlx::query_as(
             r#"
             insert into sessions (id, user_id, client_id, ip, user_agent, kid, created_at,
-                                  last_used_at, expires_at)
-            values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)
+                                  last_used_at, expires_at, token_id)
+            values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)
             returning id, user_id, client_id, ip, user_agent, kid, created_at,
-                      last_used_at, expires_at, revoked_at
+                      last_used_at, expires_at, revoked_at, token_id
             "#,
         )
         .bind(session.id.to_string())
@@ -466,6 +468,7 @@ impl Store for SqliteStore {
         .bind(session.kid)
         .bind(now)
         .bind(session.expires_at.map(ts))
+        .bind(session.token_id)
         .fetch_one(&self.pool)
         .await?;
         Ok(row.try_into()?)
@@ -713,6 +716,98 @@ impl Store for SqliteStore {
             .collect::<anyhow::Result<_>>()?)
     }
 
+    async fn replace_session_token(
+        &self,
+        id: Uuid,
+        current: &str,
+        new_token_id: &str,
+        kid: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            r#"
+            update sessions set token_id = ?3, kid = ?4
+            where id = ?1 and revoked_at is null
+              and (expires_at is null or expires_at > ?5)
+              and (token_id = ?2 or token_id is null)
+            "#,
+        )
+        .bind(id.to_string())
+        .bind(current)
+        .bind(new_token_id)
+        .bind(kid)
+        .bind(ts(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn count_live_sessions_by_kid(
+        &self,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<(String, i64)>> {
+        let counts = sqlx::query_as(
+            r#"
+            select kid, count(*) from sessions
+            where revoked_at is null and (expires_at is null or expires_at > ?1)
+            group by kid order by kid
+            "#,
+        )
+        .bind(ts(now))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(counts)
+    }
+
+    async fn live_sessions_signed_by(
+        &self,
+        kid: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            r#"
+            select id from sessions
+            where kid = ?1 and revoked_at is null and (expires_at is null or expires_at > ?2)
+            order by created_at, id
+            "#,
+        )
+        .bind(kid)
+        .bind(ts(now))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids
+            .iter()
+            .map(|id| parse_id(id))
+            .collect::<anyhow::Result<_>>()?)
+    }
+
+    async fn revoke_sessions_signed_by(&self, kid: &str) -> StoreResult<u64> {
+        let now = ts(Utc::now());
+        // The revocations and their feed entries in one transaction.
+        let mut tx = self.pool.begin().await?;
+        let revoked: Vec<String> = sqlx::query_scalar(
+            r#"
+            update sessions set revoked_at = ?2
+            where kid = ?1 and revoked_at is null and (expires_at is null or expires_at > ?2)
+            returning id
+            "#,
+        )
+        .bind(kid)
+        .bind(&now)
+        .fetch_all(&mut *tx)
+        .await?;
+        for id in &revoked {
+            sqlx::query(
+                "insert into revocations (kind, subject, at) values ('session_revoked', ?1, ?2)",
+            )
+            .bind(id)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(u64::try_from(revoked.len()).unwrap_or(u64::MAX))
+    }
+
     async fn export(&self) -> StoreResult<Dump> {
         let users: Vec<UserRow> = sqlx::query_as(concat!(
             "select id, username, email, password_hash, is_active, created_at, updated_at",
@@ -728,7 +823,7 @@ impl Store for SqliteStore {
         let sessions: Vec<SessionRow> = sqlx::query_as(
             r#"
             select id, user_id, client_id, ip, user_agent, kid, created_at,
-                   last_used_at, expires_at, revoked_at
+                   last_used_at, expires_at, revoked_at, token_id
             from sessions order by created_at, id
             "#,
         )
@@ -795,8 +890,8 @@ impl Store for SqliteStore {
             sqlx::query(
                 r#"
                 insert into sessions (id, user_id, client_id, ip, user_agent, kid, created_at,
-                                      last_used_at, expires_at, revoked_at)
-                values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                                      last_used_at, expires_at, revoked_at, token_id)
+                values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                 "#,
             )
             .bind(s.id.to_string())
@@ -809,6 +904,7 @@ impl Store for SqliteStore {
             .bind(ts(s.last_used_at))
             .bind(s.expires_at.map(ts))
             .bind(s.revoked_at.map(ts))
+            .bind(&s.token_id)
             .execute(&mut *tx)
             .await?;
         }

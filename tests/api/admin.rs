@@ -112,7 +112,11 @@ async fn an_administrator_manages_users_grants_and_sessions_end_to_end(backend: 
     .json()
     .await
     .unwrap();
-    assert_eq!(sessions["sessions"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        sessions["sessions"].as_array().map(Vec::len),
+        Some(2),
+        "{sessions}"
+    );
     let first_id = jsonwebtoken::dangerous::insecure_decode_claims::<Value>(&first).unwrap()["sid"]
         .as_str()
         .unwrap()

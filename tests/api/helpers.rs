@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use tessera::configuration::Settings;
 use tessera::domain::Password;
-use tessera::keys::KeySet;
+use tessera::keys::{Clock, KeySet, KeyStore, ManualClock, SystemClock};
 use tessera::startup::Application;
 use tessera::store::{NewUser, Store, User};
 
@@ -123,14 +123,29 @@ pub struct TestApp {
     pub client: Client,
     pub store: Arc<dyn Store>,
     pub keys_dir: PathBuf,
+    /// The running service's keys: rescan or rotate without waiting.
+    pub key_store: KeyStore,
     // Dropped last: the key directory and the database outlive the server.
     _keys: Arc<TempDir>,
     pub database: Arc<TestDatabase>,
     configure: Arc<dyn Fn(&mut Settings) + Send + Sync>,
+    clock: Option<Arc<ManualClock>>,
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |_| {}).await
+}
+
+/// As [`spawn_app_with`], with the key lifecycle on `clock` (kept by
+/// restarts), so that lifecycle tests move time instead of sleeping.
+pub async fn spawn_app_with_clock(
+    backend: Backend,
+    clock: Arc<ManualClock>,
+    configure: impl Fn(&mut Settings) + Send + Sync + 'static,
+) -> TestApp {
+    let database = Arc::new(TestDatabase::create(backend).await);
+    let keys = Arc::new(tempfile::tempdir().expect("a key directory"));
+    start_with_clock(database, keys, Arc::new(configure), None, Some(clock)).await
 }
 
 /// Starts the application on a fresh database and key directory, with
@@ -150,6 +165,16 @@ async fn start(
     configure: Arc<dyn Fn(&mut Settings) + Send + Sync>,
     issuer: Option<String>,
 ) -> TestApp {
+    start_with_clock(database, keys, configure, issuer, None).await
+}
+
+async fn start_with_clock(
+    database: Arc<TestDatabase>,
+    keys: Arc<TempDir>,
+    configure: Arc<dyn Fn(&mut Settings) + Send + Sync>,
+    issuer: Option<String>,
+    clock: Option<Arc<ManualClock>>,
+) -> TestApp {
     // `TEST_LOG=1` shows the application's logs.
     if std::env::var_os("TEST_LOG").is_some() {
         tessera::telemetry::init(tessera::configuration::LogFormat::Text);
@@ -166,12 +191,17 @@ async fn start(
     settings.issuer = issuer;
     configure(&mut settings);
     settings.validate().expect("valid test settings");
-    let application = Application::build(settings)
+    let lifecycle_clock: Arc<dyn Clock> = match &clock {
+        Some(clock) => clock.clone(),
+        None => Arc::new(SystemClock),
+    };
+    let application = Application::build_with_clock(settings, lifecycle_clock)
         .await
         .expect("the application starts");
     let address = format!("http://127.0.0.1:{}", application.port());
     let issuer = application.issuer().to_owned();
     let store = application.store();
+    let key_store = application.keys();
     tokio::spawn(application.run_until_stopped());
     TestApp {
         address,
@@ -179,9 +209,11 @@ async fn start(
         client: Client::new(),
         store,
         keys_dir: keys.path().to_path_buf(),
+        key_store,
         _keys: keys,
         database,
         configure,
+        clock,
     }
 }
 
@@ -189,11 +221,12 @@ impl TestApp {
     /// A second server with the same issuer, database and key directory, as
     /// after a restart (keys are read at start-up).
     pub async fn restart(&self) -> TestApp {
-        start(
+        start_with_clock(
             self.database.clone(),
             self._keys.clone(),
             self.configure.clone(),
             Some(self.issuer.clone()),
+            self.clock.clone(),
         )
         .await
     }
@@ -217,6 +250,11 @@ impl TestApp {
     /// The keys as the server loaded them, to sign crafted tokens.
     pub fn keys(&self) -> KeySet {
         KeySet::load(&self.keys_dir).expect("the test keys load")
+    }
+
+    /// The kid that signs the server's tokens now.
+    pub fn signing_kid(&self) -> String {
+        self.key_store.current().signing().kid().to_owned()
     }
 
     pub async fn add_user(&self, username: &str, email: Option<&str>) -> User {

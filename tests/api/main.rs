@@ -11,6 +11,7 @@ mod cli;
 mod faults;
 mod interop;
 mod introspect;
+mod key_lifecycle;
 mod keys;
 mod login;
 mod measured_alone;

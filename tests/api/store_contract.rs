@@ -30,6 +30,7 @@ fn new_session(user_id: Uuid) -> NewSession<'static> {
         user_agent: Some("curl/8"),
         kid: "tessera-test",
         expires_at: None,
+        token_id: "first-token",
     }
 }
 
@@ -301,6 +302,130 @@ async fn an_export_imports_into_the_other_backend_unchanged(backend: Backend) {
     assert_eq!(target.count_users().await.unwrap(), 1);
 }
 
+async fn a_session_token_is_replaced_once_and_the_session_moves_to_the_new_key(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let store = db.store().await;
+    let alice = user(store.as_ref(), "alice").await;
+    let session = store.create_session(new_session(alice.id)).await.unwrap();
+    let first = session.token_id.clone().unwrap();
+    assert_eq!(first, "first-token");
+
+    let replaced = store
+        .replace_session_token(session.id, &first, "second", "tessera-next")
+        .await
+        .unwrap();
+    // The replaced token cannot refresh again: of two refreshes, one wins.
+    let again = store
+        .replace_session_token(session.id, &first, "third", "tessera-next")
+        .await
+        .unwrap();
+
+    assert!(replaced);
+    assert!(!again);
+    let (found, _) = store.find_session(session.id).await.unwrap().unwrap();
+    assert_eq!(found.token_id.as_deref(), Some("second"));
+    assert_eq!(found.kid, "tessera-next");
+    let context = store
+        .authorization_context(session.id, "tessera")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(context.session.token_id.as_deref(), Some("second"));
+    store.revoke_session(session.id).await.unwrap();
+    let ended = store
+        .replace_session_token(session.id, "second", "fourth", "tessera-next")
+        .await
+        .unwrap();
+    assert!(!ended);
+    let unknown = store
+        .replace_session_token(Uuid::new_v4(), "second", "fourth", "tessera-next")
+        .await
+        .unwrap();
+    assert!(!unknown);
+}
+
+async fn live_sessions_are_counted_listed_and_revoked_by_the_key_that_signed_them(
+    backend: Backend,
+) {
+    let db = TestDatabase::create(backend).await;
+    let store = db.store().await;
+    let alice = user(store.as_ref(), "alice").await;
+    let mut live = Vec::new();
+    for _ in 0..2 {
+        live.push(
+            store
+                .create_session(new_session(alice.id))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    store
+        .create_session(NewSession {
+            kid: "tessera-other",
+            ..new_session(alice.id)
+        })
+        .await
+        .unwrap();
+    let revoked = store.create_session(new_session(alice.id)).await.unwrap();
+    store.revoke_session(revoked.id).await.unwrap();
+    let expired = store
+        .create_session(NewSession {
+            expires_at: Some(Utc::now() - Duration::seconds(1)),
+            ..new_session(alice.id)
+        })
+        .await
+        .unwrap();
+    let now = Utc::now();
+
+    let counts = store.count_live_sessions_by_kid(now).await.unwrap();
+    let mut signed = store
+        .live_sessions_signed_by("tessera-test", now)
+        .await
+        .unwrap();
+    let revoked_now = store
+        .revoke_sessions_signed_by("tessera-test")
+        .await
+        .unwrap();
+
+    assert_eq!(
+        counts,
+        [
+            ("tessera-other".to_owned(), 1),
+            ("tessera-test".to_owned(), 2)
+        ]
+    );
+    signed.sort();
+    live.sort();
+    assert_eq!(signed, live);
+    assert_eq!(revoked_now, 2);
+    // Verifiers learn of them from the revocation feed.
+    let (feed, _) = store
+        .revocations(0, Utc::now() - Duration::hours(1))
+        .await
+        .unwrap();
+    let mut fed: Vec<Uuid> = feed
+        .iter()
+        .filter(|entry| entry.kind == "session_revoked" && entry.subject != revoked.id.to_string())
+        .map(|entry| Uuid::parse_str(&entry.subject).unwrap())
+        .collect();
+    fed.sort();
+    assert_eq!(fed, live);
+    let (still_expired, _) = store.find_session(expired.id).await.unwrap().unwrap();
+    assert!(still_expired.revoked_at.is_none());
+    assert_eq!(
+        store.count_live_sessions_by_kid(Utc::now()).await.unwrap(),
+        [("tessera-other".to_owned(), 1)]
+    );
+    assert!(
+        store
+            .live_sessions_signed_by("tessera-test", Utc::now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 async fn users_are_paged_found_by_id_and_deleted_with_their_sessions(backend: Backend) {
     let db = TestDatabase::create(backend).await;
     let store = db.store().await;
@@ -388,6 +513,8 @@ async fn logging_out_everywhere_revokes_every_live_session_once(backend: Backend
 on_both_backends!(
     users_are_paged_found_by_id_and_deleted_with_their_sessions,
     logging_out_everywhere_revokes_every_live_session_once,
+    a_session_token_is_replaced_once_and_the_session_moves_to_the_new_key,
+    live_sessions_are_counted_listed_and_revoked_by_the_key_that_signed_them,
     users_are_unique_regardless_of_case,
     users_can_be_listed_changed_disabled_and_enabled,
     grants_are_added_once_and_removed_by_audience,
