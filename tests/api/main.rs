@@ -8,6 +8,7 @@ mod admin;
 mod authorize;
 mod bad_input;
 mod cli;
+mod config_reference;
 mod faults;
 mod interop;
 mod introspect;

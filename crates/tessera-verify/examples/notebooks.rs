@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Each option may also come from the environment: `TESSERA_ISSUER`,
-//! `NOTEBOOKS_AUDIENCE`, `NOTEBOOKS_PORT`, `NOTEBOOKS_POLL_REVOCATIONS`
+//! `NOTEBOOKS_AUDIENCE`, `NOTEBOOKS_BIND`, `NOTEBOOKS_PORT`, `NOTEBOOKS_POLL_REVOCATIONS`
 //! (seconds; unset: no revocation polling). `RUST_LOG` filters the log.
 
 use std::net::TcpListener;
@@ -24,6 +24,9 @@ struct Options {
     issuer: String,
     audience: String,
     port: u16,
+    /// The address to listen on: loopback unless told (`NOTEBOOKS_BIND`,
+    /// e.g. `0.0.0.0` in a container).
+    host: String,
     poll_revocations: Option<u64>,
 }
 
@@ -32,6 +35,7 @@ fn options() -> Result<Options, String> {
     let mut options = Options {
         issuer: env("TESSERA_ISSUER").unwrap_or_else(|| "http://127.0.0.1:8080".into()),
         audience: env("NOTEBOOKS_AUDIENCE").unwrap_or_else(|| "notebooks".into()),
+        host: env("NOTEBOOKS_BIND").unwrap_or_else(|| "127.0.0.1".into()),
         port: env("NOTEBOOKS_PORT")
             .map_or(Ok(8081), |p| p.parse().map_err(|_| "NOTEBOOKS_PORT"))?,
         poll_revocations: env("NOTEBOOKS_POLL_REVOCATIONS")
@@ -75,7 +79,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.poll_revocations(Duration::from_secs(seconds));
     }
     let verifier = builder.build().await?;
-    let listener = TcpListener::bind(("127.0.0.1", options.port))?;
+    let listener = TcpListener::bind((options.host.as_str(), options.port))?;
     println!(
         "notebooks listening on http://{} for tokens of {} at audience {}",
         listener.local_addr()?,
