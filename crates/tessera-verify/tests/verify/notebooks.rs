@@ -134,3 +134,41 @@ async fn the_example_service_answers_403_without_the_scope_a_route_needs() {
     let body: Value = created.json().await.unwrap();
     assert_eq!(body["owner"], "alice");
 }
+
+#[tokio::test]
+async fn the_browser_route_sends_a_visitor_without_a_token_to_the_login_page() {
+    let (app, address, session) = notebooks().await;
+    let token = token_for(&app, &session, "notebooks").await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let anonymous = client.get(format!("{address}/app")).send().await.unwrap();
+    let forged = client
+        .get(format!("{address}/app?token=not-a-token"))
+        .send()
+        .await
+        .unwrap();
+    let signed_in = client
+        .get(format!("{address}/app?token={token}"))
+        .send()
+        .await
+        .unwrap();
+
+    let expected = format!(
+        "{}/login?client_id=notebooks&return_to={}",
+        app.issuer,
+        address.replace(':', "%3A").replace('/', "%2F") + "%2Fapp"
+    );
+    for response in [anonymous, forged] {
+        assert_eq!(response.status(), 303);
+        assert_eq!(response.headers()["location"], expected.as_str());
+    }
+    assert_eq!(signed_in.status(), 200);
+    let page = signed_in.text().await.unwrap();
+    assert!(
+        page.contains("Signed in as <strong>alice</strong>"),
+        "{page}"
+    );
+}
