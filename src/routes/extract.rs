@@ -158,6 +158,23 @@ pub fn session_claims(
     Ok((claims, sid))
 }
 
+/// The verified session token of the request with its live session and
+/// user: 401 when the session is unknown, ended, of a disabled user, or no
+/// longer this token's.
+pub async fn live_session(
+    req: &HttpRequest,
+    state: &AppState,
+) -> Result<(SessionClaims, Session, User), ApiError> {
+    let (claims, sid) = session_claims(req, state)?;
+    let (session, user) = state
+        .store
+        .find_session(sid)
+        .await?
+        .ok_or_else(|| ApiError::InvalidToken("the session does not exist".into()))?;
+    ensure_live(&claims, &session, &user)?;
+    Ok((claims, session, user))
+}
+
 /// Refuses a session that is revoked, expired, of a disabled user, or not
 /// the token's, and a token that a refresh has replaced.
 pub fn ensure_live(claims: &SessionClaims, session: &Session, user: &User) -> Result<(), ApiError> {

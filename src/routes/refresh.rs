@@ -30,14 +30,9 @@ pub async fn refresh(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (presented, sid) = extract::session_claims(&req, &state)?;
+    let (presented, session, user) = extract::live_session(&req, &state).await?;
+    let sid = session.id;
     tracing::Span::current().record("session_id", tracing::field::display(sid));
-    let (session, user) = state
-        .store
-        .find_session(sid)
-        .await?
-        .ok_or_else(|| ApiError::InvalidToken("the session does not exist".into()))?;
-    extract::ensure_live(&presented, &session, &user)?;
 
     let keys = state.keys.current();
     let signing = keys.signing();

@@ -77,13 +77,7 @@ struct SessionInfo {
 
 #[tracing::instrument(name = "show session", skip_all)]
 pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let (claims, sid) = extract::session_claims(&req, &state)?;
-    let (session, user) = state
-        .store
-        .find_session(sid)
-        .await?
-        .ok_or_else(|| ApiError::InvalidToken("the session does not exist".into()))?;
-    extract::ensure_live(&claims, &session, &user)?;
+    let (_, session, user) = extract::live_session(&req, &state).await?;
     Ok(HttpResponse::Ok().json(SessionInfo {
         session_id: session.id.to_string(),
         user_id: user.id.to_string(),
@@ -102,14 +96,9 @@ pub async fn delete(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (claims, sid) = extract::session_claims(&req, &state)?;
+    let (_, session, user) = extract::live_session(&req, &state).await?;
+    let sid = session.id;
     tracing::Span::current().record("session_id", tracing::field::display(sid));
-    let (session, user) = state
-        .store
-        .find_session(sid)
-        .await?
-        .ok_or_else(|| ApiError::InvalidToken("the session does not exist".into()))?;
-    extract::ensure_live(&claims, &session, &user)?;
     if !state.store.revoke_session(sid).await? {
         return Err(ApiError::InvalidToken("the session has ended".into()));
     }
