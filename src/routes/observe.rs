@@ -20,6 +20,9 @@ use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Largest total size of request headers accepted: names and values.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
 /// A client's request id is kept when it is short and plain.
 fn sane_request_id(value: &HeaderValue) -> Option<String> {
     let value = value.to_str().ok()?;
@@ -51,8 +54,26 @@ pub async fn observe(
         .map(|state| state.metrics.clone());
     let span = tracing::info_span!("request", %method, %route, request_id = %request_id);
 
-    let response = next.call(req).instrument(span.clone()).await?;
-    let mut response = as_json_error(response.map_into_boxed_body());
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    let response = if header_bytes > MAX_HEADER_BYTES {
+        let refused = ApiError::InvalidRequest(format!(
+            "the request headers are larger than {MAX_HEADER_BYTES} bytes"
+        ))
+        .error_response();
+        let mut refused = refused;
+        *refused.status_mut() = actix_web::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+        req.into_response(refused)
+    } else {
+        next.call(req)
+            .instrument(span.clone())
+            .await?
+            .map_into_boxed_body()
+    };
+    let mut response = as_json_error(response);
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     if let Ok(value) = HeaderValue::from_str(&request_id) {

@@ -173,7 +173,38 @@ async fn unknown_routes_and_methods_get_json_errors(backend: Backend) {
     }
 }
 
+async fn oversized_or_too_many_headers_are_refused_with_431(backend: Backend) {
+    let app = spawn_app(backend).await;
+
+    let big = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-big", "a".repeat(20_000))
+        .send()
+        .await
+        .unwrap();
+    let mut many = app.client.get(app.url("/healthz"));
+    for n in 0..120 {
+        many = many.header(format!("x-header-{n}"), "v");
+    }
+    let many = many.send().await.unwrap();
+
+    let body = assert_error(big, 431, "invalid_request").await;
+    assert!(body["message"].as_str().unwrap().contains("headers"));
+    assert_eq!(many.status(), 431);
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
 on_both_backends!(
+    oversized_or_too_many_headers_are_refused_with_431,
     malformed_login_bodies_get_400_naming_the_problem,
     an_overlong_password_is_refused_before_hashing,
     a_huge_body_is_refused_with_413,
