@@ -539,7 +539,6 @@ pub async fn revoke_session(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Every key and its lifecycle state", body = crate::openapi::KeyList),
-        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
         (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
         (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
         (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),

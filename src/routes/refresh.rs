@@ -29,6 +29,7 @@ struct RefreshResponse {
 #[utoipa::path(
     post,
     path = "/session/refresh",
+    operation_id = "refresh_session",
     tag = "session",
     security(("bearer" = [])),
     responses(

@@ -39,6 +39,7 @@ struct Entry {
 #[utoipa::path(
     get,
     path = "/revocations",
+    operation_id = "revocation_feed",
     tag = "keys",
     params(("since" = Option<String>, Query, description = "The `cursor` of the previous answer")),
     responses(

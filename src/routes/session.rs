@@ -41,6 +41,7 @@ pub(crate) fn parse_client_id(value: Option<String>) -> Result<String, ApiError>
 #[utoipa::path(
     post,
     path = "/session",
+    operation_id = "log_in",
     tag = "session",
     request_body(description = "JSON or a form", content((LoginRequest = "application/json"), (LoginRequest = "application/x-www-form-urlencoded"))),
     responses(
@@ -93,6 +94,7 @@ struct SessionInfo {
 #[utoipa::path(
     get,
     path = "/session",
+    operation_id = "show_session",
     tag = "session",
     security(("bearer" = [])),
     responses(
@@ -126,6 +128,7 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 #[utoipa::path(
     delete,
     path = "/session",
+    operation_id = "log_out",
     tag = "session",
     security(("bearer" = [])),
     responses(
