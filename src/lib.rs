@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod keys;
 pub mod metrics;
+pub mod openapi;
 pub mod password;
 pub mod routes;
 pub mod sessions;

@@ -107,6 +107,7 @@ impl Application {
         let store_for_audit = store.clone();
         let browser = web::Data::new(Browser::new(&settings, &issuer)?);
         let discovery = serde_json::to_vec(&routes::discovery_document(&issuer))?.into();
+        let openapi = serde_json::to_vec(&crate::openapi::document())?.into();
         let key_maintenance = tokio::spawn(keys.clone().maintain(settings.keys.rescan_interval));
         let state = web::Data::new(AppState {
             settings,
@@ -118,6 +119,7 @@ impl Application {
             session_validation,
             authorization_validation,
             discovery,
+            openapi,
             trusted_proxies,
             audit: AuditLog::start(store_for_audit),
             metrics,

@@ -29,6 +29,8 @@ pub struct AppState {
     pub authorization_validation: AuthorizationValidation,
     /// The discovery document, serialized once.
     pub discovery: Bytes,
+    /// The OpenAPI document, serialized once.
+    pub openapi: Bytes,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub audit: AuditLog,

@@ -24,7 +24,7 @@ async fn admin<'a>(req: &HttpRequest, state: &'a AppState) -> Result<Admin<'a>, 
     Ok(Admin::new(state.store.as_ref(), caller.username))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserView {
     id: Uuid,
     username: String,
@@ -47,8 +47,8 @@ impl From<User> for UserView {
     }
 }
 
-#[derive(Serialize)]
-struct SessionView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct SessionView {
     id: Uuid,
     client_id: String,
     ip: Option<String>,
@@ -88,6 +88,20 @@ fn default_limit() -> i64 {
     50
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/users",
+    tag = "admin",
+    params(("offset" = Option<i64>, Query, description = "Users to skip; default 0"), ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of users", body = crate::openapi::UserPage),
+        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn list_users(
     req: HttpRequest,
     page: web::Query<Page>,
@@ -112,7 +126,7 @@ pub async fn list_users(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewUserBody {
     username: String,
@@ -121,6 +135,22 @@ struct NewUserBody {
     password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/users",
+    tag = "admin",
+    request_body(content = NewUserBody, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The user is created", body = UserView),
+        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
+        (status = 409, description = "A user has that name", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn create_user(
     req: HttpRequest,
     payload: web::Payload,
@@ -142,6 +172,21 @@ async fn named(admin: &Admin<'_>, name: &str) -> Result<User, ApiError> {
     Ok(admin.find_user(&Username::parse(name)?).await?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/users/{name}",
+    tag = "admin",
+    params(("name" = String, Path, description = "A username")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user and their grants", body = crate::openapi::UserDetail),
+        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such user", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn show_user(
     req: HttpRequest,
     path: web::Path<String>,
@@ -156,6 +201,21 @@ pub async fn show_user(
     })))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/users/{name}",
+    tag = "admin",
+    params(("name" = String, Path, description = "A username")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The user, their grants and sessions are deleted"),
+        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such user", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn delete_user(
     req: HttpRequest,
     path: web::Path<String>,
@@ -167,6 +227,21 @@ pub async fn delete_user(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/users/{name}/disable",
+    tag = "admin",
+    params(("name" = String, Path, description = "A username")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The user can no longer log in; their tokens stop working"),
+        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such user", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn disable_user(
     req: HttpRequest,
     path: web::Path<String>,
@@ -175,6 +250,21 @@ pub async fn disable_user(
     set_active(req, path, state, false).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/users/{name}/enable",
+    tag = "admin",
+    params(("name" = String, Path, description = "A username")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The user can log in again"),
+        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such user", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn enable_user(
     req: HttpRequest,
     path: web::Path<String>,
@@ -195,12 +285,29 @@ async fn set_active(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordBody {
     password: String,
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/users/{name}/password",
+    tag = "admin",
+    params(("name" = String, Path, description = "A username")),
+    request_body(content = PasswordBody, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The password is replaced"),
+        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such user", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn set_password(
     req: HttpRequest,
     path: web::Path<String>,
@@ -229,6 +336,21 @@ async fn grants_json(admin: &Admin<'_>, user: &User) -> Result<serde_json::Value
     Ok(serde_json::Value::Array(grants))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/users/{name}/grants",
+    tag = "admin",
+    params(("name" = String, Path, description = "A username")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user's grants", body = crate::openapi::GrantList),
+        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such user", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn list_grants(
     req: HttpRequest,
     path: web::Path<String>,
@@ -239,7 +361,7 @@ pub async fn list_grants(
     Ok(HttpResponse::Ok().json(serde_json::json!({"grants": grants_json(&admin, &user).await?})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct GrantsBody {
     audience: String,
@@ -260,6 +382,23 @@ fn parse_grants(body: &[u8]) -> Result<(Audience, Vec<Scope>), ApiError> {
     Ok((audience, scopes))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/users/{name}/grants",
+    tag = "admin",
+    params(("name" = String, Path, description = "A username")),
+    request_body(content = GrantsBody, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The scopes are granted at the audience"),
+        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such user", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn add_grants(
     req: HttpRequest,
     path: web::Path<String>,
@@ -273,6 +412,23 @@ pub async fn add_grants(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/users/{name}/grants",
+    tag = "admin",
+    params(("name" = String, Path, description = "A username")),
+    request_body(content = GrantsBody, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "How many of the grants were removed", body = crate::openapi::GrantsRemoved),
+        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such user", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn remove_grants(
     req: HttpRequest,
     path: web::Path<String>,
@@ -286,6 +442,21 @@ pub async fn remove_grants(
     Ok(HttpResponse::Ok().json(serde_json::json!({"removed": removed})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/users/{name}/sessions",
+    tag = "admin",
+    params(("name" = String, Path, description = "A username")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user's sessions", body = crate::openapi::SessionList),
+        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such user", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn list_sessions(
     req: HttpRequest,
     path: web::Path<String>,
@@ -302,6 +473,21 @@ pub async fn list_sessions(
     Ok(HttpResponse::Ok().json(serde_json::json!({"sessions": sessions})))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/users/{name}/sessions",
+    tag = "admin",
+    params(("name" = String, Path, description = "A username")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "How many live sessions were revoked", body = crate::openapi::SessionsRevoked),
+        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such user", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn revoke_all_sessions(
     req: HttpRequest,
     path: web::Path<String>,
@@ -313,6 +499,21 @@ pub async fn revoke_all_sessions(
     Ok(HttpResponse::Ok().json(serde_json::json!({"revoked": revoked})))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/users/{name}/sessions/{session}",
+    tag = "admin",
+    params(("name" = String, Path, description = "A username"), ("session" = String, Path, description = "A session id (UUID)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The session is revoked"),
+        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No such user, or no live session of theirs has that id", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn revoke_session(
     req: HttpRequest,
     path: web::Path<(String, String)>,
@@ -331,6 +532,18 @@ pub async fn revoke_session(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/keys",
+    tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every key and its lifecycle state", body = crate::openapi::KeyList),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn list_keys(
     req: HttpRequest,
     state: web::Data<AppState>,

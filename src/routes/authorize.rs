@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::sessions::{self, AuthorizationRequest};
 use crate::state::AppState;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AuthorizeBody {
     #[serde(default)]
@@ -21,7 +21,7 @@ struct AuthorizeBody {
     scopes: Option<Vec<String>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct AuthorizeResponse {
     token: String,
     token_type: &'static str,
@@ -29,6 +29,21 @@ struct AuthorizeResponse {
     expires_at: DateTime<Utc>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/authorize",
+    tag = "tokens",
+    request_body(content = Option<AuthorizeBody>, description = "Audience and scopes; empty for the defaults", content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A short-lived authorization token", body = AuthorizeResponse),
+        (status = 400, description = "The request is malformed", body = crate::openapi::ErrorBody),
+        (status = 401, description = "The session token is missing, invalid, replaced, or its session has ended", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The user holds none of the requested scopes at that audience", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn authorize(
     req: HttpRequest,
     payload: web::Payload,

@@ -9,10 +9,27 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The process answers", body = crate::openapi::Health),
+    ),
+)]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The database answers and a signing key is loaded", body = crate::openapi::Readiness),
+        (status = 503, description = "The database is unreachable", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if let Err(error) = state.store.ping().await {
         tracing::warn!(error = ?error, "Database is not reachable");
@@ -28,6 +45,14 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 }
 
 /// `GET /metrics`: Prometheus text.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"),
+    ),
+)]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let metrics = &state.metrics;
     let (open, idle) = state.store.pool_status();

@@ -13,7 +13,7 @@ use crate::tokens::{self, AuthorizationClaims};
 /// The scope a caller of `/introspect` must hold at audience `tessera`.
 pub const INTROSPECT_SCOPE: &str = "tessera:introspect";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct IntrospectRequest {
     token: String,
     #[serde(default)]
@@ -29,6 +29,21 @@ struct IntrospectRequest {
 /// The caller authenticates with its own authorization token holding
 /// `tessera:introspect`.
 #[tracing::instrument(name = "introspect", skip_all, fields(caller = tracing::field::Empty))]
+#[utoipa::path(
+    post,
+    path = "/introspect",
+    tag = "tokens",
+    request_body(description = "A form (RFC 7662) or JSON", content((IntrospectRequest = "application/x-www-form-urlencoded"), (IntrospectRequest = "application/json"))),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Whether the token is active, and its claims if so", body = crate::openapi::Introspection),
+        (status = 400, description = "The request is malformed", body = crate::openapi::ErrorBody),
+        (status = 401, description = "The caller's token is missing, invalid or its session has ended", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The caller's token lacks `tessera:introspect` at audience `tessera`", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn introspect(
     req: HttpRequest,
     payload: web::Payload,
@@ -92,7 +107,7 @@ async fn introspected(state: &AppState, token: &str) -> Result<Option<Value>, Ap
     Ok(Some(value))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct UserInfo {
     sub: String,
     id: String,
@@ -106,6 +121,17 @@ struct UserInfo {
 
 /// `GET /userinfo` with a Bearer authorization token of any audience: who
 /// the token belongs to and what it allows.
+#[utoipa::path(
+    get,
+    path = "/userinfo",
+    tag = "tokens",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Who the authorization token belongs to and what it allows", body = UserInfo),
+        (status = 401, description = "The authorization token is missing, invalid or its session has ended", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn userinfo(
     req: HttpRequest,
     state: web::Data<AppState>,

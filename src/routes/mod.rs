@@ -1,17 +1,17 @@
 //! The route table: the whole HTTP API at a glance. One file an endpoint
 //! group.
 
-mod admin;
-mod authorize;
+pub(crate) mod admin;
+pub(crate) mod authorize;
 mod extract;
-mod health;
-mod introspect;
+pub(crate) mod health;
+pub(crate) mod introspect;
 mod login;
 mod observe;
-mod refresh;
-mod revocations;
-mod session;
-mod well_known;
+pub(crate) mod refresh;
+pub(crate) mod revocations;
+pub(crate) mod session;
+pub(crate) mod well_known;
 
 pub use admin::ADMIN_SCOPE;
 pub use extract::ensure_live;
@@ -133,6 +133,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/static/tessera.css").route(web::get().to(login::stylesheet)))
     .service(web::resource("/static/brand.css").route(web::get().to(login::brand_stylesheet)))
+    .service(
+        web::resource("/openapi.json")
+            .route(web::get().to(well_known::openapi))
+            .default_service(web::to(method_not_allowed)),
+    )
     .service(web::resource("/healthz").route(web::get().to(health::healthz)))
     .service(web::resource("/readyz").route(web::get().to(health::readyz)))
     .default_service(web::to(not_found));

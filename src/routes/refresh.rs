@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::tokens::{self, SessionClaims};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct RefreshResponse {
     token: String,
     session_id: String,
@@ -25,6 +25,18 @@ struct RefreshResponse {
     name = "refresh session",
     skip_all,
     fields(session_id = tracing::field::Empty, kid = tracing::field::Empty)
+)]
+#[utoipa::path(
+    post,
+    path = "/session/refresh",
+    operation_id = "refresh_session",
+    tag = "session",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A new session token for the same session; the presented one stops working", body = RefreshResponse),
+        (status = 401, description = "The session token is missing, invalid, replaced, or its session has ended", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+    ),
 )]
 pub async fn refresh(
     req: HttpRequest,

@@ -19,7 +19,7 @@ pub struct FeedQuery {
     since: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Feed {
     /// Pass back as `since` to get what came after.
     cursor: String,
@@ -29,13 +29,25 @@ struct Feed {
     entries: Vec<Entry>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Entry {
     kind: String,
     id: String,
     at: DateTime<Utc>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/revocations",
+    operation_id = "revocation_feed",
+    tag = "keys",
+    params(("since" = Option<String>, Query, description = "The `cursor` of the previous answer")),
+    responses(
+        (status = 200, description = "What verifiers must stop accepting", body = Feed),
+        (status = 400, description = "`since` is not a cursor from this feed", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn feed(
     query: web::Query<FeedQuery>,
     state: web::Data<AppState>,

@@ -12,7 +12,7 @@ use crate::error::ApiError;
 use crate::sessions::{self, LoginAttempt};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
     username: String,
@@ -21,7 +21,7 @@ struct LoginRequest {
     client_id: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct LoginResponse {
     token: String,
     session_id: String,
@@ -38,6 +38,21 @@ pub(crate) fn parse_client_id(value: Option<String>) -> Result<String, ApiError>
     Ok(value)
 }
 
+#[utoipa::path(
+    post,
+    path = "/session",
+    operation_id = "log_in",
+    tag = "session",
+    request_body(description = "JSON or a form", content((LoginRequest = "application/json"), (LoginRequest = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "Logged in: a session token", body = LoginResponse),
+        (status = 400, description = "The request is malformed", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Unknown user, wrong password or disabled user", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Too many failed logins; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn create(
     req: HttpRequest,
     payload: web::Payload,
@@ -62,7 +77,7 @@ pub async fn create(
         }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SessionInfo {
     session_id: String,
     user_id: String,
@@ -76,6 +91,18 @@ struct SessionInfo {
 }
 
 #[tracing::instrument(name = "show session", skip_all)]
+#[utoipa::path(
+    get,
+    path = "/session",
+    operation_id = "show_session",
+    tag = "session",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The session behind the session token", body = SessionInfo),
+        (status = 401, description = "The session token is missing, invalid, replaced, or its session has ended", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let (_, session, user) = extract::live_session(&req, &state).await?;
     Ok(HttpResponse::Ok().json(SessionInfo {
@@ -92,6 +119,18 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 }
 
 #[tracing::instrument(name = "log out", skip_all, fields(session_id = tracing::field::Empty))]
+#[utoipa::path(
+    delete,
+    path = "/session",
+    operation_id = "log_out",
+    tag = "session",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out: the session is revoked"),
+        (status = 401, description = "The session token is missing, invalid, replaced, or its session has ended", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn delete(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -15,6 +15,16 @@ pub struct KidQuery {
 
 /// `GET /.well-known/jwks.json`: every published key, or only the one named
 /// by a `kid` header (Hue's key-server client sends one) or `?kid=`.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "keys",
+    params(("kid" = Option<String>, Query, description = "Only the key with this kid"), ("kid" = Option<String>, Header, description = "Only the key with this kid")),
+    responses(
+        (status = 200, description = "The published keys", body = crate::openapi::Jwks),
+        (status = 404, description = "No published key has that kid", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn jwks(
     req: HttpRequest,
     query: web::Query<KidQuery>,
@@ -43,6 +53,14 @@ pub async fn jwks(
 
 /// `GET /.well-known/openid-configuration` and
 /// `/.well-known/oauth-authorization-server`.
+#[utoipa::path(
+    get,
+    path = "/.well-known/openid-configuration",
+    tag = "keys",
+    responses(
+        (status = 200, description = "The discovery document (also at `/.well-known/oauth-authorization-server`)", body = crate::openapi::Discovery),
+    ),
+)]
 pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(ContentType::json())
@@ -52,6 +70,16 @@ pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {
 
 /// `GET /keys/{kid}.pem`: one public key as a SubjectPublicKeyInfo PEM, for
 /// verifiers configured with key files (djangorestframework-sso).
+#[utoipa::path(
+    get,
+    path = "/keys/{file}",
+    tag = "keys",
+    params(("file" = String, Path, description = "`{kid}.pem`")),
+    responses(
+        (status = 200, description = "The public key as a SubjectPublicKeyInfo PEM", body = String, content_type = "application/x-pem-file"),
+        (status = 404, description = "No published key has that kid", body = crate::openapi::ErrorBody),
+    ),
+)]
 pub async fn public_key_pem(
     path: web::Path<String>,
     state: web::Data<AppState>,
@@ -69,6 +97,23 @@ pub async fn public_key_pem(
         .content_type("application/x-pem-file")
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .body(pem))
+}
+
+/// `GET /openapi.json`: the OpenAPI 3 document of this API, serialized once
+/// at start-up.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses(
+        (status = 200, description = "This document", body = Object, content_type = "application/json"),
+    ),
+)]
+pub async fn openapi(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .body(state.openapi.clone())
 }
 
 /// The discovery document for `issuer`.

@@ -16,6 +16,7 @@ mod key_lifecycle;
 mod keys;
 mod login;
 mod measured_alone;
+mod openapi;
 mod operations;
 mod revocations;
 mod security;
