@@ -6,6 +6,7 @@
 //! machine except resetting the peak-RSS mark of the server we started.
 
 use std::fs;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Serialize;
 
@@ -47,7 +48,7 @@ pub fn load_average() -> String {
 }
 
 /// The peak resident set (`VmHWM`) of `pid`, in KiB.
-pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -60,8 +61,48 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
 
 /// Resets `pid`'s peak-RSS mark to its current RSS, so that the next
 /// reading is the peak of what follows. Returns whether the kernel allowed it.
-pub fn reset_peak_rss(pid: u32) -> bool {
+fn reset_peak_rss(pid: u32) -> bool {
     fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+/// A process's peak RSS over each measurement and over its whole life:
+/// the kernel's mark is reset at the start of each measurement, so the
+/// peak so far is folded into the overall one first.
+pub struct PeakRss {
+    pid: u32,
+    overall_kib: AtomicU64,
+}
+
+impl PeakRss {
+    pub fn new(pid: u32) -> Self {
+        Self {
+            pid,
+            overall_kib: AtomicU64::new(0),
+        }
+    }
+
+    fn fold(&self) -> Option<u64> {
+        let peak = peak_rss_kib(self.pid)?;
+        self.overall_kib.fetch_max(peak, Ordering::Relaxed);
+        Some(peak)
+    }
+
+    /// Starts a measurement.
+    pub fn begin(&self) {
+        self.fold();
+        reset_peak_rss(self.pid);
+    }
+
+    /// The peak since [`begin`](Self::begin), in KiB.
+    pub fn end(&self) -> Option<u64> {
+        self.fold()
+    }
+
+    /// The peak over the process's life so far, in KiB.
+    pub fn overall(&self) -> Option<u64> {
+        self.fold();
+        Some(self.overall_kib.load(Ordering::Relaxed)).filter(|&kib| kib > 0)
+    }
 }
 
 /// Kernel clock ticks a second, for `/proc/*/stat` times.
@@ -82,7 +123,8 @@ fn process_ticks(pid: &str) -> Option<u64> {
 }
 
 /// CPU ticks of the Postgres backends serving `database`: those whose
-/// process title (`postgres: USER DATABASE HOST(PORT) …`) names it. Other
+/// process title (`postgres: [CLUSTER:] USER DATABASE HOST(PORT) …`)
+/// names it. Other
 /// databases' backends (other people's tests) and the shared background
 /// processes are left out.
 fn postgres_ticks(database: &str) -> u64 {
@@ -98,8 +140,7 @@ fn postgres_ticks(database: &str) -> u64 {
                 && fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|title| {
                     String::from_utf8_lossy(&title)
                         .split_whitespace()
-                        .nth(2)
-                        .is_some_and(|db| db == database)
+                        .any(|word| word == database)
                 })
         })
         .filter_map(|pid| process_ticks(&pid))

@@ -53,7 +53,12 @@ struct Args {
     /// first when this program runs through `cargo run`.
     #[arg(long)]
     server: Option<PathBuf>,
-    /// The Postgres server to make the benchmark database on.
+    /// Extra environment for the server, `NAME=VALUE`, repeatable (e.g.
+    /// `RUST_LOG=warn`, `TESSERA_HASHING__CONCURRENCY=1`).
+    #[arg(long, value_parser = parse_env)]
+    server_env: Vec<(String, String)>,
+    /// The Postgres server to make the benchmark database on; a query
+    /// (e.g. `?sslmode=disable`) is kept for every connection.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
     postgres: String,
     /// Connections for the cheap endpoints (JWKS, discovery) and for the
@@ -100,6 +105,12 @@ enum Choice {
     Postgres,
     Sqlite,
     Both,
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("expected NAME=VALUE, got {text:?}"))
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -246,9 +257,9 @@ async fn measured<F, T>(server: &Server, work: F) -> anyhow::Result<(T, Option<u
 where
     F: std::future::Future<Output = anyhow::Result<T>>,
 {
-    machine::reset_peak_rss(server.pid);
+    server.peak_rss.begin();
     let value = work.await?;
-    Ok((value, machine::peak_rss_kib(server.pid)))
+    Ok((value, server.peak_rss.end()))
 }
 
 async fn run_backend(
@@ -259,7 +270,7 @@ async fn run_backend(
     limits: &limits::Limits,
     with_verifier: bool,
 ) -> anyhow::Result<(BackendSummary, Vec<Row>)> {
-    let launch = Launch::new(binary, &database.url)?;
+    let launch = Launch::new(binary, &database.url, &args.server_env)?;
     // First start: migrations, a key, the admin user.
     let (first, first_start) = launch.start().await?;
     first.stop().await?;
@@ -272,7 +283,6 @@ async fn run_backend(
         start_to_ready.as_secs_f64() * 1000.0,
         launch.log_path().display()
     );
-    let startup_peak = machine::peak_rss_kib(server.pid);
     let result = drive(
         args,
         &server,
@@ -283,14 +293,9 @@ async fn run_backend(
         with_verifier,
     )
     .await;
+    let peak = server.peak_rss.overall().map(|kib| kib as f64 / 1024.0);
     server.stop().await?;
     let rows = result?;
-    let peak = rows
-        .iter()
-        .filter(|r| r.backend == Some(backend))
-        .filter_map(|r| r.peak_rss_mib)
-        .chain(startup_peak.map(|k| k as f64 / 1024.0))
-        .reduce(f64::max);
     let start_ms = start_to_ready.as_secs_f64() * 1000.0;
     Ok((
         BackendSummary {

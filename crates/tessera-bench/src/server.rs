@@ -20,6 +20,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::load::{Connection, Template};
+use crate::machine::PeakRss;
 
 /// The password of every benchmark user.
 pub const PASSWORD: &str = "bench-correct-horse-battery";
@@ -68,7 +69,7 @@ impl Database {
                         .map(|b| format!("{b:02x}"))
                         .collect::<String>()
                 );
-                let mut admin = PgConnection::connect(&format!("{postgres_server}/postgres"))
+                let mut admin = PgConnection::connect(&database_url(postgres_server, "postgres"))
                     .await
                     .with_context(|| format!("connecting to Postgres at {postgres_server}"))?;
                 admin
@@ -76,7 +77,7 @@ impl Database {
                     .await
                     .with_context(|| format!("creating the database {name}"))?;
                 Ok(Self {
-                    url: format!("{postgres_server}/{name}"),
+                    url: database_url(postgres_server, &name),
                     postgres: Some((postgres_server.to_owned(), name)),
                     _dir: None,
                 })
@@ -99,7 +100,7 @@ impl Database {
 
     pub async fn remove(self) -> anyhow::Result<()> {
         if let Some((server, name)) = &self.postgres {
-            let mut admin = PgConnection::connect(&format!("{server}/postgres")).await?;
+            let mut admin = PgConnection::connect(&database_url(server, "postgres")).await?;
             admin
                 .execute(sqlx::AssertSqlSafe(format!(
                     r#"drop database if exists "{name}" with (force)"#
@@ -111,6 +112,15 @@ impl Database {
     }
 }
 
+/// The URL of database `name` on `server`, keeping the server URL's query
+/// (`postgres://host:5432?sslmode=disable` → `postgres://host:5432/NAME?sslmode=disable`).
+fn database_url(server: &str, name: &str) -> String {
+    match server.split_once('?') {
+        Some((base, query)) => format!("{}/{name}?{query}", base.trim_end_matches('/')),
+        None => format!("{}/{name}", server.trim_end_matches('/')),
+    }
+}
+
 /// How to start the server: binary, database, key directory; each start
 /// gets a fresh port.
 pub struct Launch {
@@ -119,15 +129,22 @@ pub struct Launch {
     pub keys: TempDir,
     /// Working directory (so no stray `tessera.toml` is read) and logs.
     pub workdir: TempDir,
+    /// Set after the benchmark's own settings, so it can override them.
+    pub env: Vec<(String, String)>,
 }
 
 impl Launch {
-    pub fn new(binary: &Path, database_url: &str) -> anyhow::Result<Self> {
+    pub fn new(
+        binary: &Path,
+        database_url: &str,
+        env: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         Ok(Self {
             binary: binary.to_owned(),
             database_url: database_url.to_owned(),
             keys: tempfile::tempdir().context("a key directory")?,
             workdir: tempfile::tempdir().context("a working directory")?,
+            env: env.to_vec(),
         })
     }
 
@@ -151,6 +168,7 @@ impl Launch {
             .env("DATABASE_URL", &self.database_url)
             .env("TESSERA_KEYS__DIR", self.keys.path())
             .env("TESSERA_BOOTSTRAP_PASSWORD", PASSWORD)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -210,6 +228,7 @@ impl Launch {
             Server {
                 child,
                 pid,
+                peak_rss: PeakRss::new(pid),
                 address,
                 issuer,
             },
@@ -228,6 +247,8 @@ fn tail(path: &Path) -> String {
 pub struct Server {
     child: Child,
     pub pid: u32,
+    /// The server's peak RSS, over each measurement and overall.
+    pub peak_rss: PeakRss,
     pub address: SocketAddr,
     pub issuer: String,
 }
