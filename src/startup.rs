@@ -146,6 +146,10 @@ impl Application {
                 }))
                 .configure(routes::configure)
         })
+        // Twice as many workers as cores: a worker is blocked for a whole
+        // RSA signature (about 250 µs an authorization), so with one worker
+        // a core the cores idle while requests wait on the database.
+        .workers(2 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
         .listen(listener)?
         .shutdown_timeout(30)
         .run();
