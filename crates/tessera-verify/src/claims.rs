@@ -7,6 +7,9 @@
 //! value exists only after [`Verifier::verify`](crate::Verifier::verify)
 //! accepted its token.
 
+use std::fmt;
+
+use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The `token` claim of an authorization token.
@@ -26,9 +29,10 @@ pub struct Claims {
     pub iat: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
-    /// Defaulted here only so that a token without it is reported as
-    /// lacking `exp` (the verifier requires it) rather than as malformed.
-    #[serde(default)]
+    /// Defaulted here (to [`i64::MIN`], which no issuer writes) only so
+    /// that a token without it is reported as lacking `exp` (the verifier
+    /// requires it) rather than as malformed.
+    #[serde(default = "absent")]
     pub exp: i64,
     #[serde(default)]
     pub jti: String,
@@ -58,18 +62,38 @@ impl Claims {
     }
 }
 
-/// `aud` is a string or an array of strings (RFC 7519 §4.1.3).
+/// What a missing `exp` reads as.
+pub(crate) const fn absent() -> i64 {
+    i64::MIN
+}
+
+/// `aud` is a string or an array of strings (RFC 7519 §4.1.3). A visitor
+/// rather than an untagged enum, which would buffer the value and build an
+/// error message for every token whose `aud` is an array.
 fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
+    struct OneOrMany;
+
+    impl<'de> Visitor<'de> for OneOrMany {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string or an array of strings")
+        }
+
+        fn visit_str<E: de::Error>(self, one: &str) -> Result<Self::Value, E> {
+            Ok(vec![one.to_owned()])
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut many = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(16));
+            while let Some(one) = seq.next_element()? {
+                many.push(one);
+            }
+            Ok(many)
+        }
     }
-    Ok(match OneOrMany::deserialize(deserializer)? {
-        OneOrMany::One(one) => vec![one],
-        OneOrMany::Many(many) => many,
-    })
+
+    deserializer.deserialize_any(OneOrMany)
 }
 
 #[cfg(test)]
@@ -91,6 +115,12 @@ mod tests {
         let many: Claims = serde_json::from_value(claims(json!(["notebooks", "x"]))).unwrap();
         assert_eq!(one.aud, ["notebooks"]);
         assert_eq!(many.aud, ["notebooks", "x"]);
+        for bad in [json!(1), json!([1]), json!({"a": "b"}), json!(null)] {
+            assert!(
+                serde_json::from_value::<Claims>(claims(bad.clone())).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

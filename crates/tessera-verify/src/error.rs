@@ -7,8 +7,6 @@
 
 use std::path::PathBuf;
 
-use jsonwebtoken::errors::ErrorKind;
-
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -52,23 +50,6 @@ pub enum VerifyError {
     UserDisabled,
 }
 
-impl From<jsonwebtoken::errors::Error> for VerifyError {
-    fn from(error: jsonwebtoken::errors::Error) -> Self {
-        match error.kind() {
-            ErrorKind::InvalidSignature => Self::BadSignature,
-            ErrorKind::InvalidAlgorithm
-            | ErrorKind::InvalidAlgorithmName
-            | ErrorKind::MissingAlgorithm => Self::WrongAlgorithm,
-            ErrorKind::ExpiredSignature => Self::Expired,
-            ErrorKind::ImmatureSignature => Self::NotYetValid,
-            ErrorKind::InvalidIssuer => Self::WrongIssuer,
-            ErrorKind::InvalidAudience => Self::WrongAudience,
-            ErrorKind::MissingRequiredClaim(claim) => Self::MissingClaim(claim.clone()),
-            _ => Self::Malformed,
-        }
-    }
-}
-
 /// Why a [`Verifier`](crate::Verifier) could not be built: its configuration
 /// is wrong. An issuer that cannot be reached is not an error here; the
 /// verifier starts and keeps trying.
@@ -89,7 +70,7 @@ pub enum BuildError {
     InvalidKeyFile {
         path: PathBuf,
         #[source]
-        source: jsonwebtoken::errors::Error,
+        source: InvalidKey,
     },
     #[error("the key directory {} holds no `{{kid}}.pem` file", path.display())]
     NoKeys { path: PathBuf },
@@ -133,9 +114,14 @@ pub(crate) enum FetchError {
     InvalidKeyFile {
         path: PathBuf,
         #[source]
-        source: jsonwebtoken::errors::Error,
+        source: InvalidKey,
     },
 }
+
+/// Why a key file is not a usable key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidKey(pub(crate) &'static str);
 
 /// The error and its causes on one line, for the log and health reports.
 pub(crate) fn chain(error: &dyn std::error::Error) -> String {

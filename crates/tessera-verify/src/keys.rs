@@ -1,8 +1,8 @@
 //! The key cache: the issuer's public keys, parsed once, swapped atomically.
 //!
 //! Keys come from a JWKS (found through the issuer's discovery document, or
-//! given) or from a directory of `{kid}.pem` files. Each key is parsed into a
-//! [`DecodingKey`] when the set is loaded, and the set sits behind an
+//! given) or from a directory of `{kid}.pem` files. Each key is parsed into an
+//! aws-lc-rs public key when the set is loaded, and the set sits behind an
 //! [`ArcSwap`]: verifying with a known `kid` is a lock-free load and never
 //! waits on a fetch.
 //!
@@ -24,13 +24,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
-use jsonwebtoken::DecodingKey;
-use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, KeyAlgorithm, PublicKeyUse};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::{Client, Url};
 use serde::Deserialize;
 
-use crate::error::{FetchError, chain};
+use crate::error::{FetchError, InvalidKey, chain};
 use crate::http;
+use crate::jws::PublicKey;
 
 /// A JWKS or discovery document larger than this is refused.
 const DOCUMENT_LIMIT: usize = 1024 * 1024;
@@ -55,7 +56,7 @@ pub(crate) enum KeySource {
 
 /// One loaded key set.
 pub(crate) struct KeySet {
-    keys: HashMap<String, DecodingKey>,
+    keys: HashMap<String, PublicKey>,
     /// When the set should be fetched again; `None`: only on an unknown kid.
     fresh_until: Option<Instant>,
     /// Bumped at each successful load, so that a request that waited for a
@@ -64,7 +65,7 @@ pub(crate) struct KeySet {
 }
 
 impl KeySet {
-    pub(crate) fn get(&self, kid: &str) -> Option<&DecodingKey> {
+    pub(crate) fn get(&self, kid: &str) -> Option<&PublicKey> {
         self.keys.get(kid)
     }
 
@@ -135,7 +136,7 @@ impl KeyCache {
 
     /// Installs keys loaded before the cache existed (the PEM directory,
     /// read when the verifier is built so that a broken one fails then).
-    pub(crate) fn install(&self, keys: HashMap<String, DecodingKey>) {
+    pub(crate) fn install(&self, keys: HashMap<String, PublicKey>) {
         let mut health = self.health.lock().expect("health lock");
         health.kids = sorted_kids(&keys);
         health.last_success = Some(SystemTime::now());
@@ -258,7 +259,7 @@ impl KeyCache {
         }
     }
 
-    fn store(&self, keys: HashMap<String, DecodingKey>, fresh_until: Option<Instant>) {
+    fn store(&self, keys: HashMap<String, PublicKey>, fresh_until: Option<Instant>) {
         let generation = self.current.load().generation + 1;
         self.current.store(Arc::new(KeySet {
             keys,
@@ -270,7 +271,7 @@ impl KeyCache {
     async fn fetch_jwks(
         &self,
         jwks_url: &mut Option<Url>,
-    ) -> Result<(HashMap<String, DecodingKey>, Option<Duration>), FetchError> {
+    ) -> Result<(HashMap<String, PublicKey>, Option<Duration>), FetchError> {
         let url = match jwks_url {
             Some(url) => url.clone(),
             None => {
@@ -305,7 +306,7 @@ impl KeyCache {
     }
 }
 
-fn sorted_kids(keys: &HashMap<String, DecodingKey>) -> Vec<String> {
+fn sorted_kids(keys: &HashMap<String, PublicKey>) -> Vec<String> {
     let mut kids: Vec<String> = keys.keys().cloned().collect();
     kids.sort();
     kids
@@ -349,10 +350,21 @@ pub(crate) fn parse_http_url(text: &str) -> Option<Url> {
 /// The RS256 signing keys of a JWKS, by kid. Keys of other types or uses,
 /// and keys without a kid, are skipped one by one rather than failing the
 /// set, so that an issuer may publish keys of kinds this crate does not use.
-fn parse_jwks(body: &[u8]) -> Result<HashMap<String, DecodingKey>, serde_json::Error> {
+fn parse_jwks(body: &[u8]) -> Result<HashMap<String, PublicKey>, serde_json::Error> {
     #[derive(Deserialize)]
     struct Document {
         keys: Vec<serde_json::Value>,
+    }
+    /// The members of a JWK (RFC 7517 §4, RFC 7518 §6.3.1) that matter here.
+    #[derive(Deserialize)]
+    struct Jwk {
+        kty: String,
+        kid: Option<String>,
+        #[serde(rename = "use")]
+        usage: Option<String>,
+        alg: Option<String>,
+        n: Option<String>,
+        e: Option<String>,
     }
     let document: Document = serde_json::from_slice(body)?;
     let mut keys = HashMap::with_capacity(document.keys.len());
@@ -364,23 +376,25 @@ fn parse_jwks(body: &[u8]) -> Result<HashMap<String, DecodingKey>, serde_json::E
                 continue;
             }
         };
-        let Some(kid) = jwk.common.key_id.clone() else {
+        let Some(kid) = jwk.kid else {
             continue;
         };
-        let signs = !matches!(jwk.common.public_key_use, Some(ref used) if *used != PublicKeyUse::Signature);
-        let rs256 = jwk
-            .common
-            .key_algorithm
-            .is_none_or(|alg| alg == KeyAlgorithm::RS256);
-        if !(signs && rs256 && matches!(jwk.algorithm, AlgorithmParameters::RSA(_))) {
+        let signs = jwk.usage.as_deref().is_none_or(|usage| usage == "sig");
+        let rs256 = jwk.alg.as_deref().is_none_or(|alg| alg == "RS256");
+        if !(signs && rs256 && jwk.kty == "RSA") {
             tracing::debug!(kid, "Skipping a JWK that is not an RS256 signing key");
             continue;
         }
-        match DecodingKey::from_jwk(&jwk) {
-            Ok(key) => {
+        let component =
+            |value: Option<String>| value.and_then(|text| URL_SAFE_NO_PAD.decode(text).ok());
+        let key = component(jwk.n)
+            .zip(component(jwk.e))
+            .and_then(|(n, e)| PublicKey::from_components(&n, &e));
+        match key {
+            Some(key) => {
                 keys.insert(kid, key);
             }
-            Err(error) => tracing::debug!(kid, error = %error, "Skipping an invalid JWK"),
+            None => tracing::debug!(kid, "Skipping an RSA JWK whose n or e is invalid"),
         }
     }
     Ok(keys)
@@ -389,7 +403,7 @@ fn parse_jwks(body: &[u8]) -> Result<HashMap<String, DecodingKey>, serde_json::E
 /// Every `{kid}.pem` of `dir`, each a public RSA key (`BEGIN PUBLIC KEY` or
 /// `BEGIN RSA PUBLIC KEY`). Unlike a JWKS, a bad file fails the whole load:
 /// the directory is the operator's own configuration.
-pub(crate) fn read_pem_dir(dir: &Path) -> Result<HashMap<String, DecodingKey>, FetchError> {
+pub(crate) fn read_pem_dir(dir: &Path) -> Result<HashMap<String, PublicKey>, FetchError> {
     let mut keys = HashMap::new();
     for entry in std::fs::read_dir(dir).map_err(FetchError::KeyDirectory)? {
         let path = entry.map_err(FetchError::KeyDirectory)?.path();
@@ -400,13 +414,21 @@ pub(crate) fn read_pem_dir(dir: &Path) -> Result<HashMap<String, DecodingKey>, F
             continue;
         };
         let pem = std::fs::read(&path).map_err(FetchError::KeyDirectory)?;
-        let key = DecodingKey::from_rsa_pem(&pem).map_err(|source| FetchError::InvalidKeyFile {
+        let key = parse_public_pem(&pem).map_err(|source| FetchError::InvalidKeyFile {
             path: path.clone(),
             source,
         })?;
         keys.insert(kid.to_owned(), key);
     }
     Ok(keys)
+}
+
+fn parse_public_pem(text: &[u8]) -> Result<PublicKey, InvalidKey> {
+    let pem = pem::parse(text).map_err(|_| InvalidKey("not a PEM document"))?;
+    if !matches!(pem.tag(), "PUBLIC KEY" | "RSA PUBLIC KEY") {
+        return Err(InvalidKey("not a public key"));
+    }
+    PublicKey::from_der(pem.contents()).ok_or(InvalidKey("not an RSA public key"))
 }
 
 #[cfg(test)]

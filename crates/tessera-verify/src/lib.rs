@@ -32,12 +32,13 @@ mod error;
 #[doc(hidden)]
 pub mod example;
 mod http;
+mod jws;
 mod keys;
 mod revocation;
 mod verifier;
 
 pub use claims::{AUTHORIZATION, Claims};
-pub use error::{BuildError, VerifyError};
+pub use error::{BuildError, InvalidKey, VerifyError};
 pub use keys::KeysHealth;
 pub use revocation::RevocationHealth;
 pub use verifier::{Health, Verifier, VerifierBuilder};

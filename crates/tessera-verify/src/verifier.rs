@@ -13,11 +13,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{Algorithm, Validation};
 use reqwest::{Client, Url};
 
-use crate::claims::{AUTHORIZATION, Claims};
+use crate::claims::{self, AUTHORIZATION, Claims};
 use crate::error::{BuildError, FetchError, VerifyError};
+use crate::jws::Jws;
 use crate::keys::{self, KeyCache, KeySource, KeysHealth};
 use crate::revocation::{RevocationHealth, Revocations};
 
@@ -35,8 +35,7 @@ pub struct Verifier {
 struct Inner {
     issuer: String,
     audience: String,
-    validation: Validation,
-    leeway: u64,
+    leeway: i64,
     keys: Arc<KeyCache>,
     revocations: Option<Arc<Revocations>>,
     poller: Option<tokio::task::AbortHandle>,
@@ -49,6 +48,38 @@ impl Drop for Inner {
         if let Some(poller) = &self.poller {
             poller.abort();
         }
+    }
+}
+
+impl Inner {
+    /// The checks on a signed token's claims, in this order: `exp` present,
+    /// not expired, not before `nbf`, issuer, audience, `iat` not in the
+    /// future, and the token kind. Times are compared with the leeway.
+    fn validate(&self, claims: &Claims, now: i64) -> Result<(), VerifyError> {
+        if claims.exp == claims::absent() {
+            return Err(VerifyError::MissingClaim("exp".into()));
+        }
+        if claims.exp < now.saturating_sub(self.leeway) {
+            return Err(VerifyError::Expired);
+        }
+        let not_after = now.saturating_add(self.leeway);
+        if claims.nbf.is_some_and(|nbf| nbf > not_after) {
+            return Err(VerifyError::NotYetValid);
+        }
+        if claims.iss != self.issuer {
+            return Err(VerifyError::WrongIssuer);
+        }
+        if !claims.aud.contains(&self.audience) {
+            return Err(VerifyError::WrongAudience);
+        }
+        // A token issued in the future was signed by a clock we cannot trust.
+        if claims.iat > not_after {
+            return Err(VerifyError::NotYetValid);
+        }
+        if claims.token != AUTHORIZATION {
+            return Err(VerifyError::NotAnAuthorizationToken);
+        }
+        Ok(())
     }
 }
 
@@ -94,14 +125,8 @@ impl Verifier {
     /// that waits for the same.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
         let inner = &*self.inner;
-        let header = jsonwebtoken::decode_header(token).map_err(|_| VerifyError::Malformed)?;
-        if header.alg != Algorithm::RS256 {
-            return Err(VerifyError::WrongAlgorithm);
-        }
-        if header.jku.is_some() || header.x5u.is_some() || header.jwk.is_some() {
-            return Err(VerifyError::KeyReferenceInHeader);
-        }
-        let kid = header.kid.as_deref().ok_or(VerifyError::UnknownKey)?;
+        let jws = Jws::parse(token)?;
+        let kid = jws.kid.as_deref().ok_or(VerifyError::UnknownKey)?;
         if let Some(revocations) = &inner.revocations
             && revocations.state().is_key_revoked(kid)
         {
@@ -122,15 +147,8 @@ impl Verifier {
             });
         };
 
-        let claims = jsonwebtoken::decode::<Claims>(token, key, &inner.validation)?.claims;
-        // jsonwebtoken checks `exp` and `nbf`; `iat` is ours to check. A
-        // token issued in the future was signed by a clock we cannot trust.
-        if claims.iat > now_seconds().saturating_add_unsigned(inner.leeway) {
-            return Err(VerifyError::NotYetValid);
-        }
-        if claims.token != AUTHORIZATION {
-            return Err(VerifyError::NotAnAuthorizationToken);
-        }
+        let claims: Claims = jws.verify(key)?;
+        inner.validate(&claims, now_seconds())?;
         if let Some(revocations) = &inner.revocations {
             revocations.state().check(&claims)?;
         }
@@ -293,14 +311,7 @@ impl VerifierBuilder {
             None => keys.prefetch().await,
         }
 
-        let leeway = self.leeway.as_secs();
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.set_issuer(&[&issuer]);
-        validation.set_audience(&[&self.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.leeway = leeway;
+        let leeway = i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX);
 
         let (revocations, poller) = match self.poll_revocations {
             None => (None, None),
@@ -322,7 +333,6 @@ impl VerifierBuilder {
             inner: Arc::new(Inner {
                 issuer,
                 audience: self.audience,
-                validation,
                 leeway,
                 keys,
                 revocations,
