@@ -19,25 +19,32 @@ pub struct Keys {
     pub user_ip: String,
     pub ip: String,
     pub account: String,
+    /// `user:{name}|`, where `{name}` has `%` and `|` percent-encoded, so
+    /// that the user name ends at the first `|`.
+    user_prefix: String,
 }
 
 impl Keys {
     pub fn new(username: &str, ip: &str) -> Self {
         let name = username_key(username);
+        let user_prefix = format!("user:{}|", name.replace('%', "%25").replace('|', "%7C"));
         Self {
-            user_ip: format!("user:{name}|ip:{ip}"),
+            user_ip: format!("{user_prefix}ip:{ip}"),
             ip: format!("ip:{ip}"),
             account: format!("account:{name}"),
+            user_prefix,
         }
     }
 
-    /// The prefix of every per-user counter of this user name.
-    fn user_prefix(&self) -> &str {
-        let end = self
-            .user_ip
-            .find("|ip:")
-            .map_or(self.user_ip.len(), |i| i + 1);
-        &self.user_ip[..end]
+    /// Every per-address counter of this user name, as a range of keys in
+    /// byte order: they all start with the user prefix, which ends in `|`,
+    /// and `}` is the character after `|`.
+    fn user_range(&self) -> (&str, String) {
+        let name = self
+            .user_prefix
+            .strip_suffix('|')
+            .unwrap_or(&self.user_prefix);
+        (&self.user_prefix, format!("{name}}}"))
     }
 }
 
@@ -119,18 +126,20 @@ pub async fn record_success(
     if !settings.enabled {
         return Ok(());
     }
-    store.clear_login_failures(keys.user_prefix()).await?;
-    if settings.lockout_after.is_some() {
-        store.clear_login_failures(&keys.account).await?;
-    }
-    Ok(())
+    clear(store, keys).await
 }
 
 /// Lifts every throttle and lockout of a user name (`tessera user unlock`).
 pub async fn unlock(store: &dyn Store, username: &str) -> StoreResult<()> {
-    let keys = Keys::new(username, "");
-    store.clear_login_failures(keys.user_prefix()).await?;
-    store.clear_login_failures(&keys.account).await
+    clear(store, &Keys::new(username, "")).await
+}
+
+/// Forgets the user name's per-address counters and its lockout counter.
+async fn clear(store: &dyn Store, keys: &Keys) -> StoreResult<()> {
+    let (from, until) = keys.user_range();
+    store
+        .clear_login_failures(from, &until, &keys.account)
+        .await
 }
 
 #[cfg(test)]
@@ -150,12 +159,29 @@ mod tests {
         assert_eq!(secs(1_000_000), Some(900));
     }
 
+    fn within_range(keys: &Keys, key: &str) -> bool {
+        let (from, until) = keys.user_range();
+        key >= from && key < until.as_str()
+    }
+
     #[test]
-    fn keys_fold_the_user_name_and_name_the_user_prefix() {
+    fn keys_fold_the_user_name_and_range_over_the_user_name() {
         let keys = Keys::new("Alice", "192.0.2.1");
         assert_eq!(keys.user_ip, "user:alice|ip:192.0.2.1");
-        assert_eq!(keys.user_prefix(), "user:alice|");
+        let (from, until) = keys.user_range();
+        assert_eq!((from, until.as_str()), ("user:alice|", "user:alice}"));
+        let within = |key: &str| within_range(&keys, key);
+        assert!(within("user:alice|ip:192.0.2.1"));
+        assert!(within("user:alice|ip:2001:db8::1"));
+        assert!(!within("user:alice2|ip:192.0.2.1"));
+        assert!(!within("user:alic|ip:192.0.2.1"));
+        assert!(!within("user:alice"));
         assert_eq!(keys.ip, "ip:192.0.2.1");
         assert_eq!(keys.account, "account:alice");
+
+        // A `|` in a user name cannot make it look like another's prefix.
+        let piped = Keys::new("a|ip:x", "192.0.2.1");
+        assert_eq!(piped.user_ip, "user:a%7Cip:x|ip:192.0.2.1");
+        assert!(!within_range(&Keys::new("a", "192.0.2.1"), &piped.user_ip));
     }
 }

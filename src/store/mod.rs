@@ -266,8 +266,10 @@ pub trait Store: Send + Sync + 'static {
         window_start: DateTime<Utc>,
     ) -> StoreResult<i64>;
     async fn block_logins(&self, key: &str, until: DateTime<Utc>) -> StoreResult<()>;
-    /// Forgets the failures of every key starting with `prefix`.
-    async fn clear_login_failures(&self, prefix: &str) -> StoreResult<()>;
+    /// Forgets the failures of every key from `from` up to, not including,
+    /// `until`, in byte order (an index range, never a scan of the table),
+    /// and of `key`.
+    async fn clear_login_failures(&self, from: &str, until: &str, key: &str) -> StoreResult<()>;
 
     async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()>;
     /// The latest `limit` audit entries, oldest first.

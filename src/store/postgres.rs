@@ -563,9 +563,11 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn clear_login_failures(&self, prefix: &str) -> StoreResult<()> {
-        sqlx::query("delete from login_throttle where starts_with(key, $1)")
-            .bind(prefix)
+    async fn clear_login_failures(&self, from: &str, until: &str, key: &str) -> StoreResult<()> {
+        sqlx::query("delete from login_throttle where (key >= $1 and key < $2) or key = $3")
+            .bind(from)
+            .bind(until)
+            .bind(key)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -575,20 +577,45 @@ impl Store for PostgresStore {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut builder = sqlx::QueryBuilder::new(
-            "insert into audit_log (at, event, outcome, username, user_id, ip, user_agent, detail) ",
-        );
-        builder.push_values(entries, |mut row, e| {
-            row.push_bind(e.at)
-                .push_bind(&e.event)
-                .push_bind(&e.outcome)
-                .push_bind(&e.username)
-                .push_bind(e.user_id)
-                .push_bind(&e.ip)
-                .push_bind(&e.user_agent)
-                .push_bind(&e.detail);
-        });
-        builder.build().execute(&self.pool).await?;
+        // One statement for any batch size, so that it is prepared once per
+        // connection: the columns go as arrays and `unnest` zips them.
+        let mut at = Vec::with_capacity(entries.len());
+        let mut event = Vec::with_capacity(entries.len());
+        let mut outcome = Vec::with_capacity(entries.len());
+        let mut username = Vec::with_capacity(entries.len());
+        let mut user_id = Vec::with_capacity(entries.len());
+        let mut ip = Vec::with_capacity(entries.len());
+        let mut user_agent = Vec::with_capacity(entries.len());
+        let mut detail = Vec::with_capacity(entries.len());
+        for e in entries {
+            at.push(e.at);
+            event.push(e.event.as_str());
+            outcome.push(e.outcome.as_str());
+            username.push(e.username.as_deref());
+            user_id.push(e.user_id);
+            ip.push(e.ip.as_deref());
+            user_agent.push(e.user_agent.as_deref());
+            detail.push(e.detail.as_str());
+        }
+        sqlx::query(
+            r#"
+            insert into audit_log (at, event, outcome, username, user_id, ip, user_agent, detail)
+            select * from unnest(
+                $1::timestamptz[], $2::text[], $3::text[], $4::text[],
+                $5::uuid[], $6::text[], $7::text[], $8::text[]
+            )
+            "#,
+        )
+        .bind(at)
+        .bind(event)
+        .bind(outcome)
+        .bind(username)
+        .bind(user_id)
+        .bind(ip)
+        .bind(user_agent)
+        .bind(detail)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -645,9 +645,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn clear_login_failures(&self, prefix: &str) -> StoreResult<()> {
-        sqlx::query("delete from login_throttle where substr(key, 1, length(?1)) = ?1")
-            .bind(prefix)
+    async fn clear_login_failures(&self, from: &str, until: &str, key: &str) -> StoreResult<()> {
+        sqlx::query("delete from login_throttle where (key >= ?1 and key < ?2) or key = ?3")
+            .bind(from)
+            .bind(until)
+            .bind(key)
             .execute(&self.pool)
             .await?;
         Ok(())
