@@ -61,7 +61,8 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
 
     // Throttled attempts are refused before any hashing.
     let keys = throttle::Keys::new(username, ip.unwrap_or("unknown"));
-    if let Some(until) = throttle::blocked_until(store, throttle_settings, &keys, now).await? {
+    let check = throttle::check(store, throttle_settings, &keys, now).await?;
+    if let Some(until) = check.blocked_until {
         // Whole seconds, rounded up.
         let wait_ms = (until - now).num_milliseconds();
         let retry_after = u64::try_from((wait_ms + 999) / 1000).unwrap_or(1).max(1);
@@ -106,7 +107,7 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
             return Err(ApiError::InvalidCredentials);
         }
     };
-    throttle::record_success(store, throttle_settings, &keys).await?;
+    throttle::record_success(store, throttle_settings, &keys, &check).await?;
     if let Some(upgraded) = verified.upgraded_hash {
         store.set_password_hash(user.id, &upgraded).await?;
         tracing::info!("Password hash upgraded to the configured parameters");

@@ -12,7 +12,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::configuration::ThrottleSettings;
-use crate::store::{Store, StoreResult, username_key};
+use crate::store::{Store, StoreResult, ThrottleKeys, username_key};
 
 /// The counters that guard one login attempt.
 pub struct Keys {
@@ -20,32 +20,44 @@ pub struct Keys {
     pub ip: String,
     pub account: String,
     /// `user:{name}|`, where `{name}` has `%` and `|` percent-encoded, so
-    /// that the user name ends at the first `|`.
+    /// that the user name ends at the first `|`. Every per-address counter
+    /// of the user name is in `[user_prefix, user_until)` in byte order:
+    /// `user_until` is `user:{name}}`, and `}` is the character after `|`.
     user_prefix: String,
+    user_until: String,
 }
 
 impl Keys {
     pub fn new(username: &str, ip: &str) -> Self {
         let name = username_key(username);
-        let user_prefix = format!("user:{}|", name.replace('%', "%25").replace('|', "%7C"));
+        let escaped = name.replace('%', "%25").replace('|', "%7C");
+        let user_prefix = format!("user:{escaped}|");
         Self {
             user_ip: format!("{user_prefix}ip:{ip}"),
             ip: format!("ip:{ip}"),
             account: format!("account:{name}"),
             user_prefix,
+            user_until: format!("user:{escaped}}}"),
         }
     }
 
-    /// Every per-address counter of this user name, as a range of keys in
-    /// byte order: they all start with the user prefix, which ends in `|`,
-    /// and `}` is the character after `|`.
-    fn user_range(&self) -> (&str, String) {
-        let name = self
-            .user_prefix
-            .strip_suffix('|')
-            .unwrap_or(&self.user_prefix);
-        (&self.user_prefix, format!("{name}}}"))
+    fn for_store<'a>(&'a self, watched: &'a [String]) -> ThrottleKeys<'a> {
+        ThrottleKeys {
+            watched,
+            user_from: &self.user_prefix,
+            user_until: &self.user_until,
+            account: &self.account,
+        }
     }
+}
+
+/// What the counters say before an attempt.
+#[derive(Debug, Default)]
+pub struct Check {
+    /// When the attempt may be made, if not now.
+    pub blocked_until: Option<DateTime<Utc>>,
+    /// Whether a success has counters to clear.
+    user_has_counters: bool,
 }
 
 /// How long to wait after `failures` failures when `free` are allowed.
@@ -64,22 +76,25 @@ pub fn delay(settings: &ThrottleSettings, failures: i64, free: u32) -> Option<Du
     ))
 }
 
-/// When the attempt may be made, if not now.
-pub async fn blocked_until(
+/// Looks the attempt's counters up, in one query.
+pub async fn check(
     store: &dyn Store,
     settings: &ThrottleSettings,
     keys: &Keys,
     now: DateTime<Utc>,
-) -> StoreResult<Option<DateTime<Utc>>> {
+) -> StoreResult<Check> {
     if !settings.enabled {
-        return Ok(None);
+        return Ok(Check::default());
     }
     let mut watched = vec![keys.user_ip.clone(), keys.ip.clone()];
     if settings.lockout_after.is_some() {
         watched.push(keys.account.clone());
     }
-    let until = store.throttled_until(&watched).await?;
-    Ok(until.filter(|until| *until > now))
+    let state = store.throttle_state(&keys.for_store(&watched)).await?;
+    Ok(Check {
+        blocked_until: state.blocked_until.filter(|until| *until > now),
+        user_has_counters: state.user_has_counters,
+    })
 }
 
 /// Counts a failure on every counter and blocks those past their allowance.
@@ -117,28 +132,24 @@ pub async fn record_failure(
     Ok(())
 }
 
-/// A success forgets the user name's failures (not the address's).
+/// A success forgets the user name's failures (not the address's), when
+/// `check` found any: most logins have none, and cost no write here.
 pub async fn record_success(
     store: &dyn Store,
     settings: &ThrottleSettings,
     keys: &Keys,
+    check: &Check,
 ) -> StoreResult<()> {
-    if !settings.enabled {
+    if !settings.enabled || !check.user_has_counters {
         return Ok(());
     }
-    clear(store, keys).await
+    store.clear_login_failures(&keys.for_store(&[])).await
 }
 
 /// Lifts every throttle and lockout of a user name (`tessera user unlock`).
 pub async fn unlock(store: &dyn Store, username: &str) -> StoreResult<()> {
-    clear(store, &Keys::new(username, "")).await
-}
-
-/// Forgets the user name's per-address counters and its lockout counter.
-async fn clear(store: &dyn Store, keys: &Keys) -> StoreResult<()> {
-    let (from, until) = keys.user_range();
     store
-        .clear_login_failures(from, &until, &keys.account)
+        .clear_login_failures(&Keys::new(username, "").for_store(&[]))
         .await
 }
 
@@ -160,16 +171,19 @@ mod tests {
     }
 
     fn within_range(keys: &Keys, key: &str) -> bool {
-        let (from, until) = keys.user_range();
-        key >= from && key < until.as_str()
+        let store = keys.for_store(&[]);
+        key >= store.user_from && key < store.user_until
     }
 
     #[test]
     fn keys_fold_the_user_name_and_range_over_the_user_name() {
         let keys = Keys::new("Alice", "192.0.2.1");
         assert_eq!(keys.user_ip, "user:alice|ip:192.0.2.1");
-        let (from, until) = keys.user_range();
-        assert_eq!((from, until.as_str()), ("user:alice|", "user:alice}"));
+        let store = keys.for_store(&[]);
+        assert_eq!(
+            (store.user_from, store.user_until),
+            ("user:alice|", "user:alice}")
+        );
         let within = |key: &str| within_range(&keys, key);
         assert!(within("user:alice|ip:192.0.2.1"));
         assert!(within("user:alice|ip:2001:db8::1"));

@@ -255,8 +255,9 @@ pub trait Store: Send + Sync + 'static {
         since: DateTime<Utc>,
     ) -> StoreResult<(Vec<Revocation>, i64)>;
 
-    /// The latest `blocked_until` among the throttle `keys`.
-    async fn throttled_until(&self, keys: &[String]) -> StoreResult<Option<DateTime<Utc>>>;
+    /// The latest `blocked_until` among `keys.watched`, and whether the user
+    /// name has any counter, in one query.
+    async fn throttle_state(&self, keys: &ThrottleKeys<'_>) -> StoreResult<ThrottleState>;
     /// Counts a failed login against `key` (restarting the count when the
     /// last failure is before `window_start`); returns the count.
     async fn record_login_failure(
@@ -266,10 +267,8 @@ pub trait Store: Send + Sync + 'static {
         window_start: DateTime<Utc>,
     ) -> StoreResult<i64>;
     async fn block_logins(&self, key: &str, until: DateTime<Utc>) -> StoreResult<()>;
-    /// Forgets the failures of every key from `from` up to, not including,
-    /// `until`, in byte order (an index range, never a scan of the table),
-    /// and of `key`.
-    async fn clear_login_failures(&self, from: &str, until: &str, key: &str) -> StoreResult<()>;
+    /// Forgets every counter of the user name of `keys`.
+    async fn clear_login_failures(&self, keys: &ThrottleKeys<'_>) -> StoreResult<()>;
 
     async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()>;
     /// The latest `limit` audit entries, oldest first.
@@ -305,6 +304,25 @@ pub trait Store: Send + Sync + 'static {
     async fn export(&self) -> StoreResult<Dump>;
     /// Adds everything of `dump`, in one transaction: all or nothing.
     async fn import(&self, dump: &Dump) -> StoreResult<()>;
+}
+
+/// The throttle counters of one login attempt, as keys.
+pub struct ThrottleKeys<'a> {
+    /// The counters that may block the attempt.
+    pub watched: &'a [String],
+    /// The user name's counters: the keys from `user_from` up to, not
+    /// including, `user_until` in byte order (an index range, never a scan
+    /// of the table), and `account`.
+    pub user_from: &'a str,
+    pub user_until: &'a str,
+    pub account: &'a str,
+}
+
+/// What [`Store::throttle_state`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleState {
+    pub blocked_until: Option<DateTime<Utc>>,
+    pub user_has_counters: bool,
 }
 
 /// The form of a user name that is unique: folded to lower case, so that

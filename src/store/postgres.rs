@@ -11,13 +11,18 @@ use uuid::Uuid;
 
 use super::{
     AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Revocation, Session, Store,
-    StoreError, StoreResult, User, UserGrant, username_key,
+    StoreError, StoreResult, ThrottleKeys, ThrottleState, User, UserGrant, username_key,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// The audit writer's own connection, which commits without waiting for
+    /// the WAL to reach the disk (`synchronous_commit = off`): audit entries
+    /// are already queued in memory before they are written, so waiting
+    /// would make no entry safer, and each wait costs a flush.
+    audit: PgPool,
 }
 
 impl PostgresStore {
@@ -26,10 +31,14 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(2))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .context("connecting to Postgres")?;
-        Ok(Self { pool })
+        let audit = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(2))
+            .connect_lazy_with(options.options([("synchronous_commit", "off")]));
+        Ok(Self { pool, audit })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -521,13 +530,25 @@ impl Store for PostgresStore {
         Ok((rows.into_iter().map(Revocation::from_row).collect(), latest))
     }
 
-    async fn throttled_until(&self, keys: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
-        let until: Option<DateTime<Utc>> =
-            sqlx::query_scalar("select max(blocked_until) from login_throttle where key = any($1)")
-                .bind(keys)
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(until)
+    async fn throttle_state(&self, keys: &ThrottleKeys<'_>) -> StoreResult<ThrottleState> {
+        let (blocked_until, user_has_counters): (Option<DateTime<Utc>>, bool) = sqlx::query_as(
+            r#"
+            select
+                (select max(blocked_until) from login_throttle where key = any($1)),
+                exists(select 1 from login_throttle
+                       where (key >= $2 and key < $3) or key = $4)
+            "#,
+        )
+        .bind(keys.watched)
+        .bind(keys.user_from)
+        .bind(keys.user_until)
+        .bind(keys.account)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ThrottleState {
+            blocked_until,
+            user_has_counters,
+        })
     }
 
     async fn record_login_failure(
@@ -563,11 +584,11 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn clear_login_failures(&self, from: &str, until: &str, key: &str) -> StoreResult<()> {
+    async fn clear_login_failures(&self, keys: &ThrottleKeys<'_>) -> StoreResult<()> {
         sqlx::query("delete from login_throttle where (key >= $1 and key < $2) or key = $3")
-            .bind(from)
-            .bind(until)
-            .bind(key)
+            .bind(keys.user_from)
+            .bind(keys.user_until)
+            .bind(keys.account)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -614,7 +635,7 @@ impl Store for PostgresStore {
         .bind(ip)
         .bind(user_agent)
         .bind(detail)
-        .execute(&self.pool)
+        .execute(&self.audit)
         .await?;
         Ok(())
     }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::{
     AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Revocation, Session, Store,
-    StoreError, StoreResult, User, UserGrant, username_key,
+    StoreError, StoreResult, ThrottleKeys, ThrottleState, User, UserGrant, username_key,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -595,20 +595,28 @@ impl Store for SqliteStore {
         Ok((entries, latest))
     }
 
-    async fn throttled_until(&self, keys: &[String]) -> StoreResult<Option<DateTime<Utc>>> {
-        let mut latest: Option<DateTime<Utc>> = None;
-        for key in keys {
-            let until: Option<String> =
-                sqlx::query_scalar("select blocked_until from login_throttle where key = ?1")
-                    .bind(key)
-                    .fetch_optional(&self.pool)
-                    .await?
-                    .flatten();
-            if let Some(until) = parse_opt_ts(until)? {
-                latest = latest.max(Some(until));
-            }
-        }
-        Ok(latest)
+    async fn throttle_state(&self, keys: &ThrottleKeys<'_>) -> StoreResult<ThrottleState> {
+        // Timestamps are stored in one fixed-width UTC form, so the greatest
+        // text is the latest time.
+        let (blocked_until, user_has_counters): (Option<String>, bool) = sqlx::query_as(
+            r#"
+            select
+                (select max(blocked_until) from login_throttle
+                 where key in (select value from json_each(?1))),
+                exists(select 1 from login_throttle
+                       where (key >= ?2 and key < ?3) or key = ?4)
+            "#,
+        )
+        .bind(serde_json::to_string(keys.watched).map_err(anyhow::Error::from)?)
+        .bind(keys.user_from)
+        .bind(keys.user_until)
+        .bind(keys.account)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ThrottleState {
+            blocked_until: parse_opt_ts(blocked_until)?,
+            user_has_counters,
+        })
     }
 
     async fn record_login_failure(
@@ -645,11 +653,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn clear_login_failures(&self, from: &str, until: &str, key: &str) -> StoreResult<()> {
+    async fn clear_login_failures(&self, keys: &ThrottleKeys<'_>) -> StoreResult<()> {
         sqlx::query("delete from login_throttle where (key >= ?1 and key < ?2) or key = ?3")
-            .bind(from)
-            .bind(until)
-            .bind(key)
+            .bind(keys.user_from)
+            .bind(keys.user_until)
+            .bind(keys.account)
             .execute(&self.pool)
             .await?;
         Ok(())

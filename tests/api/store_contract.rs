@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use uuid::Uuid;
 
-use tessera::store::{NewSession, NewUser, Store, StoreError, User};
+use tessera::store::{NewSession, NewUser, Store, StoreError, ThrottleKeys, ThrottleState, User};
 
 use crate::helpers::{Backend, TestDatabase};
 
@@ -510,7 +510,77 @@ async fn logging_out_everywhere_revokes_every_live_session_once(backend: Backend
     assert_eq!(revoked_in_feed, 3);
 }
 
+async fn throttle_counters_block_and_clear_one_user_name_only(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let store = db.store().await;
+    let now = Utc::now();
+    let alice = |watched| ThrottleKeys {
+        watched,
+        user_from: "user:alice|",
+        user_until: "user:alice}",
+        account: "account:alice",
+    };
+    let watched = [
+        "user:alice|ip:192.0.2.1".to_owned(),
+        "ip:192.0.2.1".to_owned(),
+    ];
+    let nothing = ThrottleState {
+        blocked_until: None,
+        user_has_counters: false,
+    };
+    assert_eq!(
+        store.throttle_state(&alice(&watched)).await.unwrap(),
+        nothing
+    );
+
+    for key in [
+        "user:alice|ip:192.0.2.1",
+        "user:alice|ip:198.51.100.7",
+        "user:alice2|ip:192.0.2.1",
+        "user:alicf|ip:192.0.2.1",
+        "account:alice2",
+        "ip:192.0.2.1",
+    ] {
+        let failures = store
+            .record_login_failure(key, now, now - Duration::minutes(15))
+            .await
+            .unwrap();
+        assert_eq!(failures, 1);
+    }
+    let blocked = now + Duration::seconds(30);
+    store.block_logins("ip:192.0.2.1", blocked).await.unwrap();
+    store
+        .block_logins("user:alice|ip:192.0.2.1", now + Duration::seconds(10))
+        .await
+        .unwrap();
+    let state = store.throttle_state(&alice(&watched)).await.unwrap();
+    assert!(state.user_has_counters);
+    let latest = state.blocked_until.expect("blocked");
+    assert!(
+        (latest - blocked).num_milliseconds().abs() < 1,
+        "{latest} {blocked}"
+    );
+
+    store.clear_login_failures(&alice(&[])).await.unwrap();
+    let after = store.throttle_state(&alice(&watched)).await.unwrap();
+    assert!(!after.user_has_counters);
+    assert!(after.blocked_until.is_some(), "the address's counter stays");
+    // Other user names' counters stay: each counts on from one.
+    for key in [
+        "user:alice2|ip:192.0.2.1",
+        "user:alicf|ip:192.0.2.1",
+        "account:alice2",
+    ] {
+        let failures = store
+            .record_login_failure(key, now, now - Duration::minutes(15))
+            .await
+            .unwrap();
+        assert_eq!(failures, 2, "{key}");
+    }
+}
+
 on_both_backends!(
+    throttle_counters_block_and_clear_one_user_name_only,
     users_are_paged_found_by_id_and_deleted_with_their_sessions,
     logging_out_everywhere_revokes_every_live_session_once,
     a_session_token_is_replaced_once_and_the_session_moves_to_the_new_key,
