@@ -17,6 +17,8 @@ use crate::store::{AuditEntry, Store};
 const QUEUE: usize = 4096;
 /// Entries stored in one statement at most.
 const BATCH: usize = 256;
+/// How long the writer waits for more entries after the first of a batch.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Starts an entry: `event` with `outcome` (`success` or why it failed).
 pub fn entry(event: &str, outcome: &str) -> AuditEntry {
@@ -83,6 +85,16 @@ impl AuditLog {
 async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<AuditEntry>) {
     let mut batch = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut batch, BATCH).await > 0 {
+        // Gather what follows for a moment, so that a busy server stores a
+        // few large batches a second rather than one statement per entry.
+        let until = tokio::time::Instant::now() + LINGER;
+        while batch.len() < BATCH {
+            let room = BATCH - batch.len();
+            match tokio::time::timeout_at(until, receiver.recv_many(&mut batch, room)).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
         if let Err(error) = store.append_audit(&batch).await {
             tracing::error!(error = ?error, lost = batch.len(), "Writing the audit log failed");
         }

@@ -42,6 +42,10 @@ pub struct Settings {
     pub database_url: SecretString,
     /// Maximum connections in the database pool. `TESSERA_DATABASE_MAX_CONNECTIONS`.
     pub database_max_connections: u32,
+    /// HTTP worker threads; twice the number of cores when unset, since a
+    /// worker signing a token holds its core for the whole signature while
+    /// the others wait on the database. `TESSERA_WORKERS`.
+    pub workers: Option<usize>,
     /// Password given to the `admin` user created when the database has no
     /// user at all; random (and printed once) when unset.
     /// `TESSERA_BOOTSTRAP_PASSWORD`.
@@ -228,6 +232,7 @@ impl Default for Settings {
             issuer: None,
             database_url: SecretString::from("sqlite://tessera.db"),
             database_max_connections: 16,
+            workers: None,
             bootstrap_password: None,
             log_format: LogFormat::Text,
             keys: KeySettings::default(),
@@ -305,6 +310,9 @@ impl Settings {
 
     /// Checks what types alone cannot.
     pub fn validate(&self) -> anyhow::Result<()> {
+        if self.workers == Some(0) {
+            bail!("workers must be positive when set");
+        }
         let issuer = self.issuer();
         if !(issuer.starts_with("http://") || issuer.starts_with("https://")) {
             bail!("issuer must be an http(s) URL, got {issuer:?}");

@@ -131,6 +131,9 @@ impl Application {
             "Tessera is listening"
         );
 
+        let workers = state.settings.workers.unwrap_or_else(|| {
+            2 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
         let data = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -146,10 +149,7 @@ impl Application {
                 }))
                 .configure(routes::configure)
         })
-        // Twice as many workers as cores: a worker is blocked for a whole
-        // RSA signature (about 250 µs an authorization), so with one worker
-        // a core the cores idle while requests wait on the database.
-        .workers(2 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
+        .workers(workers)
         .listen(listener)?
         .shutdown_timeout(30)
         .run();

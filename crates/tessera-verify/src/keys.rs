@@ -56,7 +56,9 @@ pub(crate) enum KeySource {
 
 /// One loaded key set.
 pub(crate) struct KeySet {
-    keys: HashMap<String, PublicKey>,
+    /// A list rather than a map: an issuer publishes a handful of keys, and
+    /// comparing a few short kids is cheaper than hashing one.
+    keys: Vec<(String, PublicKey)>,
     /// When the set should be fetched again; `None`: only on an unknown kid.
     fresh_until: Option<Instant>,
     /// Bumped at each successful load, so that a request that waited for a
@@ -66,7 +68,9 @@ pub(crate) struct KeySet {
 
 impl KeySet {
     pub(crate) fn get(&self, kid: &str) -> Option<&PublicKey> {
-        self.keys.get(kid)
+        self.keys
+            .iter()
+            .find_map(|(known, key)| (known == kid).then_some(key))
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -121,7 +125,7 @@ impl KeyCache {
             source,
             client,
             current: ArcSwap::from_pointee(KeySet {
-                keys: HashMap::new(),
+                keys: Vec::new(),
                 fresh_until: None,
                 generation: 0,
             }),
@@ -262,7 +266,7 @@ impl KeyCache {
     fn store(&self, keys: HashMap<String, PublicKey>, fresh_until: Option<Instant>) {
         let generation = self.current.load().generation + 1;
         self.current.store(Arc::new(KeySet {
-            keys,
+            keys: keys.into_iter().collect(),
             fresh_until,
             generation,
         }));
