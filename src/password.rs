@@ -224,7 +224,10 @@ impl PasswordHasherPool {
             let metrics = metrics.clone();
             std::thread::Builder::new()
                 .name(format!("tessera-hash-{n}"))
-                .spawn(move || work(&receiver, params, &metrics))
+                .spawn(move || {
+                    yield_to_requests();
+                    work(&receiver, params, &metrics)
+                })
                 .context("starting a hashing thread")?;
         }
         Ok(Self {
@@ -295,6 +298,23 @@ impl PasswordHasherPool {
         }
     }
 }
+
+/// Lowers the calling hashing thread's priority (nice 10), so that under
+/// load the scheduler runs request handling and the database first: a login
+/// flood then slows logins, not token issuing. With spare CPU, hashing runs
+/// as fast as before.
+#[cfg(target_os = "linux")]
+fn yield_to_requests() {
+    // SAFETY: `setpriority` reads no memory of ours. On Linux, `PRIO_PROCESS`
+    // with 0 names the calling thread alone.
+    let failed = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) } != 0;
+    if failed {
+        tracing::warn!("Could not lower the priority of a hashing thread");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn yield_to_requests() {}
 
 /// A hashing thread: takes jobs until the pool is dropped.
 fn work(
