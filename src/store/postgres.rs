@@ -451,17 +451,9 @@ impl Store for PostgresStore {
             joined: SessionUserRow,
             scopes: Vec<String>,
         }
-        // One round trip: the session, its user, their scopes, and the
-        // `last_used_at` bump (at most once a minute, so the hot path rarely
-        // writes).
+        // One round trip: the session, its user and their scopes, read only.
         let row: Option<Row> = sqlx::query_as(concat!(
-            r#"
-            with touched as (
-                update sessions set last_used_at = now()
-                where id = $1 and revoked_at is null
-                  and last_used_at < now() - interval '60 seconds'
-            )
-            select "#,
+            "select ",
             session_user_columns!(),
             r#",
                    array(select g.scope from grants g
@@ -475,13 +467,29 @@ impl Store for PostgresStore {
         .bind(audience)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|row| {
-            let (session, user) = row.joined.split();
-            AuthorizationContext {
-                session,
-                user,
-                scopes: row.scopes,
-            }
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let (session, user) = row.joined.split();
+        // Record the use at most once a minute, so the hot path rarely writes.
+        if session.revoked_at.is_none()
+            && Utc::now() - session.last_used_at > chrono::Duration::seconds(60)
+        {
+            sqlx::query(
+                r#"
+                update sessions set last_used_at = now()
+                where id = $1 and revoked_at is null
+                  and last_used_at < now() - interval '60 seconds'
+                "#,
+            )
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(Some(AuthorizationContext {
+            session,
+            user,
+            scopes: row.scopes,
         }))
     }
 
