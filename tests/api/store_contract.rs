@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use sqlx::{Connection, PgConnection, SqliteConnection};
 use uuid::Uuid;
 
 use tessera::store::{NewSession, NewUser, Store, StoreError, ThrottleKeys, ThrottleState, User};
@@ -579,7 +580,65 @@ async fn throttle_counters_block_and_clear_one_user_name_only(backend: Backend) 
     }
 }
 
+async fn last_use_is_recorded_at_most_once_a_minute(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let store = db.store().await;
+    let alice = user(store.as_ref(), "alice").await;
+    let session = store.create_session(new_session(alice.id)).await.unwrap();
+    let last_use = |store: Arc<dyn Store>| async move {
+        store
+            .authorization_context(session.id, "notebooks")
+            .await
+            .unwrap()
+            .unwrap()
+            .session
+            .last_used_at
+    };
+
+    // Within a minute of the last use, authorizing writes nothing.
+    last_use(store.clone()).await;
+    assert_eq!(last_use(store.clone()).await, session.last_used_at);
+
+    // After a minute, the next authorization records its use.
+    let aged = Utc::now() - Duration::minutes(2);
+    set_last_use(&db, session.id, aged).await;
+    assert!(
+        (last_use(store.clone()).await - aged)
+            .num_milliseconds()
+            .abs()
+            < 1
+    );
+    let recorded = last_use(store.clone()).await;
+    assert!(recorded > aged + Duration::minutes(1), "{recorded}");
+    assert_eq!(last_use(store).await, recorded);
+}
+
+async fn set_last_use(db: &TestDatabase, id: Uuid, at: DateTime<Utc>) {
+    let statement = "update sessions set last_used_at = $2 where id = $1";
+    match db {
+        TestDatabase::Postgres { .. } => {
+            let mut conn = PgConnection::connect(&db.url()).await.unwrap();
+            sqlx::query(statement)
+                .bind(id)
+                .bind(at)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        TestDatabase::Sqlite { .. } => {
+            let mut conn = SqliteConnection::connect(&db.url()).await.unwrap();
+            sqlx::query(statement)
+                .bind(id.to_string())
+                .bind(at.to_rfc3339_opts(SecondsFormat::Micros, true))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+}
+
 on_both_backends!(
+    last_use_is_recorded_at_most_once_a_minute,
     throttle_counters_block_and_clear_one_user_name_only,
     users_are_paged_found_by_id_and_deleted_with_their_sessions,
     logging_out_everywhere_revokes_every_live_session_once,
