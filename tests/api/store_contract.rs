@@ -534,6 +534,15 @@ async fn throttle_counters_block_and_clear_one_user_name_only(backend: Backend) 
         nothing
     );
 
+    let fail = |key: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .record_login_failure(key, now, now - Duration::minutes(15))
+                .await
+                .unwrap()
+        }
+    };
     for key in [
         "user:alice|ip:192.0.2.1",
         "user:alice|ip:198.51.100.7",
@@ -542,11 +551,7 @@ async fn throttle_counters_block_and_clear_one_user_name_only(backend: Backend) 
         "account:alice2",
         "ip:192.0.2.1",
     ] {
-        let failures = store
-            .record_login_failure(key, now, now - Duration::minutes(15))
-            .await
-            .unwrap();
-        assert_eq!(failures, 1);
+        assert_eq!(fail(key).await, 1);
     }
     let blocked = now + Duration::seconds(30);
     store.block_logins("ip:192.0.2.1", blocked).await.unwrap();
@@ -572,11 +577,7 @@ async fn throttle_counters_block_and_clear_one_user_name_only(backend: Backend) 
         "user:alicf|ip:192.0.2.1",
         "account:alice2",
     ] {
-        let failures = store
-            .record_login_failure(key, now, now - Duration::minutes(15))
-            .await
-            .unwrap();
-        assert_eq!(failures, 2, "{key}");
+        assert_eq!(fail(key).await, 2, "{key}");
     }
 }
 
