@@ -133,7 +133,8 @@ pub async fn record_failure(
 }
 
 /// A success forgets the user name's failures (not the address's), when
-/// `check` found any: most logins have none, and cost no write here.
+/// `check` found any: most logins have none, and cost no write here. A
+/// failure recorded while this attempt's password was being hashed stays.
 pub async fn record_success(
     store: &dyn Store,
     settings: &ThrottleSettings,

@@ -4,7 +4,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{FromRow, PgPool};
+use sqlx::{Executor, FromRow, PgPool};
 use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
@@ -20,8 +20,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// The audit writer's own connection, which commits without waiting for
     /// the WAL to reach the disk (`synchronous_commit = off`): audit entries
-    /// are already queued in memory before they are written, so waiting
-    /// would make no entry safer, and each wait costs a flush.
+    /// already wait in memory before they are written, so a crash may lose
+    /// the latest either way, and each wait would cost a flush.
     audit: PgPool,
 }
 
@@ -34,10 +34,18 @@ impl PostgresStore {
             .connect_with(options.clone())
             .await
             .context("connecting to Postgres")?;
+        // A `SET` after connecting rather than a startup option, which
+        // connection poolers such as PgBouncer refuse.
         let audit = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(2))
-            .connect_lazy_with(options.options([("synchronous_commit", "off")]));
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("set synchronous_commit = off").await?;
+                    Ok(())
+                })
+            })
+            .connect_lazy_with(options);
         Ok(Self { pool, audit })
     }
 

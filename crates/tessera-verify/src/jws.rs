@@ -93,6 +93,10 @@ impl<'a> Jws<'a> {
             return Err(VerifyError::Malformed);
         }
         let header = decode(header)?;
+        // An object only: serde would also take the members as an array.
+        if header.trim_ascii_start().first() != Some(&b'{') {
+            return Err(VerifyError::Malformed);
+        }
         let header: Header = serde_json::from_slice(&header).map_err(|_| VerifyError::Malformed)?;
         if header.alg.as_deref() != Some("RS256") {
             return Err(VerifyError::WrongAlgorithm);
@@ -208,6 +212,7 @@ mod tests {
             r#"{"alg":"RS256","alg":"RS256","kid":"k1"}"#,
             r#"{"alg":"RS256","kid":1}"#,
             r#"["RS256"]"#,
+            r#"["RS256","k1",null,null,null,null,null]"#,
         ] {
             assert_eq!(
                 parse(&token(header)),
