@@ -66,13 +66,26 @@ pub struct AuditLog {
     sender: mpsc::Sender<AuditEntry>,
 }
 
+/// The background writer, to wait for at shutdown.
+pub struct AuditWriter(tokio::task::JoinHandle<()>);
+
+impl AuditWriter {
+    /// Waits, at most `limit`, for the writer to store every entry; it
+    /// finishes once the last [`AuditLog`] handle is dropped.
+    pub async fn drain(self, limit: std::time::Duration) {
+        if tokio::time::timeout(limit, self.0).await.is_err() {
+            tracing::warn!("The audit writer did not finish in time; entries may be lost");
+        }
+    }
+}
+
 impl AuditLog {
     /// Starts the background writer; it stops, having written everything,
     /// when the last handle is dropped.
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    pub fn start(store: Arc<dyn Store>) -> (Self, AuditWriter) {
         let (sender, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(write_batches(store, receiver));
-        Self { sender }
+        let writer = tokio::spawn(write_batches(store, receiver));
+        (Self { sender }, AuditWriter(writer))
     }
 
     pub async fn record(&self, entry: AuditEntry) {

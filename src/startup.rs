@@ -13,7 +13,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, AuditWriter};
 use crate::browser::Browser;
 use crate::configuration::Settings;
 use crate::domain::Password;
@@ -27,12 +27,17 @@ use crate::store::{self, NewUser, Store};
 use crate::telemetry::spawn_blocking_with_tracing;
 use crate::tokens::{AuthorizationValidation, SessionValidation};
 
+/// How long a stopping server waits for the audit log to be written.
+const AUDIT_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
     /// Rescans the key directory and rotates keys; stopped with the server.
     key_maintenance: tokio::task::JoinHandle<()>,
+    /// Stores audit entries; drained when the server stops.
+    audit_writer: AuditWriter,
 }
 
 impl Application {
@@ -104,7 +109,7 @@ impl Application {
         let authorization_validation =
             AuthorizationValidation::new(&issuer, settings.tokens.leeway);
         let trusted_proxies = settings.throttle.trusted_networks()?;
-        let store_for_audit = store.clone();
+        let (audit, audit_writer) = AuditLog::start(store.clone());
         let browser = web::Data::new(Browser::new(&settings, &issuer)?);
         let discovery = serde_json::to_vec(&routes::discovery_document(&issuer))?.into();
         let openapi = serde_json::to_vec(&crate::openapi::document())?.into();
@@ -121,7 +126,7 @@ impl Application {
             discovery,
             openapi,
             trusted_proxies,
-            audit: AuditLog::start(store_for_audit),
+            audit,
             metrics,
         });
         tracing::info!(
@@ -158,6 +163,7 @@ impl Application {
             server,
             state,
             key_maintenance,
+            audit_writer,
         })
     }
 
@@ -181,6 +187,10 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let stopped = self.server.await;
         self.key_maintenance.abort();
+        // The workers have dropped their handles; with ours gone too, the
+        // writer stores what is queued and finishes.
+        drop(self.state);
+        self.audit_writer.drain(AUDIT_DRAIN).await;
         stopped
     }
 }

@@ -71,7 +71,7 @@ async fn every_response_carries_a_request_id_and_framework_errors_are_json() {
 }
 
 /// The real binary: JSON log lines that parse, and SIGTERM under load that
-/// fails no request already in flight.
+/// fails no request already in flight and loses no audit entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_finishes_in_flight_requests_and_logs_are_json() {
     let database = TestDatabase::create(Backend::Sqlite).await;
@@ -158,6 +158,19 @@ async fn sigterm_under_load_finishes_in_flight_requests_and_logs_are_json() {
             assert!(parsed["span"]["request_id"].is_string(), "{line}");
         }
         assert!(!line.contains(PASSWORD));
+        assert!(!line.contains("did not finish in time"), "{line}");
     }
     assert!(answered >= 6, "one line per request: {answered}");
+
+    // The audit writer drained before the process exited.
+    let audited = database
+        .store()
+        .await
+        .audit_tail(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event == "login" && e.outcome == "success")
+        .count();
+    assert_eq!(audited, 6, "every answered login is in the audit log");
 }

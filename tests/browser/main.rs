@@ -18,6 +18,7 @@ mod downstream;
 
 use std::net::TcpListener;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
 use tessera::clients::{ClientSettings, DeliveryKind};
@@ -90,6 +91,22 @@ async fn text(chrome: &Chrome, css: &str) -> String {
         .text()
         .await
         .unwrap()
+}
+
+/// The page's `h1` once it reads `expected`, or what it reads after ten
+/// seconds: just after a click, the page being left may still be showing.
+async fn heading_becomes(chrome: &Chrome, expected: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = match chrome.client.find(Locator::Css("h1")).await {
+            Ok(heading) => heading.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if seen == expected || Instant::now() > deadline {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn fill_in(chrome: &Chrome, username: &str, password: &str) {
@@ -196,14 +213,20 @@ async fn a_forged_or_missing_csrf_token_gets_the_403_page() {
     .await
     .unwrap();
     fill_in(&chrome, "alice", PASSWORD).await;
-    assert_eq!(text(&chrome, "h1").await, "This form has expired");
+    assert_eq!(
+        heading_becomes(&chrome, "This form has expired").await,
+        "This form has expired"
+    );
     assert!(c.find(Locator::Id("user")).await.is_err());
 
     c.goto(&world.alpha).await.unwrap();
     assert!(on_login_form(&chrome, &world.app).await);
     c.delete_cookie("tessera_csrf").await.unwrap();
     fill_in(&chrome, "alice", PASSWORD).await;
-    assert_eq!(text(&chrome, "h1").await, "This form has expired");
+    assert_eq!(
+        heading_becomes(&chrome, "This form has expired").await,
+        "This form has expired"
+    );
 
     // A fresh form still works.
     c.goto(&world.alpha).await.unwrap();
