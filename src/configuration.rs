@@ -410,6 +410,13 @@ impl Settings {
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
         })
     }
+
+    /// HTTP workers: as configured, or twice the number of cores.
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or_else(|| {
+            2 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
 }
 
 /// Durations in settings: a whole number of seconds, or a string such as

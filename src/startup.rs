@@ -136,9 +136,7 @@ impl Application {
             "Tessera is listening"
         );
 
-        let workers = state.settings.workers.unwrap_or_else(|| {
-            2 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-        });
+        let workers = state.settings.workers();
         let data = state.clone();
         let server = HttpServer::new(move || {
             App::new()
