@@ -111,8 +111,8 @@ pub struct Browser {
     /// Cookies get `Secure` (and the `__Host-` prefix) when the issuer is
     /// https.
     secure: bool,
-    session_lifetime: Option<u64>,
-    authorization_lifetime: u64,
+    session_lifetime: Option<std::time::Duration>,
+    authorization_lifetime: std::time::Duration,
 }
 
 impl Browser {
@@ -200,7 +200,7 @@ impl Browser {
     pub fn session_cookie<'c>(&self, token: String) -> Cookie<'c> {
         let mut cookie = self.cookie(self.cookie_name("tessera_session"), token);
         if let Some(lifetime) = self.session_lifetime {
-            cookie.set_max_age(CookieDuration::seconds(seconds(lifetime)));
+            cookie.set_max_age(cookie_age(lifetime));
         }
         cookie
     }
@@ -215,9 +215,7 @@ impl Browser {
             return None;
         };
         let mut cookie = self.cookie(name.clone(), token.to_owned());
-        cookie.set_max_age(CookieDuration::seconds(seconds(
-            self.authorization_lifetime,
-        )));
+        cookie.set_max_age(cookie_age(self.authorization_lifetime));
         if let Some(domain) = domain {
             cookie.set_domain(domain.clone());
         }
@@ -381,6 +379,12 @@ impl Browser {
                 "Too many attempts",
                 "There have been too many sign-in attempts. Wait a moment and try again.",
             ),
+            PageError::Locked => (
+                StatusCode::FORBIDDEN,
+                "Account locked",
+                "This account is locked after too many failed sign-in attempts. Ask an \
+                 administrator to unlock it.",
+            ),
             PageError::Unavailable { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Busy right now",
@@ -433,8 +437,9 @@ fn csrf_message(nonce: &str, expires: i64) -> String {
     format!("tessera login csrf\n{nonce}\n{expires}")
 }
 
-fn seconds(secs: u64) -> i64 {
-    i64::try_from(secs).unwrap_or(i64::MAX / 1000)
+/// A cookie's `Max-Age`: configured lifetimes are whole seconds.
+fn cookie_age(lifetime: std::time::Duration) -> CookieDuration {
+    CookieDuration::seconds(i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 1000))
 }
 
 /// Why a login page cannot do what was asked.
@@ -450,6 +455,8 @@ pub enum PageError {
     TooManyRequests {
         retry_after: u64,
     },
+    /// The hard lockout: only an administrator lifts it.
+    Locked,
     Unavailable {
         retry_after: u64,
     },
@@ -461,7 +468,9 @@ impl From<ApiError> for PageError {
         match error {
             ApiError::Forbidden(_) => Self::NoAccess,
             ApiError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
-            ApiError::Unavailable { retry_after } => Self::Unavailable { retry_after },
+            ApiError::Unavailable { retry_after }
+            | ApiError::DatabaseUnavailable { retry_after } => Self::Unavailable { retry_after },
+            ApiError::AccountLocked => Self::Locked,
             ApiError::Unexpected(cause) => Self::Unexpected(cause),
             other => Self::Unexpected(anyhow::anyhow!("{other}")),
         }

@@ -16,7 +16,7 @@ use crate::admin::Admin;
 use crate::configuration::Settings;
 use crate::domain::{Audience, Email, Password, Scope, Username};
 use crate::keys::{self, KeySet, Lifecycle, SystemClock};
-use crate::password::{self, HashParams};
+use crate::password::PasswordHasherPool;
 use crate::startup::{self, Application};
 use crate::store::{self, Store};
 use crate::telemetry::{self, spawn_blocking_with_tracing};
@@ -160,8 +160,11 @@ pub enum ClientsCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::load(cli.config.as_deref())?;
+    let (settings, warnings) = Settings::load(cli.config.as_deref())?;
     telemetry::init(settings.log_format);
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => {
@@ -218,11 +221,10 @@ fn create_private_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> 
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let bootstrap = settings.bootstrap_password.clone();
-    let params = settings.hash_params();
     let application = Application::build(settings).await?;
     let store = application.store();
     if let Some(password) =
-        startup::bootstrap_admin(store.as_ref(), bootstrap.as_ref(), params).await?
+        startup::bootstrap_admin(store.as_ref(), bootstrap.as_ref(), application.hasher()).await?
     {
         println!(
             "Created user admin with password: {}\n(shown once; change it with `tessera user passwd admin`)",
@@ -243,7 +245,7 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 async fn user(settings: Settings, command: UserCommand) -> anyhow::Result<()> {
     let store = open_store(&settings).await?;
     let admin = Admin::new(store.as_ref(), "cli");
-    let params = settings.hash_params();
+    let hasher = PasswordHasherPool::for_command_line(settings.hash_params())?;
     match command {
         UserCommand::Add {
             name,
@@ -252,13 +254,13 @@ async fn user(settings: Settings, command: UserCommand) -> anyhow::Result<()> {
         } => {
             let name = Username::parse(&name)?;
             let email = email.as_deref().map(Email::parse).transpose()?;
-            let hash = hash_new_password(&password, params)?;
+            let hash = hash_new_password(&password, &hasher).await?;
             let user = admin.create_user(&name, email.as_ref(), &hash).await?;
             println!("Created user {} ({}).", user.username, user.id);
         }
         UserCommand::Passwd { name, password } => {
             let user = admin.find_user(&Username::parse(&name)?).await?;
-            let hash = hash_new_password(&password, params)?;
+            let hash = hash_new_password(&password, &hasher).await?;
             admin.set_password_hash(&user, &hash).await?;
             println!("Password of {} changed.", user.username);
         }
@@ -350,10 +352,15 @@ fn parse_scopes(scopes: &[String]) -> anyhow::Result<Vec<Scope>> {
         .collect::<Result<_, _>>()?)
 }
 
-fn hash_new_password(source: &PasswordSource, params: HashParams) -> anyhow::Result<String> {
+/// Reads a new password and hashes it on the hashing pool's thread, never
+/// on the executor, with the memory that thread keeps.
+async fn hash_new_password(
+    source: &PasswordSource,
+    hasher: &PasswordHasherPool,
+) -> anyhow::Result<String> {
     let password = read_password(source)?;
     let password = Password::parse_new(password)?;
-    password::hash(&password, params)
+    Ok(hasher.hash(password).await?)
 }
 
 fn read_password(source: &PasswordSource) -> anyhow::Result<String> {

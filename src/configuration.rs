@@ -32,6 +32,11 @@ const RESERVED_CLAIMS: &[&str] = &[
 pub struct Settings {
     /// Address the HTTP server listens on. `TESSERA_BIND`.
     pub bind: String,
+    /// A separate address for `GET /metrics` (e.g. `127.0.0.1:9090`, or an
+    /// address only the monitoring network reaches). When set, `/metrics`
+    /// is served there only, not on `bind`: the production setting, since
+    /// metrics tell how the service is used. `TESSERA_METRICS_BIND`.
+    pub metrics_bind: Option<String>,
     /// The issuer (`iss`) of every token and the base of published URLs,
     /// e.g. `https://sso.example.com`. Defaults to `http://{bind}`.
     /// `TESSERA_ISSUER`.
@@ -78,14 +83,17 @@ pub struct ThrottleSettings {
     /// Failures from one address (any user name) before delays start.
     /// `TESSERA_THROTTLE__IP_FREE_ATTEMPTS`.
     pub ip_free_attempts: u32,
-    /// The first delay, in seconds; each further failure doubles it.
+    /// The first delay (`1s`, or seconds); each further failure doubles it.
     /// `TESSERA_THROTTLE__BASE_DELAY`.
-    pub base_delay: u64,
-    /// The longest delay, in seconds. `TESSERA_THROTTLE__MAX_DELAY`.
-    pub max_delay: u64,
-    /// Seconds without a failure after which a counter starts over.
-    /// `TESSERA_THROTTLE__WINDOW`.
-    pub window: u64,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub base_delay: Duration,
+    /// The longest delay (`15m`, or seconds). `TESSERA_THROTTLE__MAX_DELAY`.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub max_delay: Duration,
+    /// Time without a failure after which a counter starts over (`15m`, or
+    /// seconds). `TESSERA_THROTTLE__WINDOW`.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub window: Duration,
     /// Hard lockout: after this many failures in a row for one account,
     /// from any address, logins are refused until `tessera user unlock`.
     /// Off by default, since it lets anyone lock anyone out.
@@ -103,9 +111,9 @@ impl Default for ThrottleSettings {
             enabled: true,
             user_free_attempts: 5,
             ip_free_attempts: 50,
-            base_delay: 1,
-            max_delay: 900,
-            window: 900,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(900),
+            window: Duration::from_secs(900),
             lockout_after: None,
             trusted_proxies: Vec::new(),
         }
@@ -145,9 +153,10 @@ pub struct KeySettings {
     /// Directory of PEM (PKCS#8) RSA private keys, one file a key; the file
     /// name without `.pem` is the `kid`. `TESSERA_KEYS__DIR`.
     pub dir: PathBuf,
-    /// `Cache-Control: max-age` of the JWKS, in seconds.
-    /// `TESSERA_KEYS__JWKS_MAX_AGE`.
-    pub jwks_max_age: u64,
+    /// `Cache-Control: max-age` of the JWKS (`5m`, or seconds; whole
+    /// seconds). `TESSERA_KEYS__JWKS_MAX_AGE`.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub jwks_max_age: Duration,
     /// How much longer than `jwks_max_age` a new key is published before it
     /// signs, so that every verifier honouring the cache header holds it
     /// first (`1h`, `90s`, or seconds). `TESSERA_KEYS__PUBLISH_LEAD`.
@@ -174,15 +183,19 @@ pub struct TokenSettings {
     /// `aud` of session tokens; defaults to `[issuer]`.
     /// `TESSERA_TOKENS__SESSION_AUDIENCE`.
     pub session_audience: Vec<String>,
-    /// Session lifetime in seconds; unset means sessions last until revoked
-    /// (session tokens then carry no `exp`). `TESSERA_TOKENS__SESSION_LIFETIME`.
-    pub session_lifetime: Option<u64>,
-    /// Authorization token lifetime in seconds.
+    /// Session lifetime (`30d`, `12h`, or seconds; whole seconds); unset
+    /// means sessions last until revoked (session tokens then carry no
+    /// `exp`). `TESSERA_TOKENS__SESSION_LIFETIME`.
+    #[serde(deserialize_with = "duration::deserialize_option")]
+    pub session_lifetime: Option<Duration>,
+    /// Authorization token lifetime (`5m`, or seconds; whole seconds).
     /// `TESSERA_TOKENS__AUTHORIZATION_LIFETIME`.
-    pub authorization_lifetime: u64,
-    /// Clock skew tolerated when checking `exp`/`nbf`, in seconds.
-    /// `TESSERA_TOKENS__LEEWAY`.
-    pub leeway: u64,
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub authorization_lifetime: Duration,
+    /// Clock skew tolerated when checking `exp`/`nbf` (`30s`, or seconds;
+    /// whole seconds). `TESSERA_TOKENS__LEEWAY`.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub leeway: Duration,
     /// Audiences an authorization token may be issued for.
     /// `TESSERA_TOKENS__ALLOWED_AUDIENCES` (e.g. `[billing,notebooks]`).
     pub allowed_audiences: Vec<String>,
@@ -213,9 +226,13 @@ pub struct HashingSettings {
     /// Logins allowed to wait for a hashing slot; past it, 503 at once.
     /// `TESSERA_HASHING__QUEUE`.
     pub queue: usize,
-    /// How long a login may wait for a hashing slot, in milliseconds, before
-    /// it is answered 503. `TESSERA_HASHING__QUEUE_TIMEOUT_MS`.
-    pub queue_timeout_ms: u64,
+    /// How long a login may wait for a hashing slot before it is answered
+    /// 503 (`2s`, `500ms`, or seconds). `TESSERA_HASHING__QUEUE_TIMEOUT`.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub queue_timeout: Duration,
+    /// The same in milliseconds, as older configurations give it; when set
+    /// it wins over `queue_timeout`. `TESSERA_HASHING__QUEUE_TIMEOUT_MS`.
+    pub queue_timeout_ms: Option<u64>,
     /// argon2id memory in KiB. Stored hashes of other parameters are
     /// re-hashed at the user's next login. `TESSERA_HASHING__MEMORY_KIB`.
     pub memory_kib: u32,
@@ -229,6 +246,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             bind: "127.0.0.1:8080".into(),
+            metrics_bind: None,
             issuer: None,
             database_url: SecretString::from("sqlite://tessera.db"),
             database_max_connections: 16,
@@ -249,7 +267,7 @@ impl Default for KeySettings {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("./keys"),
-            jwks_max_age: 300,
+            jwks_max_age: Duration::from_secs(300),
             publish_lead: Duration::from_secs(3600),
             rotate_every: None,
             rescan_interval: Duration::from_secs(5),
@@ -263,8 +281,8 @@ impl Default for TokenSettings {
         Self {
             session_audience: Vec::new(),
             session_lifetime: None,
-            authorization_lifetime: 300,
-            leeway: 30,
+            authorization_lifetime: Duration::from_secs(300),
+            leeway: Duration::from_secs(30),
             allowed_audiences: vec!["tessera".into()],
             default_audience: "tessera".into(),
             extra_claims: BTreeMap::new(),
@@ -277,7 +295,8 @@ impl Default for HashingSettings {
         Self {
             concurrency: None,
             queue: 64,
-            queue_timeout_ms: 2_000,
+            queue_timeout: Duration::from_secs(2),
+            queue_timeout_ms: None,
             memory_kib: 19_456,
             iterations: 2,
             parallelism: 1,
@@ -289,7 +308,9 @@ impl Settings {
     /// Layers defaults, the TOML file and the environment, then checks the
     /// result. `path` is the `--config` argument: when given, the file must
     /// exist; otherwise `tessera.toml` is read if present.
-    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+    /// Also returns what loading found worth a warning (the unknown
+    /// `TESSERA_` variables), to be logged once logging is set up.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<(Self, Vec<String>)> {
         let mut figment = Figment::new();
         match path {
             Some(path) => {
@@ -301,11 +322,25 @@ impl Settings {
             None => figment = figment.merge(Toml::file(DEFAULT_CONFIG_FILE)),
         }
         let figment = figment
-            .merge(Env::prefixed("TESSERA_").split("__"))
+            .merge(
+                Env::prefixed(ENV_PREFIX)
+                    .filter(|name| environment::classify(name.as_str()) == EnvVar::Setting)
+                    .split("__"),
+            )
             .merge(Env::raw().only(&["DATABASE_URL"]));
         let settings: Settings = figment.extract().context("invalid configuration")?;
         settings.validate()?;
-        Ok(settings)
+        let warnings = std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .filter(|name| {
+                name.strip_prefix(ENV_PREFIX)
+                    .is_some_and(|rest| environment::classify(rest) == EnvVar::Unknown)
+            })
+            .map(|name| {
+                format!("the environment variable {name} is not a Tessera setting; it is ignored")
+            })
+            .collect();
+        Ok((settings, warnings))
     }
 
     /// Checks what types alone cannot.
@@ -320,12 +355,27 @@ impl Settings {
         if crate::store::Backend::of(self.database_url.expose_secret()).is_none() {
             bail!("database_url must be a sqlite:// or postgres:// URL");
         }
+        for (name, value, whole_seconds) in self.durations() {
+            if value > MAX_DURATION {
+                bail!(
+                    "{name}: {} s is longer than any duration setting may be (at most {} days)",
+                    value.as_secs(),
+                    MAX_DURATION.as_secs() / 86_400
+                );
+            }
+            if whole_seconds && value.subsec_nanos() != 0 {
+                bail!("{name} must be a whole number of seconds");
+            }
+        }
         let tokens = &self.tokens;
-        if tokens.authorization_lifetime == 0 {
+        if tokens.authorization_lifetime.is_zero() {
             bail!("tokens.authorization_lifetime must be positive");
         }
-        if tokens.session_lifetime == Some(0) {
+        if tokens.session_lifetime.is_some_and(|d| d.is_zero()) {
             bail!("tokens.session_lifetime must be positive when set");
+        }
+        if self.throttle.max_delay < self.throttle.base_delay {
+            bail!("throttle.max_delay must be at least throttle.base_delay");
         }
         if tokens.allowed_audiences.iter().any(|a| a.trim().is_empty()) {
             bail!("tokens.allowed_audiences may not contain an empty audience");
@@ -367,10 +417,10 @@ impl Settings {
             bail!("keys.publish_lead must be at least keys.rescan_interval");
         }
         if let Some(every) = keys.rotate_every {
-            if every.subsec_nanos() != 0 || every.is_zero() {
-                bail!("keys.rotate_every must be a whole number of seconds");
+            if every.is_zero() {
+                bail!("keys.rotate_every must be positive when set");
             }
-            if every <= Duration::from_secs(keys.jwks_max_age) + keys.publish_lead {
+            if every <= keys.jwks_max_age + keys.publish_lead {
                 bail!(
                     "keys.rotate_every must be longer than keys.jwks_max_age + keys.publish_lead, \
                      so that each key is published for that long before it signs"
@@ -378,6 +428,41 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// Every duration setting by name, with whether it must be whole
+    /// seconds (those that reach a token's claims or an HTTP header).
+    fn durations(&self) -> Vec<(&'static str, Duration, bool)> {
+        let (keys, tokens, throttle) = (&self.keys, &self.tokens, &self.throttle);
+        let mut all = vec![
+            ("keys.jwks_max_age", keys.jwks_max_age, true),
+            ("keys.publish_lead", keys.publish_lead, false),
+            ("keys.rescan_interval", keys.rescan_interval, false),
+            (
+                "tokens.authorization_lifetime",
+                tokens.authorization_lifetime,
+                true,
+            ),
+            ("tokens.leeway", tokens.leeway, true),
+            ("hashing.queue_timeout", self.hash_queue_timeout(), false),
+            ("throttle.base_delay", throttle.base_delay, false),
+            ("throttle.max_delay", throttle.max_delay, false),
+            ("throttle.window", throttle.window, false),
+        ];
+        if let Some(lifetime) = tokens.session_lifetime {
+            all.push(("tokens.session_lifetime", lifetime, true));
+        }
+        if let Some(every) = keys.rotate_every {
+            all.push(("keys.rotate_every", every, true));
+        }
+        all
+    }
+
+    /// How long a login may wait for a hashing slot.
+    pub fn hash_queue_timeout(&self) -> Duration {
+        self.hashing
+            .queue_timeout_ms
+            .map_or(self.hashing.queue_timeout, Duration::from_millis)
     }
 
     /// The `iss` of every token, without a trailing slash.
@@ -419,42 +504,237 @@ impl Settings {
     }
 }
 
+/// Environment variables that configure Tessera start with this.
+const ENV_PREFIX: &str = "TESSERA_";
+
+use environment::EnvVar;
+
+/// Which `TESSERA_` variables are settings. Whatever else a deployment puts
+/// in the environment must not stop the service: above all the variables
+/// Kubernetes gives every pod for each Service of its namespace
+/// (`TESSERA_PORT=tcp://…`, `TESSERA_SERVICE_HOST`, … for a Service named
+/// `tessera`), which are ignored silently, as is `TESSERA_CONFIG` (the
+/// `--config` argument). Any other unknown one is named in a warning.
+mod environment {
+    use serde_aux::serde_introspection::serde_introspect;
+
+    use super::{HashingSettings, KeySettings, Settings, ThrottleSettings, TokenSettings};
+    use crate::browser::LoginSettings;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum EnvVar {
+        /// A setting, or a section of settings.
+        Setting,
+        /// Not a setting, and expected to be there.
+        Ignored,
+        Unknown,
+    }
+
+    /// Classifies a variable by its name without the `TESSERA_` prefix.
+    pub fn classify(name: &str) -> EnvVar {
+        let name = name.to_ascii_lowercase();
+        if name == "config" || is_service_link(&name) {
+            return EnvVar::Ignored;
+        }
+        let mut path = name.split("__");
+        let top = path.next().unwrap_or_default();
+        let known = match (path.next(), path.next()) {
+            (None, _) => serde_introspect::<Settings>().contains(&top),
+            (Some(field), None) => {
+                section_fields(top).is_some_and(|fields| fields.contains(&field))
+            }
+            // The one map among the settings: claim name → attribute.
+            (Some(field), Some(_)) => (top, field) == ("tokens", "extra_claims"),
+        };
+        if known {
+            EnvVar::Setting
+        } else {
+            EnvVar::Unknown
+        }
+    }
+
+    fn section_fields(section: &str) -> Option<&'static [&'static str]> {
+        Some(match section {
+            "keys" => serde_introspect::<KeySettings>(),
+            "tokens" => serde_introspect::<TokenSettings>(),
+            "hashing" => serde_introspect::<HashingSettings>(),
+            "throttle" => serde_introspect::<ThrottleSettings>(),
+            "login" => serde_introspect::<LoginSettings>(),
+            _ => return None,
+        })
+    }
+
+    /// The names of Kubernetes service links, after the Service's name:
+    /// `SERVICE_HOST`, `SERVICE_PORT[_<port name>]`, `PORT`, and
+    /// `PORT_<number>_<protocol>[_PROTO|_PORT|_ADDR]`, also behind another
+    /// prefix (a Service named `tessera-db` gives `TESSERA_DB_SERVICE_HOST`).
+    fn is_service_link(name: &str) -> bool {
+        let words: Vec<&str> = name.split('_').collect();
+        words.iter().enumerate().any(|(at, word)| {
+            let rest = &words[at + 1..];
+            match *word {
+                "service" => rest == ["host"] || rest.first() == Some(&"port"),
+                "port" => match rest {
+                    [] => true,
+                    [number, protocol, tail @ ..] => {
+                        number.parse::<u16>().is_ok()
+                            && matches!(*protocol, "tcp" | "udp" | "sctp")
+                            && matches!(tail, [] | ["proto" | "port" | "addr"])
+                    }
+                    _ => false,
+                },
+                _ => false,
+            }
+        })
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn settings_sections_and_their_fields_are_settings() {
+            for name in [
+                "BIND",
+                "DATABASE_URL",
+                "METRICS_BIND",
+                "KEYS__DIR",
+                "tokens__leeway",
+                "TOKENS__EXTRA_CLAIMS",
+                "TOKENS__EXTRA_CLAIMS__USER",
+                "THROTTLE__LOCKOUT_AFTER",
+                "LOGIN__CSRF_SECRET",
+                "KEYS",
+            ] {
+                assert_eq!(classify(name), EnvVar::Setting, "{name}");
+            }
+        }
+
+        #[test]
+        fn kubernetes_service_links_and_the_config_path_are_ignored() {
+            for name in [
+                "CONFIG",
+                "PORT",
+                "SERVICE_HOST",
+                "SERVICE_PORT",
+                "SERVICE_PORT_HTTP",
+                "PORT_8080_TCP",
+                "PORT_8080_TCP_ADDR",
+                "PORT_8080_TCP_PORT",
+                "PORT_8080_TCP_PROTO",
+                "PORT_9090_UDP",
+                "DB_SERVICE_HOST",
+                "DB_PORT_5432_TCP_ADDR",
+                "DB_PORT",
+            ] {
+                assert_eq!(classify(name), EnvVar::Ignored, "{name}");
+            }
+        }
+
+        #[test]
+        fn anything_else_is_unknown() {
+            for name in [
+                "BIDN",
+                "KEYS__DIRECTORY",
+                "TOKENS__LEEWAY__X",
+                "NOSUCH__DIR",
+                "PORT_X_TCP",
+                "PORTS",
+                "",
+            ] {
+                assert_eq!(classify(name), EnvVar::Unknown, "{name}");
+            }
+        }
+    }
+}
+
+/// The longest any duration setting may be: ten years. Every duration is
+/// checked against it at start-up, so that no time arithmetic on a
+/// configured duration can overflow while the service runs.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// A configured duration as a [`chrono::TimeDelta`], for arithmetic on
+/// timestamps. Settings are bounded by [`MAX_DURATION`] at start-up, so the
+/// conversion is exact for them; anything larger saturates.
+pub fn time_delta(duration: Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(duration).unwrap_or(chrono::TimeDelta::MAX)
+}
+
 /// Durations in settings: a whole number of seconds, or a string such as
 /// `30d`, `12h`, `90s` or `100ms`.
 mod duration {
+    use std::fmt;
     use std::time::Duration;
 
-    use serde::{Deserialize, Deserializer, de};
+    use serde::{Deserializer, de};
 
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Seconds(u64),
-        Text(String),
-    }
+    struct Visitor;
 
-    fn parse<E: de::Error>(raw: Raw) -> Result<Duration, E> {
-        match raw {
-            Raw::Seconds(secs) => Ok(Duration::from_secs(secs)),
-            Raw::Text(text) => match text.trim().parse::<u64>() {
+    impl de::Visitor<'_> for Visitor {
+        type Value = Duration;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a duration: seconds, or text such as 30d, 12h, 90s or 500ms")
+        }
+
+        fn visit_u64<E: de::Error>(self, secs: u64) -> Result<Duration, E> {
+            Ok(Duration::from_secs(secs))
+        }
+
+        fn visit_i64<E: de::Error>(self, secs: i64) -> Result<Duration, E> {
+            u64::try_from(secs)
+                .map(Duration::from_secs)
+                .map_err(|_| E::custom(format!("{secs} is negative; a duration is not")))
+        }
+
+        fn visit_f64<E: de::Error>(self, secs: f64) -> Result<Duration, E> {
+            Duration::try_from_secs_f64(secs)
+                .map_err(|_| E::custom(format!("{secs} is not a duration in seconds")))
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
+            let text = text.trim();
+            match text.parse::<u64>() {
                 Ok(secs) => Ok(Duration::from_secs(secs)),
-                Err(_) => humantime::parse_duration(text.trim()).map_err(|e| {
+                Err(_) => humantime::parse_duration(text).map_err(|e| {
                     E::custom(format!(
-                        "{text:?} is not a duration (e.g. 30d, 12h, 90s, or seconds): {e}"
+                        "{text:?} is not a duration (e.g. 30d, 12h, 90s, 500ms, or seconds): {e}"
                     ))
                 }),
-            },
+            }
+        }
+    }
+
+    struct OptionVisitor;
+
+    impl<'de> de::Visitor<'de> for OptionVisitor {
+        type Value = Option<Duration>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            Visitor.expecting(f)
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            deserialize(d).map(Some)
         }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        parse(Raw::deserialize(d)?)
+        d.deserialize_any(Visitor)
     }
 
     pub fn deserialize_option<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<Duration>, D::Error> {
-        Option::<Raw>::deserialize(d)?.map(parse).transpose()
+        d.deserialize_option(OptionVisitor)
     }
 }
 

@@ -34,6 +34,12 @@ pub enum ApiError {
     TooManyRequests { retry_after: u64 },
     #[error("the service is busy; retry after {retry_after} s")]
     Unavailable { retry_after: u64 },
+    #[error("the database is unavailable; retry after {retry_after} s")]
+    DatabaseUnavailable { retry_after: u64 },
+    /// The hard lockout (`throttle.lockout_after`): no wait ends it, only
+    /// `tessera user unlock`, so it is not a 429.
+    #[error("this account is locked after too many failed logins; an administrator can unlock it")]
+    AccountLocked,
     #[error("internal error")]
     Unexpected(#[from] anyhow::Error),
 }
@@ -66,7 +72,8 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::TooManyRequests { .. } => "too_many_requests",
-            Self::Unavailable { .. } => "unavailable",
+            Self::Unavailable { .. } | Self::DatabaseUnavailable { .. } => "unavailable",
+            Self::AccountLocked => "account_locked",
             Self::Unexpected(_) => "internal_error",
         }
     }
@@ -77,13 +84,15 @@ impl ResponseError for ApiError {
         match self {
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::InvalidCredentials | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::AccountLocked => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::DatabaseUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -98,7 +107,9 @@ impl ResponseError for ApiError {
                 response
                     .insert_header((header::WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#));
             }
-            Self::TooManyRequests { retry_after } | Self::Unavailable { retry_after } => {
+            Self::TooManyRequests { retry_after }
+            | Self::Unavailable { retry_after }
+            | Self::DatabaseUnavailable { retry_after } => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
             }
             _ => {}
@@ -126,7 +137,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unexpected(e) => Self::Unexpected(e),
-            StoreError::Unavailable => Self::Unavailable { retry_after: 2 },
+            StoreError::Unavailable => Self::DatabaseUnavailable { retry_after: 2 },
             other => Self::Unexpected(anyhow::Error::new(other)),
         }
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use argon2::password_hash::Output;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::oneshot;
 
@@ -60,17 +60,53 @@ impl HashParams {
     }
 }
 
-/// Hashes a password into a PHC string. CPU-heavy: call from a blocking
-/// thread or the command line, never on the executor.
+/// Hashes a password into a PHC string, with memory of its own. For test
+/// fixtures and tools: the service and the command line hash through a
+/// [`PasswordHasherPool`], whose threads reuse their memory. CPU-heavy:
+/// never call it on the executor.
 pub fn hash(password: &Password, params: HashParams) -> anyhow::Result<String> {
+    hash_with_memory(password, params, &mut Vec::new())
+}
+
+/// Hashes a password into a PHC string reusing `memory` for argon2's
+/// blocks, as [`verify_with_memory`] does.
+fn hash_with_memory(
+    password: &Password,
+    params: HashParams,
+    memory: &mut Vec<Block>,
+) -> anyhow::Result<String> {
     let mut salt = [0u8; 16];
     aws_lc_rs::rand::fill(&mut salt).map_err(|_| anyhow::anyhow!("no randomness for a salt"))?;
     let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("salt: {e}"))?;
-    let hash = params
-        .argon2()?
-        .hash_password(password.expose().as_bytes(), &salt)
+    let argon2 = params.argon2()?;
+    let blocks = argon2.params().block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let mut salt_bytes = [0u8; 16];
+    let salt_bytes = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    let mut output = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon2
+        .hash_password_into_with_memory(
+            password.expose().as_bytes(),
+            salt_bytes,
+            &mut output,
+            &mut memory[..blocks],
+        )
         .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
-    Ok(hash.to_string())
+    let phc = PasswordHash {
+        algorithm: argon2::ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: argon2
+            .params()
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("hash parameters: {e}"))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&output).map_err(|e| anyhow::anyhow!("hash output: {e}"))?),
+    };
+    Ok(phc.to_string())
 }
 
 /// Whether `password` matches the PHC string `phc`, with the parameters the
@@ -288,6 +324,18 @@ impl PasswordHasherPool {
         }
     }
 
+    /// A pool of one thread for the command line, which hashes one
+    /// password at a time and may wait as long as that takes.
+    pub fn for_command_line(params: HashParams) -> anyhow::Result<Self> {
+        Self::new(
+            params,
+            1,
+            1,
+            Duration::from_secs(3600),
+            HashMetrics::unregistered(),
+        )
+    }
+
     /// Hashes a new password with the configured parameters.
     pub async fn hash(&self, password: Password) -> Result<String, HashError> {
         match self.submit(Work::Hash { password }).await? {
@@ -353,7 +401,7 @@ fn work(
                 verify_with_memory(&password, &phc, &mut memory).and_then(|matched| {
                     let matched = matched && known;
                     let upgraded_hash = if matched && params.differ_from(&phc) {
-                        Some(hash(&password, params)?)
+                        Some(hash_with_memory(&password, params, &mut memory)?)
                     } else {
                         None
                     };
@@ -363,7 +411,9 @@ fn work(
                     }))
                 })
             }
-            Work::Hash { password } => hash(&password, params).map(Done::Hashed),
+            Work::Hash { password } => {
+                hash_with_memory(&password, params, &mut memory).map(Done::Hashed)
+            }
         };
         let _ = job.reply.send(result.map_err(HashError::Unexpected));
     }
@@ -465,6 +515,21 @@ mod tests {
         assert!(busy >= 3, "busy {busy}");
         assert_eq!(busy + served, 6);
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn hashing_with_reused_memory_makes_a_standard_phc_string() {
+        let password = Password::parse("correct horse".into()).unwrap();
+        let mut memory = Vec::new();
+        let phc = hash_with_memory(&password, HashParams::default(), &mut memory).unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert_eq!(memory.len(), 19_456, "the memory is kept for the next use");
+        // Checked by the library's own verifier, not only by ours.
+        assert!(verify(&password, &phc).unwrap());
+        let again = hash_with_memory(&password, HashParams::default(), &mut memory).unwrap();
+        assert_ne!(phc, again, "a fresh salt each time");
+        let wrong = Password::parse("battery staple".into()).unwrap();
+        assert!(!verify(&wrong, &again).unwrap());
     }
 
     #[test]

@@ -6,10 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::audit::{self, AuditEntryExt};
-use crate::configuration::UserAttribute;
+use crate::configuration::{UserAttribute, time_delta};
 use crate::domain::{Audience, Password, Scope, Username};
 use crate::error::ApiError;
 use crate::routes::ensure_live;
@@ -34,10 +34,6 @@ pub struct LoggedIn {
     pub user: User,
 }
 
-fn seconds(secs: u64) -> Duration {
-    Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000))
-}
-
 /// Checks the credentials and creates a session. Unknown users are
 /// verified against a dummy hash, so every failure costs the same time and
 /// answers the same `InvalidCredentials`.
@@ -59,37 +55,56 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
             .client(ip, user_agent)
     };
 
-    // Throttled attempts are refused before any hashing.
+    // The attempt is counted before any hashing, so that concurrent
+    // guesses cannot all pass a check made before the first is recorded.
     let keys = throttle::Keys::new(username, ip.unwrap_or("unknown"));
-    let check = throttle::check(store, throttle_settings, &keys, now).await?;
-    if let Some(until) = check.blocked_until {
-        // Whole seconds, rounded up.
-        let wait_ms = (until - now).num_milliseconds();
-        let retry_after = u64::try_from((wait_ms + 999) / 1000).unwrap_or(1).max(1);
-        tracing::info!(retry_after, "Login throttled");
-        state.metrics.throttled.with_label_values(&["login"]).inc();
-        state.metrics.logins.with_label_values(&["throttled"]).inc();
-        state.audit.record(record("throttled", None)).await;
-        return Err(ApiError::TooManyRequests { retry_after });
-    }
+    let attempt_counted = match throttle::reserve(store, throttle_settings, &keys, now).await? {
+        Ok(attempt) => attempt,
+        Err(refusal) => {
+            state.metrics.throttled.with_label_values(&["login"]).inc();
+            return Err(match refusal {
+                throttle::Refusal::Throttled { until } => {
+                    // Whole seconds, rounded up.
+                    let wait_ms = (until - now).num_milliseconds();
+                    let retry_after = u64::try_from((wait_ms + 999) / 1000).unwrap_or(1).max(1);
+                    tracing::info!(retry_after, "Login throttled");
+                    state.metrics.logins.with_label_values(&["throttled"]).inc();
+                    state.audit.record(record("throttled", None)).await;
+                    ApiError::TooManyRequests { retry_after }
+                }
+                throttle::Refusal::Locked => {
+                    tracing::info!("Login refused: the account is locked");
+                    state.metrics.logins.with_label_values(&["locked"]).inc();
+                    state.audit.record(record("locked", None)).await;
+                    ApiError::AccountLocked
+                }
+            });
+        }
+    };
 
     let user = store.find_user_by_name(username).await?;
-    let verified = state
+    let verified = match state
         .hasher
         .verify(
             attempt.password,
             user.as_ref().map(|u| u.password_hash.clone()),
         )
         .await
-        .inspect_err(|e| {
-            if matches!(e, crate::password::HashError::Busy) {
+    {
+        Ok(verified) => verified,
+        Err(error) => {
+            // Never checked: the attempt counts as nothing.
+            throttle::release(store, &keys, attempt_counted).await?;
+            if matches!(error, crate::password::HashError::Busy) {
                 state
                     .metrics
                     .throttled
                     .with_label_values(&["hash_capacity"])
                     .inc();
             }
-        })?;
+            return Err(error.into());
+        }
+    };
     let refusal = match &user {
         None => Some("unknown_user"),
         Some(_) if !verified.matched => Some("wrong_password"),
@@ -99,15 +114,22 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
     let user = match (user, refusal) {
         (Some(user), None) => user,
         (user, refusal) => {
+            // The reason goes to the audit log only: public outputs (the
+            // answer, its timing, the metrics) are the same for every one.
             let reason = refusal.unwrap_or("unknown_user");
             tracing::info!(reason, "Login refused");
-            state.metrics.logins.with_label_values(&[reason]).inc();
-            throttle::record_failure(store, throttle_settings, &keys, now).await?;
+            state
+                .metrics
+                .logins
+                .with_label_values(&["invalid_credentials"])
+                .inc();
+            // The attempt was counted as a failure when it was reserved.
+            drop(attempt_counted);
             state.audit.record(record(reason, user.map(|u| u.id))).await;
             return Err(ApiError::InvalidCredentials);
         }
     };
-    throttle::record_success(store, throttle_settings, &keys, &check).await?;
+    throttle::settle_success(store, &keys, attempt_counted).await?;
     if let Some(upgraded) = verified.upgraded_hash {
         store.set_password_hash(user.id, &upgraded).await?;
         tracing::info!("Password hash upgraded to the configured parameters");
@@ -119,7 +141,7 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
         .settings
         .tokens
         .session_lifetime
-        .map(|secs| now + seconds(secs));
+        .map(|lifetime| now + time_delta(lifetime));
     // Sign first and store last: a login that fails half-way leaves no
     // session behind, and a stored session always had its token handed out.
     let session_id = uuid::Uuid::new_v4();
@@ -178,6 +200,9 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
 pub struct AuthorizationRequest {
     pub audience: Option<Audience>,
     pub scopes: Option<Vec<Scope>>,
+    /// The registered client the token is issued for (its `cid`); the
+    /// session's own client when absent.
+    pub client_id: Option<String>,
 }
 
 /// An issued authorization token.
@@ -240,8 +265,8 @@ pub async fn authorize(
 
     let user = &context.user;
     let now = Utc::now();
-    let lifetime = tokens_settings.authorization_lifetime;
-    let expires_at = now + seconds(lifetime);
+    let lifetime = tokens_settings.authorization_lifetime.as_secs();
+    let expires_at = now + time_delta(tokens_settings.authorization_lifetime);
     let claims = AuthorizationClaims {
         iss: state.issuer.clone(),
         sub: user.id.to_string(),
@@ -252,7 +277,9 @@ pub async fn authorize(
         jti: tokens::new_jti(),
         token: tokens::AUTHORIZATION.into(),
         sid: session_claims.sid.clone(),
-        cid: context.session.client_id.clone(),
+        cid: request
+            .client_id
+            .unwrap_or_else(|| context.session.client_id.clone()),
         uid: user.id.to_string(),
         email: user.email.clone(),
         username: user.username.clone(),

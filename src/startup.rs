@@ -5,7 +5,6 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::{NormalizePath, TrailingSlash, from_fn};
@@ -20,7 +19,7 @@ use crate::domain::Password;
 use crate::error::ApiError;
 use crate::keys::{Clock, KeyStore, Lifecycle, SystemClock};
 use crate::metrics::Metrics;
-use crate::password::{self, HashMetrics, HashParams, PasswordHasherPool};
+use crate::password::{HashMetrics, PasswordHasherPool};
 use crate::routes;
 use crate::state::AppState;
 use crate::store::{self, NewUser, Store};
@@ -38,6 +37,13 @@ pub struct Application {
     key_maintenance: tokio::task::JoinHandle<()>,
     /// Stores audit entries; drained when the server stops.
     audit_writer: AuditWriter,
+    /// `GET /metrics` on its own address (`metrics_bind`), if set.
+    metrics_server: Option<MetricsServer>,
+}
+
+struct MetricsServer {
+    port: u16,
+    server: Server,
 }
 
 impl Application {
@@ -75,10 +81,7 @@ impl Application {
                 .await
                 .context("loading keys panicked")??;
         let concurrency = settings.hashing_concurrency();
-        let (queue, timeout) = (
-            settings.hashing.queue,
-            Duration::from_millis(settings.hashing.queue_timeout_ms),
-        );
+        let (queue, timeout) = (settings.hashing.queue, settings.hash_queue_timeout());
         let params = settings.hash_params();
         let metrics = Metrics::new()?;
         let hash_metrics = HashMetrics {
@@ -105,9 +108,9 @@ impl Application {
             settings.tokens.session_audience.clone()
         };
         let session_validation =
-            SessionValidation::new(&issuer, &session_audience, settings.tokens.leeway);
+            SessionValidation::new(&issuer, &session_audience, settings.tokens.leeway.as_secs());
         let authorization_validation =
-            AuthorizationValidation::new(&issuer, settings.tokens.leeway);
+            AuthorizationValidation::new(&issuer, settings.tokens.leeway.as_secs());
         let trusted_proxies = settings.throttle.trusted_networks()?;
         let (audit, audit_writer) = AuditLog::start(store.clone());
         let browser = web::Data::new(Browser::new(&settings, &issuer)?);
@@ -136,6 +139,11 @@ impl Application {
             "Tessera is listening"
         );
 
+        let metrics_server = match &state.settings.metrics_bind {
+            Some(bind) => Some(MetricsServer::bind(bind, state.clone())?),
+            None => None,
+        };
+        let metrics_on_main = metrics_server.is_none();
         let workers = state.settings.workers();
         let data = state.clone();
         let server = HttpServer::new(move || {
@@ -150,6 +158,11 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(|e, _| {
                     ApiError::InvalidRequest(format!("invalid path: {e}")).into()
                 }))
+                .configure(|cfg| {
+                    if metrics_on_main {
+                        routes::configure_metrics(cfg);
+                    }
+                })
                 .configure(routes::configure)
         })
         .workers(workers)
@@ -162,11 +175,17 @@ impl Application {
             state,
             key_maintenance,
             audit_writer,
+            metrics_server,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of `metrics_bind`, when metrics are served apart.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|m| m.port)
     }
 
     pub fn issuer(&self) -> &str {
@@ -177,13 +196,26 @@ impl Application {
         self.state.store.clone()
     }
 
+    /// The running service's password hashing pool.
+    pub fn hasher(&self) -> &PasswordHasherPool {
+        &self.state.hasher
+    }
+
     /// The running service's keys.
     pub fn keys(&self) -> KeyStore {
         self.state.keys.clone()
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let metrics = self.metrics_server.map(|m| {
+            let handle = m.server.handle();
+            (handle, tokio::spawn(m.server))
+        });
         let stopped = self.server.await;
+        if let Some((handle, task)) = metrics {
+            handle.stop(true).await;
+            let _ = task.await;
+        }
         self.key_maintenance.abort();
         // The workers have dropped their handles; with ours gone too, the
         // writer stores what is queued and finishes.
@@ -193,13 +225,38 @@ impl Application {
     }
 }
 
+impl MetricsServer {
+    /// One worker serving `GET /metrics` alone on `bind`.
+    fn bind(bind: &str, state: web::Data<AppState>) -> anyhow::Result<Self> {
+        let listener =
+            TcpListener::bind(bind).with_context(|| format!("binding metrics_bind {bind}"))?;
+        let port = listener.local_addr()?.port();
+        tracing::info!(address = %listener.local_addr()?, "Serving /metrics");
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .configure(routes::configure_metrics)
+                .default_service(web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(ApiError::NotFound(
+                        "only /metrics is served here".into(),
+                    ))
+                }))
+        })
+        .workers(1)
+        .listen(listener)?
+        .shutdown_timeout(5)
+        .run();
+        Ok(Self { port, server })
+    }
+}
+
 /// When the database has no user at all, creates `admin` with the given
 /// password or a random one, granted `tessera:admin` at audience `tessera`.
 /// Returns the password when it was generated, so it can be shown once.
 pub async fn bootstrap_admin(
     store: &dyn Store,
     password: Option<&SecretString>,
-    params: HashParams,
+    hasher: &PasswordHasherPool,
 ) -> anyhow::Result<Option<SecretString>> {
     if store.count_users().await? > 0 {
         return Ok(None);
@@ -209,7 +266,7 @@ pub async fn bootstrap_admin(
         None => (random_password()?, true),
     };
     let parsed = Password::parse_new(password.clone()).context("TESSERA_BOOTSTRAP_PASSWORD")?;
-    let hash = spawn_blocking_with_tracing(move || password::hash(&parsed, params)).await??;
+    let hash = hasher.hash(parsed).await?;
     let user = store
         .create_user(NewUser {
             username: "admin",

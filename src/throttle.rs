@@ -1,18 +1,27 @@
 //! Login throttling: after a few failures, each further attempt must wait,
 //! twice as long each time, up to a ceiling. Waiting is answered at once with
 //! 429 and `Retry-After`, before any password is hashed, so a throttled
-//! attacker costs a database read, never a hashing slot or a held worker.
+//! attacker costs a database write, never a hashing slot or a held worker.
 //!
 //! Two counters guard every login: one for the user name from that address
 //! (a guesser of one account) and one for the address (a sprayer of many).
-//! A success clears the user name's counters. No counter locks an account
-//! for good, so nobody can lock a user out, unless the operator asks for a
-//! hard lockout.
+//! No counter locks an account for good, so nobody can lock a user out,
+//! unless the operator asks for a hard lockout.
+//!
+//! An attempt is counted before its password is hashed, as if it were going
+//! to fail (`reserve`), and settled afterwards: a success clears the user
+//! name's counters and gives the address its attempt back; a failure stays
+//! counted. Reservations of one counter are serialized by the database, so
+//! concurrent guesses, from one replica or many, see each other: however
+//! many arrive at once, no more are hashed than the counters allow.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::configuration::ThrottleSettings;
-use crate::store::{Store, StoreResult, ThrottleKeys, username_key};
+use crate::configuration::{ThrottleSettings, time_delta};
+use crate::store::{Reservation, Store, StoreResult, ThrottleCounter, ThrottleKeys, username_key};
+
+/// "For good", in a form every database stores.
+const FOR_GOOD: TimeDelta = TimeDelta::days(100 * 365);
 
 /// The counters that guard one login attempt.
 pub struct Keys {
@@ -41,9 +50,8 @@ impl Keys {
         }
     }
 
-    fn for_store<'a>(&'a self, watched: &'a [String]) -> ThrottleKeys<'a> {
+    fn user_counters(&self) -> ThrottleKeys<'_> {
         ThrottleKeys {
-            watched,
             user_from: &self.user_prefix,
             user_until: &self.user_until,
             account: &self.account,
@@ -51,106 +59,119 @@ impl Keys {
     }
 }
 
-/// What the counters say before an attempt.
-#[derive(Debug, Default)]
-pub struct Check {
-    /// When the attempt may be made, if not now.
-    pub blocked_until: Option<DateTime<Utc>>,
-    /// Whether a success has counters to clear.
-    user_has_counters: bool,
+/// Why an attempt may not be made now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Too many recent failures: the attempt may be made at `until`.
+    Throttled { until: DateTime<Utc> },
+    /// The hard lockout: until `tessera user unlock`.
+    Locked,
+}
+
+/// An attempt counted in advance as a failure; settle it with
+/// [`settle_success`] or [`release`], or leave it counted as the failure it
+/// was.
+#[must_use = "a reserved attempt is settled once its password is checked"]
+#[derive(Debug)]
+pub struct Attempt {
+    counted: bool,
 }
 
 /// How long to wait after `failures` failures when `free` are allowed.
-pub fn delay(settings: &ThrottleSettings, failures: i64, free: u32) -> Option<Duration> {
+pub fn delay(settings: &ThrottleSettings, failures: i64, free: u32) -> Option<TimeDelta> {
     let over = failures - i64::from(free);
     if over <= 0 {
         return None;
     }
     let doublings = u32::try_from(over - 1).unwrap_or(u32::MAX).min(32);
-    let secs = settings
+    let wait = settings
         .base_delay
-        .saturating_mul(1u64 << doublings)
+        .saturating_mul(1u32 << doublings.min(31))
         .min(settings.max_delay);
-    Some(Duration::seconds(
-        i64::try_from(secs).unwrap_or(i64::MAX / 1000),
-    ))
+    Some(time_delta(wait))
 }
 
-/// Looks the attempt's counters up, in one query.
-pub async fn check(
+/// Which counter a reservation counts on, in the order they are taken
+/// (the same for every attempt, so that concurrent reservations never wait
+/// on each other in a circle).
+#[derive(Debug, Clone, Copy)]
+enum Counter {
+    Account,
+    UserIp,
+    Ip,
+}
+
+/// Counts the attempt on every counter, unless one of them blocks it.
+pub async fn reserve(
     store: &dyn Store,
     settings: &ThrottleSettings,
     keys: &Keys,
     now: DateTime<Utc>,
-) -> StoreResult<Check> {
+) -> StoreResult<Result<Attempt, Refusal>> {
     if !settings.enabled {
-        return Ok(Check::default());
+        return Ok(Ok(Attempt { counted: false }));
     }
-    let mut watched = vec![keys.user_ip.clone(), keys.ip.clone()];
+    let window_start = now - time_delta(settings.window);
+    let mut order = Vec::with_capacity(3);
+    let mut counters = Vec::with_capacity(3);
     if settings.lockout_after.is_some() {
-        watched.push(keys.account.clone());
-    }
-    let state = store.throttle_state(&keys.for_store(&watched)).await?;
-    Ok(Check {
-        blocked_until: state.blocked_until.filter(|until| *until > now),
-        user_has_counters: state.user_has_counters,
-    })
-}
-
-/// Counts a failure on every counter and blocks those past their allowance.
-pub async fn record_failure(
-    store: &dyn Store,
-    settings: &ThrottleSettings,
-    keys: &Keys,
-    now: DateTime<Utc>,
-) -> StoreResult<()> {
-    if !settings.enabled {
-        return Ok(());
-    }
-    let window_start =
-        now - Duration::seconds(i64::try_from(settings.window).unwrap_or(i64::MAX / 1000));
-    for (key, free) in [
-        (&keys.user_ip, settings.user_free_attempts),
-        (&keys.ip, settings.ip_free_attempts),
-    ] {
-        let failures = store.record_login_failure(key, now, window_start).await?;
-        if let Some(wait) = delay(settings, failures, free) {
-            store.block_logins(key, now + wait).await?;
-        }
-    }
-    if let Some(limit) = settings.lockout_after {
         // Consecutive failures: the window does not apply to a lockout.
-        let failures = store
-            .record_login_failure(&keys.account, now, DateTime::<Utc>::UNIX_EPOCH)
-            .await?;
-        if failures >= i64::from(limit) {
-            // "For good", in a form every database stores.
-            let for_good = now + Duration::days(100 * 365);
-            store.block_logins(&keys.account, for_good).await?;
-        }
+        order.push(Counter::Account);
+        counters.push(ThrottleCounter {
+            key: &keys.account,
+            window_start: DateTime::<Utc>::UNIX_EPOCH,
+        });
     }
-    Ok(())
+    for (counter, key) in [(Counter::UserIp, &keys.user_ip), (Counter::Ip, &keys.ip)] {
+        order.push(counter);
+        counters.push(ThrottleCounter { key, window_start });
+    }
+    let block = |index: usize, failures: i64| match order[index] {
+        Counter::Account => settings
+            .lockout_after
+            .filter(|limit| failures >= i64::from(*limit))
+            .map(|_| now + FOR_GOOD),
+        Counter::UserIp => delay(settings, failures, settings.user_free_attempts).map(|d| now + d),
+        Counter::Ip => delay(settings, failures, settings.ip_free_attempts).map(|d| now + d),
+    };
+    Ok(
+        match store.reserve_login_attempt(&counters, now, &block).await? {
+            Reservation::Reserved => Ok(Attempt { counted: true }),
+            Reservation::Blocked { index, until } => Err(match order[index] {
+                Counter::Account => Refusal::Locked,
+                Counter::UserIp | Counter::Ip => Refusal::Throttled { until },
+            }),
+        },
+    )
 }
 
-/// A success forgets the user name's failures (not the address's), when
-/// `check` found any: most logins have none, and cost no write here. A
-/// failure recorded while this attempt's password was being hashed stays.
-pub async fn record_success(
-    store: &dyn Store,
-    settings: &ThrottleSettings,
-    keys: &Keys,
-    check: &Check,
-) -> StoreResult<()> {
-    if !settings.enabled || !check.user_has_counters {
+/// A success forgets the user name's failures (not the address's), and
+/// gives the address back the attempt counted for it. A failure recorded
+/// meanwhile by another attempt of the same user name is forgotten too: the
+/// password was right.
+pub async fn settle_success(store: &dyn Store, keys: &Keys, attempt: Attempt) -> StoreResult<()> {
+    if !attempt.counted {
         return Ok(());
     }
-    store.clear_login_failures(&keys.for_store(&[])).await
+    store.clear_login_failures(&keys.user_counters()).await?;
+    store.release_login_attempt(&[&keys.ip]).await
+}
+
+/// Takes back an attempt whose password was never checked (the hashing
+/// pool was full, say): it counts as nothing.
+pub async fn release(store: &dyn Store, keys: &Keys, attempt: Attempt) -> StoreResult<()> {
+    if !attempt.counted {
+        return Ok(());
+    }
+    store
+        .release_login_attempt(&[&keys.account, &keys.user_ip, &keys.ip])
+        .await
 }
 
 /// Lifts every throttle and lockout of a user name (`tessera user unlock`).
 pub async fn unlock(store: &dyn Store, username: &str) -> StoreResult<()> {
     store
-        .clear_login_failures(&Keys::new(username, "").for_store(&[]))
+        .clear_login_failures(&Keys::new(username, "").user_counters())
         .await
 }
 
@@ -162,6 +183,13 @@ mod tests {
     fn delays_start_after_the_free_attempts_and_double_up_to_the_ceiling() {
         let settings = ThrottleSettings::default();
         let secs = |failures| delay(&settings, failures, 5).map(|d| d.num_seconds());
+        let mut huge = ThrottleSettings::default();
+        huge.max_delay = std::time::Duration::from_secs(10 * 365 * 86_400);
+        assert_eq!(
+            delay(&huge, i64::MAX, 0).map(|d| d.num_days()),
+            Some(3650),
+            "capped, never overflowing"
+        );
         assert_eq!(secs(5), None);
         assert_eq!(secs(6), Some(1));
         assert_eq!(secs(7), Some(2));
@@ -172,7 +200,7 @@ mod tests {
     }
 
     fn within_range(keys: &Keys, key: &str) -> bool {
-        let store = keys.for_store(&[]);
+        let store = keys.user_counters();
         key >= store.user_from && key < store.user_until
     }
 
@@ -180,7 +208,7 @@ mod tests {
     fn keys_fold_the_user_name_and_range_over_the_user_name() {
         let keys = Keys::new("Alice", "192.0.2.1");
         assert_eq!(keys.user_ip, "user:alice|ip:192.0.2.1");
-        let store = keys.for_store(&[]);
+        let store = keys.user_counters();
         assert_eq!(
             (store.user_from, store.user_until),
             ("user:alice|", "user:alice}")

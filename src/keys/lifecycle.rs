@@ -17,7 +17,7 @@ use std::fmt;
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 
-use crate::configuration::Settings;
+use crate::configuration::{Settings, time_delta};
 
 /// The format of the time in a key's name.
 pub(super) const STAMP: &str = "%Y%m%dT%H%M%SZ";
@@ -39,13 +39,10 @@ impl Lifecycle {
     pub fn from_settings(settings: &Settings) -> Self {
         let keys = &settings.keys;
         let tokens = &settings.tokens;
-        let seconds =
-            |secs: u64| TimeDelta::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000));
-        let delta = |d: std::time::Duration| TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX);
         Self {
-            publish_for: seconds(keys.jwks_max_age) + delta(keys.publish_lead),
-            grace: seconds(tokens.authorization_lifetime) + seconds(tokens.leeway),
-            rotate_every: keys.rotate_every.map(delta),
+            publish_for: time_delta(keys.jwks_max_age + keys.publish_lead),
+            grace: time_delta(tokens.authorization_lifetime + tokens.leeway),
+            rotate_every: keys.rotate_every.map(time_delta),
         }
     }
 

@@ -67,6 +67,7 @@ pub async fn authorize(
                     .collect::<Result<_, _>>()
             })
             .transpose()?,
+        client_id: None,
     };
     let authorized = sessions::authorize(&state, &claims, sid, request).await?;
     Ok(HttpResponse::Ok()

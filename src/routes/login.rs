@@ -138,6 +138,7 @@ async fn hand_over(
     let request = AuthorizationRequest {
         audience: Some(client.audience.clone()),
         scopes: client.scopes.clone(),
+        client_id: Some(client.id.clone()),
     };
     let authorized = sessions::authorize(state, claims, sid, request).await?;
     let cookies = browser

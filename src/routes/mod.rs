@@ -118,7 +118,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/keys").route(web::get().to(admin::list_keys)))
             .default_service(web::to(not_found)),
     )
-    .service(web::resource("/metrics").route(web::get().to(health::metrics)))
     .service(
         web::resource("/login")
             .route(web::get().to(login::show))
@@ -141,6 +140,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/healthz").route(web::get().to(health::healthz)))
     .service(web::resource("/readyz").route(web::get().to(health::readyz)))
     .default_service(web::to(not_found));
+}
+
+/// `GET /metrics`: on the main address, or on `metrics_bind` alone.
+pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/metrics")
+            .route(web::get().to(health::metrics))
+            .default_service(web::to(method_not_allowed)),
+    );
 }
 
 async fn method_not_allowed() -> Result<HttpResponse, ApiError> {

@@ -8,9 +8,10 @@
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::configuration::time_delta;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -62,9 +63,7 @@ pub async fn feed(
         })
         .transpose()?;
     let tokens = &state.settings.tokens;
-    let window =
-        i64::try_from(tokens.authorization_lifetime + tokens.leeway).unwrap_or(i64::MAX / 1000);
-    let horizon = Utc::now() - Duration::seconds(window);
+    let horizon = Utc::now() - time_delta(tokens.authorization_lifetime + tokens.leeway);
     let (mut entries, latest) = state.store.revocations(since.unwrap_or(0), horizon).await?;
     // A cursor beyond the feed's end is from another database: start over.
     let reset = since.is_none_or(|cursor| cursor > latest);

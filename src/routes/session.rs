@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract;
 use crate::audit::{self, AuditEntryExt};
+use crate::browser::Browser;
 use crate::domain::{Password, Username};
 use crate::error::ApiError;
 use crate::sessions::{self, LoginAttempt};
@@ -28,14 +29,17 @@ struct LoginResponse {
     expires_at: Option<DateTime<Utc>>,
 }
 
-pub(crate) fn parse_client_id(value: Option<String>) -> Result<String, ApiError> {
-    let value = value.unwrap_or_default();
-    if value.len() > 200 || value.chars().any(char::is_control) {
-        return Err(ApiError::InvalidRequest(
-            "client_id: must be at most 200 printable bytes".into(),
-        ));
+/// A login's `client_id`: empty, or a registered client's id (it becomes
+/// the `cid` of the session's tokens, so it may not be made up).
+fn registered_client_id(browser: &Browser, value: Option<String>) -> Result<String, ApiError> {
+    match value.as_deref().unwrap_or_default() {
+        "" => Ok(String::new()),
+        id => browser
+            .clients
+            .get(id)
+            .map(|client| client.id.clone())
+            .ok_or_else(|| ApiError::InvalidRequest("client_id: not a registered client".into())),
     }
-    Ok(value)
 }
 
 #[utoipa::path(
@@ -57,13 +61,14 @@ pub async fn create(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
+    browser: web::Data<Browser>,
 ) -> Result<HttpResponse, ApiError> {
     let body = extract::body(&req, payload).await?;
     let login: LoginRequest = extract::json_or_form(&req, &body)?;
     let attempt = LoginAttempt {
         username: Username::parse(&login.username)?,
         password: Password::parse(login.password)?,
-        client_id: parse_client_id(login.client_id)?,
+        client_id: registered_client_id(&browser, login.client_id)?,
         ip: extract::client_ip(&req, &state),
         user_agent: extract::user_agent(&req),
     };

@@ -45,7 +45,7 @@ pub async fn jwks(
         .insert_header(CacheControl(vec![
             CacheDirective::Public,
             CacheDirective::MaxAge(
-                u32::try_from(state.settings.keys.jwks_max_age).unwrap_or(u32::MAX),
+                u32::try_from(state.settings.keys.jwks_max_age.as_secs()).unwrap_or(u32::MAX),
             ),
         ]))
         .body(body))

@@ -255,18 +255,23 @@ pub trait Store: Send + Sync + 'static {
         since: DateTime<Utc>,
     ) -> StoreResult<(Vec<Revocation>, i64)>;
 
-    /// The latest `blocked_until` among `keys.watched`, and whether the user
-    /// name has any counter, in one query.
-    async fn throttle_state(&self, keys: &ThrottleKeys<'_>) -> StoreResult<ThrottleState>;
-    /// Counts a failed login against `key` (restarting the count when the
-    /// last failure is before `window_start`); returns the count.
-    async fn record_login_failure(
+    /// Counts a login attempt, before its password is checked, as a
+    /// failure on every counter, in one transaction: unless a counter blocks
+    /// attempts at `now`, in which case nothing is counted and the first such
+    /// counter is named. A counter whose last failure is before its
+    /// `window_start` starts over. After counting, `block(index, failures)`
+    /// says until when counter `index` blocks further attempts, if it does.
+    /// Reservations of one counter are serialized: each sees the counts and
+    /// blocks of those before it, on every replica.
+    async fn reserve_login_attempt(
         &self,
-        key: &str,
+        counters: &[ThrottleCounter<'_>],
         now: DateTime<Utc>,
-        window_start: DateTime<Utc>,
-    ) -> StoreResult<i64>;
-    async fn block_logins(&self, key: &str, until: DateTime<Utc>) -> StoreResult<()>;
+        block: &(dyn Fn(usize, i64) -> Option<DateTime<Utc>> + Send + Sync),
+    ) -> StoreResult<Reservation>;
+    /// Takes one counted attempt back from each of `keys` (never below
+    /// zero).
+    async fn release_login_attempt(&self, keys: &[&str]) -> StoreResult<()>;
     /// Forgets every counter of the user name of `keys`.
     async fn clear_login_failures(&self, keys: &ThrottleKeys<'_>) -> StoreResult<()>;
 
@@ -306,23 +311,30 @@ pub trait Store: Send + Sync + 'static {
     async fn import(&self, dump: &Dump) -> StoreResult<()>;
 }
 
-/// The throttle counters of one login attempt, as keys.
+/// A user name's throttle counters, as keys.
 pub struct ThrottleKeys<'a> {
-    /// The counters that may block the attempt.
-    pub watched: &'a [String],
-    /// The user name's counters: the keys from `user_from` up to, not
-    /// including, `user_until` in byte order (an index range, never a scan
-    /// of the table), and `account`.
+    /// The keys from `user_from` up to, not including, `user_until` in byte
+    /// order (an index range, never a scan of the table), and `account`.
     pub user_from: &'a str,
     pub user_until: &'a str,
     pub account: &'a str,
 }
 
-/// What [`Store::throttle_state`] found.
+/// One counter a login attempt is counted on.
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottleCounter<'a> {
+    pub key: &'a str,
+    /// Failures before this are forgotten: the count starts over.
+    pub window_start: DateTime<Utc>,
+}
+
+/// What [`Store::reserve_login_attempt`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ThrottleState {
-    pub blocked_until: Option<DateTime<Utc>>,
-    pub user_has_counters: bool,
+pub enum Reservation {
+    /// The attempt is counted on every counter.
+    Reserved,
+    /// Counter `index` blocks attempts until `until`; nothing was counted.
+    Blocked { index: usize, until: DateTime<Utc> },
 }
 
 /// The form of a user name that is unique: folded to lower case, so that

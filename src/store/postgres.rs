@@ -10,8 +10,9 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{
-    AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Revocation, Session, Store,
-    StoreError, StoreResult, ThrottleKeys, ThrottleState, User, UserGrant, username_key,
+    AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Reservation, Revocation,
+    Session, Store, StoreError, StoreResult, ThrottleCounter, ThrottleKeys, User, UserGrant,
+    username_key,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -546,57 +547,64 @@ impl Store for PostgresStore {
         Ok((rows.into_iter().map(Revocation::from_row).collect(), latest))
     }
 
-    async fn throttle_state(&self, keys: &ThrottleKeys<'_>) -> StoreResult<ThrottleState> {
-        let (blocked_until, user_has_counters): (Option<DateTime<Utc>>, bool) = sqlx::query_as(
-            r#"
-            select
-                (select max(blocked_until) from login_throttle where key = any($1)),
-                exists(select 1 from login_throttle
-                       where (key >= $2 and key < $3) or key = $4)
-            "#,
-        )
-        .bind(keys.watched)
-        .bind(keys.user_from)
-        .bind(keys.user_until)
-        .bind(keys.account)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(ThrottleState {
-            blocked_until,
-            user_has_counters,
-        })
-    }
-
-    async fn record_login_failure(
+    async fn reserve_login_attempt(
         &self,
-        key: &str,
+        counters: &[ThrottleCounter<'_>],
         now: DateTime<Utc>,
-        window_start: DateTime<Utc>,
-    ) -> StoreResult<i64> {
-        let failures: i32 = sqlx::query_scalar(
-            r#"
-            insert into login_throttle as t (key, failures, last_failure_at)
-            values ($1, 1, $2)
-            on conflict (key) do update set
-                failures = case when t.last_failure_at < $3 then 1 else t.failures + 1 end,
-                last_failure_at = $2
-            returning failures
-            "#,
-        )
-        .bind(key)
-        .bind(now)
-        .bind(window_start)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(i64::from(failures))
+        block: &(dyn Fn(usize, i64) -> Option<DateTime<Utc>> + Send + Sync),
+    ) -> StoreResult<Reservation> {
+        let mut tx = self.pool.begin().await?;
+        for (index, counter) in counters.iter().enumerate() {
+            // The upsert locks the counter's row until the commit, so a
+            // concurrent reservation waits and then sees this one's count
+            // and block. A blocked counter is left as it is: no row returns.
+            let failures: Option<i32> = sqlx::query_scalar(
+                r#"
+                insert into login_throttle as t (key, failures, last_failure_at)
+                values ($1, 1, $2)
+                on conflict (key) do update set
+                    failures = case when t.last_failure_at < $3 then 1 else t.failures + 1 end,
+                    last_failure_at = $2
+                where t.blocked_until is null or t.blocked_until <= $2
+                returning failures
+                "#,
+            )
+            .bind(counter.key)
+            .bind(now)
+            .bind(counter.window_start)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(failures) = failures else {
+                let until: Option<DateTime<Utc>> =
+                    sqlx::query_scalar("select blocked_until from login_throttle where key = $1")
+                        .bind(counter.key)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                // Dropping the transaction rolls back what was counted.
+                return Ok(Reservation::Blocked {
+                    index,
+                    until: until.unwrap_or(now),
+                });
+            };
+            if let Some(until) = block(index, i64::from(failures)) {
+                sqlx::query("update login_throttle set blocked_until = $2 where key = $1")
+                    .bind(counter.key)
+                    .bind(until)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Reservation::Reserved)
     }
 
-    async fn block_logins(&self, key: &str, until: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query("update login_throttle set blocked_until = $2 where key = $1")
-            .bind(key)
-            .bind(until)
-            .execute(&self.pool)
-            .await?;
+    async fn release_login_attempt(&self, keys: &[&str]) -> StoreResult<()> {
+        sqlx::query(
+            "update login_throttle set failures = failures - 1 where key = any($1) and failures > 0",
+        )
+        .bind(keys)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -15,8 +15,9 @@ use sqlx::{FromRow, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Revocation, Session, Store,
-    StoreError, StoreResult, ThrottleKeys, ThrottleState, User, UserGrant, username_key,
+    AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Reservation, Revocation,
+    Session, Store, StoreError, StoreResult, ThrottleCounter, ThrottleKeys, User, UserGrant,
+    username_key,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -595,61 +596,72 @@ impl Store for SqliteStore {
         Ok((entries, latest))
     }
 
-    async fn throttle_state(&self, keys: &ThrottleKeys<'_>) -> StoreResult<ThrottleState> {
-        // Timestamps are stored in one fixed-width UTC form, so the greatest
-        // text is the latest time.
-        let (blocked_until, user_has_counters): (Option<String>, bool) = sqlx::query_as(
-            r#"
-            select
-                (select max(blocked_until) from login_throttle
-                 where key in (select value from json_each(?1))),
-                exists(select 1 from login_throttle
-                       where (key >= ?2 and key < ?3) or key = ?4)
-            "#,
-        )
-        .bind(serde_json::to_string(keys.watched).map_err(anyhow::Error::from)?)
-        .bind(keys.user_from)
-        .bind(keys.user_until)
-        .bind(keys.account)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(ThrottleState {
-            blocked_until: parse_opt_ts(blocked_until)?,
-            user_has_counters,
-        })
-    }
-
-    async fn record_login_failure(
+    async fn reserve_login_attempt(
         &self,
-        key: &str,
+        counters: &[ThrottleCounter<'_>],
         now: DateTime<Utc>,
-        window_start: DateTime<Utc>,
-    ) -> StoreResult<i64> {
-        let failures: i64 = sqlx::query_scalar(
-            r#"
-            insert into login_throttle (key, failures, last_failure_at)
-            values (?1, 1, ?2)
-            on conflict (key) do update set
-                failures = case when login_throttle.last_failure_at < ?3 then 1
-                                else login_throttle.failures + 1 end,
-                last_failure_at = ?2
-            returning failures
-            "#,
-        )
-        .bind(key)
-        .bind(ts(now))
-        .bind(ts(window_start))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(failures)
+        block: &(dyn Fn(usize, i64) -> Option<DateTime<Utc>> + Send + Sync),
+    ) -> StoreResult<Reservation> {
+        // The first statement writes, so the transaction holds the
+        // database's write lock from its start to its commit: reservations
+        // are serialized, each seeing the counts and blocks of those before.
+        let mut tx = self.pool.begin().await?;
+        for (index, counter) in counters.iter().enumerate() {
+            // Timestamps are stored in one fixed-width UTC form, so text
+            // order is time order. A blocked counter is left as it is: no
+            // row returns.
+            let failures: Option<i64> = sqlx::query_scalar(
+                r#"
+                insert into login_throttle (key, failures, last_failure_at)
+                values (?1, 1, ?2)
+                on conflict (key) do update set
+                    failures = case when login_throttle.last_failure_at < ?3 then 1
+                                    else login_throttle.failures + 1 end,
+                    last_failure_at = ?2
+                where login_throttle.blocked_until is null
+                   or login_throttle.blocked_until <= ?2
+                returning failures
+                "#,
+            )
+            .bind(counter.key)
+            .bind(ts(now))
+            .bind(ts(counter.window_start))
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(failures) = failures else {
+                let until: Option<String> =
+                    sqlx::query_scalar("select blocked_until from login_throttle where key = ?1")
+                        .bind(counter.key)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                // Dropping the transaction rolls back what was counted.
+                return Ok(Reservation::Blocked {
+                    index,
+                    until: parse_opt_ts(until)?.unwrap_or(now),
+                });
+            };
+            if let Some(until) = block(index, failures) {
+                sqlx::query("update login_throttle set blocked_until = ?2 where key = ?1")
+                    .bind(counter.key)
+                    .bind(ts(until))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Reservation::Reserved)
     }
 
-    async fn block_logins(&self, key: &str, until: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query("update login_throttle set blocked_until = ?2 where key = ?1")
-            .bind(key)
-            .bind(ts(until))
-            .execute(&self.pool)
-            .await?;
+    async fn release_login_attempt(&self, keys: &[&str]) -> StoreResult<()> {
+        sqlx::query(
+            r#"
+            update login_throttle set failures = failures - 1
+            where key in (select value from json_each(?1)) and failures > 0
+            "#,
+        )
+        .bind(serde_json::to_string(keys).map_err(anyhow::Error::from)?)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

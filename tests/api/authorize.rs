@@ -137,7 +137,10 @@ async fn an_authorization_token_cannot_mint_another(backend: Backend) {
 }
 
 async fn an_expired_authorization_token_fails_verification(backend: Backend) {
-    let app = spawn_app_with(backend, |s| s.tokens.authorization_lifetime = 1).await;
+    let app = spawn_app_with(backend, |s| {
+        s.tokens.authorization_lifetime = std::time::Duration::from_secs(1)
+    })
+    .await;
     app.add_user("alice", None).await;
     let session_token = app.session_token("alice").await;
     let token = app.authorization_token(&session_token, None).await;
@@ -155,8 +158,8 @@ async fn an_expired_authorization_token_fails_verification(backend: Backend) {
 
 async fn an_expired_session_is_refused(backend: Backend) {
     let app = spawn_app_with(backend, |s| {
-        s.tokens.session_lifetime = Some(1);
-        s.tokens.leeway = 0;
+        s.tokens.session_lifetime = Some(std::time::Duration::from_secs(1));
+        s.tokens.leeway = std::time::Duration::ZERO;
     })
     .await;
     app.add_user("alice", None).await;

@@ -119,6 +119,8 @@ impl Drop for TestDatabase {
 
 pub struct TestApp {
     pub address: String,
+    /// Where `/metrics` is served when `metrics_bind` is set.
+    pub metrics_address: Option<String>,
     pub issuer: String,
     pub client: Client,
     pub store: Arc<dyn Store>,
@@ -199,12 +201,16 @@ async fn start_with_clock(
         .await
         .expect("the application starts");
     let address = format!("http://127.0.0.1:{}", application.port());
+    let metrics_address = application
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     let issuer = application.issuer().to_owned();
     let store = application.store();
     let key_store = application.keys();
     tokio::spawn(application.run_until_stopped());
     TestApp {
         address,
+        metrics_address,
         issuer,
         client: Client::new(),
         store,

@@ -669,7 +669,7 @@ async fn a_login_authorize_verify_loop_runs_across_three_rotations_with_zero_fai
     backend: Backend,
 ) {
     let app = spawn_app_with(backend, |s| {
-        s.keys.jwks_max_age = 1;
+        s.keys.jwks_max_age = Duration::from_secs(1);
         s.keys.publish_lead = Duration::from_millis(500);
         s.keys.rotate_every = Some(Duration::from_secs(3));
         s.keys.rescan_interval = Duration::from_millis(100);

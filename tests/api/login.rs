@@ -252,6 +252,10 @@ async fn a_second_client_signs_in_from_the_session_cookie_without_a_form(backend
     let claims = verify_with_jwks(token, &app.jwks().await, &app.issuer, "billing").unwrap();
     assert_eq!(claims["username"], "alice");
     assert_eq!(
+        claims["cid"], "billing",
+        "the client the token is for, not the one signed in through"
+    );
+    assert_eq!(
         claims["scopes"],
         serde_json::json!(["read"]),
         "only the client's scopes"
@@ -727,7 +731,40 @@ async fn the_stylesheets_and_the_logo_are_allowed_by_the_policy(backend: Backend
     assert!(brand_css.text().await.unwrap().contains("#0a7d50"));
 }
 
+/// `client_id` at `POST /session` becomes the `cid` of the session's
+/// tokens: a registered client, or none, never what a caller makes up.
+async fn an_api_login_names_a_registered_client_or_none(backend: Backend) {
+    let app = spawn(backend).await;
+    app.add_user("alice", None).await;
+    let log_in = |client_id: &str| {
+        app.client
+            .post(app.url("/session"))
+            .json(&serde_json::json!({
+                "username": "alice", "password": PASSWORD, "client_id": client_id,
+            }))
+            .send()
+    };
+
+    for made_up in ["<script>", "nobody", "HUB"] {
+        let body =
+            crate::helpers::assert_error(log_in(made_up).await.unwrap(), 400, "invalid_request")
+                .await;
+        assert_eq!(body["message"], "client_id: not a registered client");
+    }
+    for (client_id, cid) in [("hub", "hub"), ("", "")] {
+        let response = log_in(client_id).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.unwrap();
+        let token = body["token"].as_str().unwrap();
+        let authorized = app.authorization_token(token, None).await;
+        let claims =
+            verify_with_jwks(&authorized, &app.jwks().await, &app.issuer, "tessera").unwrap();
+        assert_eq!(claims["cid"], cid);
+    }
+}
+
 on_both_backends!(
+    an_api_login_names_a_registered_client_or_none,
     the_first_visit_shows_a_login_form_with_labels_and_a_csrf_token,
     logging_in_redirects_to_return_to_with_a_token_for_the_client,
     a_second_client_signs_in_from_the_session_cookie_without_a_form,

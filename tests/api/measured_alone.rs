@@ -86,7 +86,7 @@ async fn a_login_flood_is_shed_while_other_endpoints_stay_fast() {
         s.throttle.enabled = false;
         s.hashing.concurrency = Some(2);
         s.hashing.queue = 8;
-        s.hashing.queue_timeout_ms = 500;
+        s.hashing.queue_timeout = std::time::Duration::from_millis(500);
         s.database_max_connections = 16;
     })
     .await;

@@ -24,7 +24,7 @@ async fn metrics_are_served_after_traffic_with_their_names() {
         r#"tessera_http_requests_total{method="POST",route="/authorize",status="200"} 1"#,
         "tessera_http_request_duration_seconds_bucket",
         r#"tessera_logins_total{outcome="success"} 1"#,
-        r#"tessera_logins_total{outcome="wrong_password"} 1"#,
+        r#"tessera_logins_total{outcome="invalid_credentials"} 1"#,
         r#"tessera_tokens_issued_total{type="auth"} 1"#,
         r#"tessera_tokens_issued_total{type="session"} 1"#,
         "tessera_password_hash_queue_depth 0",
@@ -34,6 +34,87 @@ async fn metrics_are_served_after_traffic_with_their_names() {
     ] {
         assert!(text.contains(expected), "{expected} in\n{text}");
     }
+}
+
+/// The metrics are public unless `metrics_bind` moves them: a failed login
+/// must read the same there whether the account exists, is disabled or
+/// was only mistyped.
+#[tokio::test]
+async fn metrics_do_not_tell_why_a_login_failed() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.add_user("alice", None).await;
+    let mallory = app.add_user("mallory", None).await;
+    app.store.set_active(mallory.id, false).await.unwrap();
+    let logins = || async {
+        let text = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|line| line.starts_with("tessera_logins_total{"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+
+    let mut seen = Vec::new();
+    for (username, password) in [
+        ("nobody", PASSWORD),
+        ("alice", "wrong"),
+        ("mallory", PASSWORD),
+    ] {
+        assert_eq!(app.login(username, password).await.status(), 401);
+        seen.push(logins().await);
+    }
+
+    for (n, lines) in seen.iter().enumerate() {
+        assert_eq!(
+            lines,
+            &[format!(
+                r#"tessera_logins_total{{outcome="invalid_credentials"}} {}"#,
+                n + 1
+            )],
+            "after failure {n}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn metrics_bind_serves_the_metrics_there_and_only_there() {
+    let app = crate::helpers::spawn_app_with(Backend::Sqlite, |s| {
+        s.metrics_bind = Some("127.0.0.1:0".into());
+    })
+    .await;
+    let metrics = app.metrics_address.clone().expect("a metrics address");
+
+    let public = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let private = app
+        .client
+        .get(format!("{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    let elsewhere = app
+        .client
+        .get(format!("{metrics}/session"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(public.status(), 404);
+    assert_eq!(private.status(), 200);
+    assert!(
+        private
+            .text()
+            .await
+            .unwrap()
+            .contains("tessera_password_hash_queue_depth")
+    );
+    assert_eq!(elsewhere.status(), 404, "nothing but /metrics there");
 }
 
 #[tokio::test]

@@ -95,8 +95,8 @@ async fn a_cursor_from_elsewhere_resets_and_garbage_is_refused(backend: Backend)
 
 async fn entries_older_than_every_token_are_left_out(backend: Backend) {
     let app = crate::helpers::spawn_app_with(backend, |s| {
-        s.tokens.authorization_lifetime = 1;
-        s.tokens.leeway = 0;
+        s.tokens.authorization_lifetime = std::time::Duration::from_secs(1);
+        s.tokens.leeway = std::time::Duration::ZERO;
     })
     .await;
     app.add_user("alice", None).await;

@@ -93,7 +93,7 @@ async fn repeated_failures_are_throttled_with_growing_delays_and_no_lockout(back
 async fn the_delay_doubles_with_each_further_failure(backend: Backend) {
     let app = spawn_app_with(backend, |s| {
         s.throttle.user_free_attempts = 1;
-        s.throttle.base_delay = 1;
+        s.throttle.base_delay = std::time::Duration::from_secs(1);
     })
     .await;
     app.add_user("alice", None).await;
@@ -191,13 +191,90 @@ async fn an_optional_hard_lockout_holds_until_unlocked(backend: Backend) {
         .await;
     }
 
-    assert_error(app.login("alice", PASSWORD).await, 429, "too_many_requests").await;
+    let locked = app.login("alice", PASSWORD).await;
+    assert!(
+        locked.headers().get("retry-after").is_none(),
+        "no wait ends a lockout"
+    );
+    assert_error(locked, 403, "account_locked").await;
     tessera::admin::Admin::new(app.store.as_ref(), "test")
         .unlock(&alice)
         .await
         .unwrap();
 
     assert_eq!(app.login("alice", PASSWORD).await.status(), 200);
+}
+
+/// `count` logins for `username` sent at once, wrong but for the last when
+/// `right_last`; returns the answers' statuses and how many passwords were
+/// hashed.
+async fn concurrent_guesses(
+    app: &TestApp,
+    username: &str,
+    count: usize,
+    right_last: bool,
+) -> (Vec<u16>, u64) {
+    let mut attempts = tokio::task::JoinSet::new();
+    for n in 0..count {
+        let (client, url) = (app.client.clone(), app.url("/session"));
+        let password = if right_last && n + 1 == count {
+            PASSWORD
+        } else {
+            "wrong"
+        };
+        let body = json!({"username": username, "password": password});
+        attempts.spawn(async move {
+            let response = client.post(url).json(&body).send().await.unwrap();
+            response.status().as_u16()
+        });
+    }
+    let statuses = attempts.join_all().await;
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let hashed = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("tessera_password_hash_wait_seconds_count "))
+        .map_or(0, |count| count.trim().parse().unwrap());
+    (statuses, hashed)
+}
+
+async fn concurrent_guesses_hash_no_more_than_the_free_attempts(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.add_user("alice", None).await;
+
+    let (statuses, hashed) = concurrent_guesses(&app, "alice", 60, true).await;
+
+    // Five free attempts, and the one that starts the first delay.
+    assert!(hashed <= 5 + 2, "{hashed} hashed: {statuses:?}");
+    let answered = statuses.iter().filter(|s| matches!(s, 200 | 401)).count();
+    assert_eq!(u64::try_from(answered).unwrap(), hashed, "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| matches!(s, 200 | 401 | 429)),
+        "{statuses:?}"
+    );
+}
+
+async fn a_hard_lockout_holds_under_concurrent_guesses(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.throttle.lockout_after = Some(3);
+        s.throttle.user_free_attempts = 100;
+    })
+    .await;
+    app.add_user("alice", None).await;
+
+    let (statuses, hashed) = concurrent_guesses(&app, "alice", 40, false).await;
+
+    assert_eq!(hashed, 3, "{statuses:?}");
+    let locked = statuses.iter().filter(|s| **s == 403).count();
+    assert_eq!(locked, 37, "{statuses:?}");
+    assert_error(app.login("alice", PASSWORD).await, 403, "account_locked").await;
 }
 
 async fn logins_authorizations_logouts_and_changes_are_audited(backend: Backend) {
@@ -348,6 +425,8 @@ on_both_backends!(
     the_delay_doubles_with_each_further_failure,
     forwarded_addresses_count_only_behind_a_trusted_proxy,
     an_optional_hard_lockout_holds_until_unlocked,
+    concurrent_guesses_hash_no_more_than_the_free_attempts,
+    a_hard_lockout_holds_under_concurrent_guesses,
     logins_authorizations_logouts_and_changes_are_audited,
     a_hash_of_old_parameters_is_upgraded_at_login,
     hostile_token_headers_and_shapes_are_refused_with_401,

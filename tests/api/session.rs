@@ -36,7 +36,19 @@ async fn login_returns_a_session_token_naming_a_stored_session(backend: Backend)
 }
 
 async fn login_accepts_a_form_a_client_id_and_any_case_of_the_name(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = crate::helpers::spawn_app_with(backend, |s| {
+        s.clients = vec![tessera::clients::ClientSettings {
+            id: "portal".into(),
+            audience: "tessera".into(),
+            redirect_uris: vec!["https://portal.example.com/".into()],
+            scopes: None,
+            token_delivery: tessera::clients::DeliveryKind::Query,
+            param_name: None,
+            cookie_name: None,
+            cookie_domain: None,
+        }];
+    })
+    .await;
     app.add_user("Alice", None).await;
 
     let response = app
@@ -91,7 +103,10 @@ async fn wrong_password_unknown_user_and_disabled_user_answer_alike(backend: Bac
 }
 
 async fn a_session_lifetime_puts_exp_in_the_token(backend: Backend) {
-    let app = spawn_app_with(backend, |s| s.tokens.session_lifetime = Some(3600)).await;
+    let app = spawn_app_with(backend, |s| {
+        s.tokens.session_lifetime = Some(std::time::Duration::from_secs(3600))
+    })
+    .await;
     app.add_user("alice", None).await;
 
     let response = app.login("alice", PASSWORD).await;
@@ -174,11 +189,13 @@ async fn disabling_a_user_ends_their_sessions_at_authorize(backend: Backend) {
 
 async fn bootstrap_creates_an_admin_only_in_an_empty_database(backend: Backend) {
     let app = spawn_app(backend).await;
-    let password = tessera::startup::bootstrap_admin(app.store.as_ref(), None, Default::default())
+    let hasher =
+        tessera::password::PasswordHasherPool::for_command_line(Default::default()).unwrap();
+    let password = tessera::startup::bootstrap_admin(app.store.as_ref(), None, &hasher)
         .await
         .unwrap()
         .expect("a generated password");
-    let again = tessera::startup::bootstrap_admin(app.store.as_ref(), None, Default::default())
+    let again = tessera::startup::bootstrap_admin(app.store.as_ref(), None, &hasher)
         .await
         .unwrap();
     assert!(again.is_none());

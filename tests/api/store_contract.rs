@@ -7,7 +7,9 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use sqlx::{Connection, PgConnection, SqliteConnection};
 use uuid::Uuid;
 
-use tessera::store::{NewSession, NewUser, Store, StoreError, ThrottleKeys, ThrottleState, User};
+use tessera::store::{
+    NewSession, NewUser, Reservation, Store, StoreError, ThrottleCounter, ThrottleKeys, User,
+};
 
 use crate::helpers::{Backend, TestDatabase};
 
@@ -515,32 +517,29 @@ async fn throttle_counters_block_and_clear_one_user_name_only(backend: Backend) 
     let db = TestDatabase::create(backend).await;
     let store = db.store().await;
     let now = Utc::now();
-    let alice = |watched| ThrottleKeys {
-        watched,
+    let alice = ThrottleKeys {
         user_from: "user:alice|",
         user_until: "user:alice}",
         account: "account:alice",
     };
-    let watched = [
-        "user:alice|ip:192.0.2.1".to_owned(),
-        "ip:192.0.2.1".to_owned(),
-    ];
-    let nothing = ThrottleState {
-        blocked_until: None,
-        user_has_counters: false,
-    };
-    assert_eq!(
-        store.throttle_state(&alice(&watched)).await.unwrap(),
-        nothing
-    );
-
-    let fail = |key: &'static str| {
+    let window_start = now - Duration::minutes(15);
+    let counter = |key| ThrottleCounter { key, window_start };
+    let never = |_: usize, _: i64| None;
+    // Counts one attempt on `key`, returning what `block` was asked.
+    let count = |key: &'static str| {
         let store = store.clone();
         async move {
-            store
-                .record_login_failure(key, now, now - Duration::minutes(15))
+            let seen = std::sync::Mutex::new(None);
+            let record = |_: usize, failures: i64| {
+                *seen.lock().unwrap() = Some(failures);
+                None
+            };
+            let reserved = store
+                .reserve_login_attempt(&[counter(key)], now, &record)
                 .await
-                .unwrap()
+                .unwrap();
+            assert_eq!(reserved, Reservation::Reserved, "{key}");
+            seen.into_inner().unwrap().expect("block consulted")
         }
     };
     for key in [
@@ -548,37 +547,109 @@ async fn throttle_counters_block_and_clear_one_user_name_only(backend: Backend) 
         "user:alice|ip:198.51.100.7",
         "user:alice2|ip:192.0.2.1",
         "user:alicf|ip:192.0.2.1",
+        "account:alice",
         "account:alice2",
         "ip:192.0.2.1",
     ] {
-        assert_eq!(fail(key).await, 1);
+        assert_eq!(count(key).await, 1);
     }
+    assert_eq!(count("ip:192.0.2.1").await, 2, "counted on from one");
+
+    // A block stops the next reservation before it counts anything.
     let blocked = now + Duration::seconds(30);
-    store.block_logins("ip:192.0.2.1", blocked).await.unwrap();
-    store
-        .block_logins("user:alice|ip:192.0.2.1", now + Duration::seconds(10))
+    let block_ip = |index: usize, _: i64| (index == 1).then_some(blocked);
+    let both = [counter("user:alice|ip:192.0.2.1"), counter("ip:192.0.2.1")];
+    assert_eq!(
+        store
+            .reserve_login_attempt(&both, now, &block_ip)
+            .await
+            .unwrap(),
+        Reservation::Reserved
+    );
+    let refused = store
+        .reserve_login_attempt(&both, now, &never)
         .await
         .unwrap();
-    let state = store.throttle_state(&alice(&watched)).await.unwrap();
-    assert!(state.user_has_counters);
-    let latest = state.blocked_until.expect("blocked");
-    assert!(
-        (latest - blocked).num_milliseconds().abs() < 1,
-        "{latest} {blocked}"
-    );
+    let Reservation::Blocked { index, until } = refused else {
+        panic!("not blocked: {refused:?}");
+    };
+    assert_eq!(index, 1);
+    assert!((until - blocked).num_milliseconds().abs() < 1, "{until}");
+    // The refused attempt was not counted, on either counter.
+    assert_eq!(count("user:alice|ip:192.0.2.1").await, 3);
+    // Past the block, attempts count again.
+    let later = store
+        .reserve_login_attempt(&both, blocked + Duration::seconds(1), &never)
+        .await
+        .unwrap();
+    assert_eq!(later, Reservation::Reserved);
 
-    store.clear_login_failures(&alice(&[])).await.unwrap();
-    let after = store.throttle_state(&alice(&watched)).await.unwrap();
-    assert!(!after.user_has_counters);
-    assert!(after.blocked_until.is_some(), "the address's counter stays");
-    // Other user names' counters stay: each counts on from one.
+    // Releasing takes one attempt back, never below zero.
+    store
+        .release_login_attempt(&["account:alice2", "account:alice2", "nothing"])
+        .await
+        .unwrap();
+    store
+        .release_login_attempt(&["account:alice2"])
+        .await
+        .unwrap();
+    assert_eq!(count("account:alice2").await, 1);
+
+    store.clear_login_failures(&alice).await.unwrap();
     for key in [
-        "user:alice2|ip:192.0.2.1",
-        "user:alicf|ip:192.0.2.1",
-        "account:alice2",
+        "user:alice|ip:192.0.2.1",
+        "user:alice|ip:198.51.100.7",
+        "account:alice",
     ] {
-        assert_eq!(fail(key).await, 2, "{key}");
+        assert_eq!(count(key).await, 1, "{key} starts over");
     }
+    // The address's counter stays, blocked; other user names' counters
+    // stay too.
+    let address = store
+        .reserve_login_attempt(&[counter("ip:192.0.2.1")], now, &never)
+        .await
+        .unwrap();
+    assert!(
+        matches!(address, Reservation::Blocked { .. }),
+        "{address:?}"
+    );
+    for (key, expected) in [
+        ("user:alice2|ip:192.0.2.1", 2),
+        ("user:alicf|ip:192.0.2.1", 2),
+        ("account:alice2", 2),
+    ] {
+        assert_eq!(count(key).await, expected, "{key}");
+    }
+}
+
+async fn concurrent_reservations_of_one_counter_see_each_other(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let store = db.store().await;
+    let now = Utc::now();
+    let window_start = now - Duration::minutes(15);
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let store = store.clone();
+        attempts.spawn(async move {
+            // Each attempt from the third on blocks the counter for a minute.
+            let block =
+                |_: usize, failures: i64| (failures >= 3).then(|| now + Duration::minutes(1));
+            let counters = [ThrottleCounter {
+                key: "user:bob|ip:192.0.2.1",
+                window_start,
+            }];
+            store
+                .reserve_login_attempt(&counters, now, &block)
+                .await
+                .unwrap()
+        });
+    }
+    let outcomes = attempts.join_all().await;
+    let reserved = outcomes
+        .iter()
+        .filter(|o| **o == Reservation::Reserved)
+        .count();
+    assert_eq!(reserved, 3, "{outcomes:?}");
 }
 
 async fn last_use_is_recorded_at_most_once_a_minute(backend: Backend) {
@@ -641,6 +712,7 @@ async fn set_last_use(db: &TestDatabase, id: Uuid, at: DateTime<Utc>) {
 on_both_backends!(
     last_use_is_recorded_at_most_once_a_minute,
     throttle_counters_block_and_clear_one_user_name_only,
+    concurrent_reservations_of_one_counter_see_each_other,
     users_are_paged_found_by_id_and_deleted_with_their_sessions,
     logging_out_everywhere_revokes_every_live_session_once,
     a_session_token_is_replaced_once_and_the_session_moves_to_the_new_key,

@@ -94,7 +94,7 @@ async fn unknown_kids_refetch_at_most_once_per_minimum_interval() {
 async fn verification_goes_on_with_the_cached_keys_while_the_issuer_is_unreachable() {
     // max-age=0: every verification finds the set stale and wants a refresh.
     let (proxy, app, session) = proxied_tessera_with_alice(|settings| {
-        settings.keys.jwks_max_age = 0;
+        settings.keys.jwks_max_age = std::time::Duration::ZERO;
     })
     .await;
     let interval = Duration::from_millis(50);
@@ -138,7 +138,7 @@ async fn verification_goes_on_with_the_cached_keys_while_the_issuer_is_unreachab
 #[tokio::test]
 async fn a_stale_key_set_is_refreshed_in_the_background() {
     let (proxy, app, session) = proxied_tessera_with_alice(|settings| {
-        settings.keys.jwks_max_age = 0;
+        settings.keys.jwks_max_age = std::time::Duration::ZERO;
     })
     .await;
     let verifier = Verifier::builder(&app.issuer, "notebooks")

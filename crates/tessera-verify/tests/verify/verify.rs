@@ -106,7 +106,7 @@ async fn a_session_token_is_refused_even_when_it_names_the_audience() {
         // A session token that passes every other check: the audience, and
         // an expiry.
         settings.tokens.session_audience = vec!["notebooks".into()];
-        settings.tokens.session_lifetime = Some(3600);
+        settings.tokens.session_lifetime = Some(std::time::Duration::from_secs(3600));
     })
     .await;
     let verifier = discovering_verifier(&app).await;
@@ -159,7 +159,7 @@ async fn a_token_of_another_issuer_is_refused() {
 #[tokio::test]
 async fn an_expired_token_is_refused() {
     let (app, session) = tessera_with_alice(|settings| {
-        settings.tokens.authorization_lifetime = 1;
+        settings.tokens.authorization_lifetime = std::time::Duration::from_secs(1);
     })
     .await;
     let verifier = Verifier::builder(&app.issuer, "notebooks")
