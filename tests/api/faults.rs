@@ -91,7 +91,11 @@ async fn a_lost_database_answers_503_fast_keeps_serving_keys_and_recovers() {
         started.elapsed()
     );
     assert_eq!(login.headers()["retry-after"], "2");
-    assert_error(login, 503, "unavailable").await;
+    let body = assert_error(login, 503, "unavailable").await;
+    assert_eq!(
+        body["message"], "the database is unavailable; retry after 2 s",
+        "the cause is named, not mistaken for load"
+    );
     let authorize = app
         .authorize(&session, Some(json!({"audience": "tessera"})))
         .await;
