@@ -575,11 +575,13 @@ impl Store for PostgresStore {
             .fetch_optional(&mut *tx)
             .await?;
             let Some(failures) = failures else {
+                // The refused upsert still locked the row: it is there.
                 let until: Option<DateTime<Utc>> =
                     sqlx::query_scalar("select blocked_until from login_throttle where key = $1")
                         .bind(counter.key)
-                        .fetch_one(&mut *tx)
-                        .await?;
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .flatten();
                 // Dropping the transaction rolls back what was counted.
                 return Ok(Reservation::Blocked {
                     index,

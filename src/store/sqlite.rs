@@ -632,8 +632,9 @@ impl Store for SqliteStore {
                 let until: Option<String> =
                     sqlx::query_scalar("select blocked_until from login_throttle where key = ?1")
                         .bind(counter.key)
-                        .fetch_one(&mut *tx)
-                        .await?;
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .flatten();
                 // Dropping the transaction rolls back what was counted.
                 return Ok(Reservation::Blocked {
                     index,
