@@ -396,6 +396,8 @@ async fn links_that_do_not_match_the_registry_get_a_400_page_never_a_redirect(ba
         ("hub", "https://hub.example.com\\@evil.example/hub/"),
         ("hub", "https://hub.example.com/hub/%2f%2fevil.example"),
         ("hub", "https://hub.example.com/hub/../admin"),
+        ("hub", "https://hub.example.com/hub/..;/admin"),
+        ("hub", "https://hub.example.com/hub/%252e%252e/admin"),
         ("hub", "https://hub.example.com/hubbub"),
         ("hub", "http://hub.example.com/hub/"),
         ("hub", "https://hub.example.com:8443/hub/"),
