@@ -44,7 +44,7 @@ pub async fn observe(
         .get(&REQUEST_ID)
         .and_then(sane_request_id)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let method = req.method().to_string();
+    let method = crate::metrics::method_label(req.method());
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
@@ -82,11 +82,11 @@ pub async fn observe(
     if let Some(metrics) = metrics {
         metrics
             .requests
-            .with_label_values(&[&route, &method, &status.to_string()])
+            .with_label_values(&[route.as_str(), method, &status.to_string()])
             .inc();
         metrics
             .request_duration
-            .with_label_values(&[&route, &method])
+            .with_label_values(&[route.as_str(), method])
             .observe(elapsed.as_secs_f64());
     }
     span.in_scope(|| {
