@@ -56,12 +56,47 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub hashing: HashingSettings,
     pub throttle: ThrottleSettings,
+    pub http: HttpSettings,
     /// Browser clients of the hosted login page, `[[clients]]` tables; each
     /// field is documented on [`ClientSettings`].
     pub clients: Vec<ClientSettings>,
     /// The hosted login page (`[login]`): branding and the CSRF key; see
     /// [`LoginSettings`].
     pub login: LoginSettings,
+}
+
+/// Limits of the HTTP server (`[http]`) that keep slow or idle clients from
+/// holding it. Request heads must arrive within 5 s (the framework's own
+/// limit); bodies within `body_timeout_ms`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Open connections at most, over all workers (each takes an equal
+    /// share, rounded up). Past it, new connections wait in the listen
+    /// backlog until one closes; those being served are not disturbed.
+    /// `TESSERA_HTTP__MAX_CONNECTIONS`.
+    pub max_connections: usize,
+    /// How long a request body may take to arrive in full, in milliseconds,
+    /// counted from when its endpoint starts reading it; a slower one is
+    /// answered 408 and its connection closed. Bodies are at most 16 KiB.
+    /// `TESSERA_HTTP__BODY_TIMEOUT_MS`.
+    pub body_timeout_ms: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            body_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// The connection cap of each of `workers` workers.
+    pub fn max_connections_per_worker(&self, workers: usize) -> usize {
+        self.max_connections.div_ceil(workers.max(1))
+    }
 }
 
 /// Login throttling: failures make later attempts wait, growing with each
@@ -239,6 +274,7 @@ impl Default for Settings {
             tokens: TokenSettings::default(),
             hashing: HashingSettings::default(),
             throttle: ThrottleSettings::default(),
+            http: HttpSettings::default(),
             clients: Vec::new(),
             login: LoginSettings::default(),
         }
@@ -354,6 +390,12 @@ impl Settings {
         }
         if self.hashing.concurrency == Some(0) {
             bail!("hashing.concurrency must be positive");
+        }
+        if self.http.max_connections == 0 {
+            bail!("http.max_connections must be positive");
+        }
+        if self.http.body_timeout_ms == 0 {
+            bail!("http.body_timeout_ms must be positive");
         }
         ClientRegistry::from_settings(&self.clients, &tokens.allowed_audiences, &issuer)?;
         self.login.validate()?;

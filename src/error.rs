@@ -30,6 +30,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the request body did not arrive within {limit_ms} ms")]
+    RequestTimeout { limit_ms: u64 },
     #[error("too many requests; retry after {retry_after} s")]
     TooManyRequests { retry_after: u64 },
     #[error("the service is busy; retry after {retry_after} s")]
@@ -65,6 +67,7 @@ impl ApiError {
             Self::Conflict(_) => "conflict",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::RequestTimeout { .. } => "request_timeout",
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::Unavailable { .. } => "unavailable",
             Self::Unexpected(_) => "internal_error",
@@ -82,6 +85,7 @@ impl ResponseError for ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -100,6 +104,11 @@ impl ResponseError for ApiError {
             }
             Self::TooManyRequests { retry_after } | Self::Unavailable { retry_after } => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
+            }
+            // The rest of the body may still come; the connection cannot
+            // carry another request (RFC 9110 §15.5.9).
+            Self::RequestTimeout { .. } => {
+                response.force_close();
             }
             _ => {}
         }

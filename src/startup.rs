@@ -137,6 +137,7 @@ impl Application {
         );
 
         let workers = state.settings.workers();
+        let max_connections = state.settings.http.max_connections_per_worker(workers);
         let data = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -153,6 +154,7 @@ impl Application {
                 .configure(routes::configure)
         })
         .workers(workers)
+        .max_connections(max_connections)
         .listen(listener)?
         .shutdown_timeout(30)
         .run();

@@ -157,7 +157,7 @@ pub async fn create_user(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let admin = admin(&req, &state).await?;
-    let body = extract::body(&req, payload).await?;
+    let body = extract::body(&req, &state, payload).await?;
     let body: NewUserBody = extract::json(&body)?;
     let username = Username::parse(&body.username)?;
     let email = body.email.as_deref().map(Email::parse).transpose()?;
@@ -316,7 +316,7 @@ pub async fn set_password(
 ) -> Result<HttpResponse, ApiError> {
     let admin = admin(&req, &state).await?;
     let user = named(&admin, &path).await?;
-    let body = extract::body(&req, payload).await?;
+    let body = extract::body(&req, &state, payload).await?;
     let body: PasswordBody = extract::json(&body)?;
     let hash = state
         .hasher
@@ -407,7 +407,7 @@ pub async fn add_grants(
 ) -> Result<HttpResponse, ApiError> {
     let admin = admin(&req, &state).await?;
     let user = named(&admin, &path).await?;
-    let (audience, scopes) = parse_grants(&extract::body(&req, payload).await?)?;
+    let (audience, scopes) = parse_grants(&extract::body(&req, &state, payload).await?)?;
     admin.add_grants(&user, &audience, &scopes).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -437,7 +437,7 @@ pub async fn remove_grants(
 ) -> Result<HttpResponse, ApiError> {
     let admin = admin(&req, &state).await?;
     let user = named(&admin, &path).await?;
-    let (audience, scopes) = parse_grants(&extract::body(&req, payload).await?)?;
+    let (audience, scopes) = parse_grants(&extract::body(&req, &state, payload).await?)?;
     let removed = admin.remove_grants(&user, &audience, &scopes).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"removed": removed})))
 }

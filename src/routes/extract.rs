@@ -18,8 +18,25 @@ use crate::tokens::{AuthorizationClaims, SessionClaims};
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// Reads the body, refusing more than [`MAX_BODY_BYTES`] as soon as it is
-/// announced or seen.
-pub async fn body(req: &HttpRequest, mut payload: web::Payload) -> Result<Bytes, ApiError> {
+/// announced or seen, and a body that takes longer than
+/// `http.body_timeout_ms` in all: a client sending a byte now and then
+/// would otherwise hold its connection, and a worker's slot, for as long as
+/// it likes.
+pub async fn body(
+    req: &HttpRequest,
+    state: &AppState,
+    payload: web::Payload,
+) -> Result<Bytes, ApiError> {
+    let limit_ms = state.settings.http.body_timeout_ms;
+    tokio::time::timeout(
+        std::time::Duration::from_millis(limit_ms),
+        read_body(req, payload),
+    )
+    .await
+    .unwrap_or(Err(ApiError::RequestTimeout { limit_ms }))
+}
+
+async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<Bytes, ApiError> {
     let too_large = ApiError::PayloadTooLarge {
         limit: MAX_BODY_BYTES,
     };

@@ -196,7 +196,7 @@ async fn submit_form(
     state: &AppState,
     browser: &Browser,
 ) -> Result<HttpResponse, PageError> {
-    let body = extract::body(req, payload)
+    let body = extract::body(req, state, payload)
         .await
         .map_err(|_| PageError::BadLink("unreadable form body"))?;
     let form: LoginForm = serde_urlencoded::from_bytes(&body)
@@ -279,7 +279,7 @@ pub async fn log_out_form(
     state: web::Data<AppState>,
     browser: web::Data<Browser>,
 ) -> HttpResponse {
-    let link = match extract::body(&req, payload).await {
+    let link = match extract::body(&req, &state, payload).await {
         Ok(body) => serde_urlencoded::from_bytes::<Link>(&body)
             .map_err(|_| PageError::BadLink("unreadable form body")),
         Err(_) => Err(PageError::BadLink("unreadable form body")),

@@ -58,7 +58,7 @@ pub async fn create(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = extract::body(&req, payload).await?;
+    let body = extract::body(&req, &state, payload).await?;
     let login: LoginRequest = extract::json_or_form(&req, &body)?;
     let attempt = LoginAttempt {
         username: Username::parse(&login.username)?,

@@ -1,10 +1,21 @@
-//! The HTTP edge under hostile clients: metric labels they cannot grow.
+//! The HTTP edge under hostile clients: metric labels they cannot grow,
+//! bodies that must arrive in time, a cap on open connections, and what
+//! each content type and method gets.
 //!
 //! The storage backend plays no part here: these run on SQLite only.
 
-use reqwest::Method;
+use std::time::Duration;
 
-use crate::helpers::{Backend, TestApp, spawn_app};
+use reqwest::Method;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
+
+/// The `host:port` of the app, for raw connections.
+fn socket_address(app: &TestApp) -> String {
+    app.address.trim_start_matches("http://").to_owned()
+}
 
 async fn metrics(app: &TestApp) -> String {
     let response = app.client.get(app.url("/metrics")).send().await.unwrap();
@@ -75,4 +86,128 @@ async fn client_chosen_methods_and_paths_add_no_metric_series() {
     // for far fewer long methods than this.
     let grown = resident_kib().saturating_sub(resident_before);
     assert!(grown < 32 * 1024, "resident memory grew by {grown} KiB");
+}
+
+/// Reads one HTTP/1.1 response from `stream`: its status, its head, and its
+/// body (by `Content-Length`).
+async fn read_response(stream: &mut TcpStream) -> (u16, String, String) {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        let read = stream.read(&mut chunk).await.unwrap();
+        assert!(read > 0, "the connection closed before a response");
+        buffer.extend_from_slice(&chunk[..read]);
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).to_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .map_or(0, |value| value.trim().parse().unwrap());
+    while buffer.len() < head_end + length {
+        let read = stream.read(&mut chunk).await.unwrap();
+        assert!(read > 0, "the connection closed inside a body");
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+    let status = head[9..12].parse().unwrap();
+    let body = String::from_utf8_lossy(&buffer[head_end..head_end + length]).into_owned();
+    (status, head, body)
+}
+
+/// A body announced at 16,000 bytes and sent one byte every 50 ms: the
+/// server answers and closes once the body timeout has passed, long before
+/// the body would be complete (13 minutes).
+async fn trickle(app: &TestApp, path: &str) -> (u16, String, String) {
+    let stream = TcpStream::connect(socket_address(app)).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: tessera\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 16000\r\n\r\n"
+    );
+    writer.write_all(head.as_bytes()).await.unwrap();
+    let slow_client = tokio::spawn(async move {
+        for _ in 0..16_000 {
+            if writer.write_all(b"a").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    // Until the server closes: a reset after the answer counts as closed.
+    let read_all = async {
+        let mut answer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while let Ok(read @ 1..) = reader.read(&mut chunk).await {
+            answer.extend_from_slice(&chunk[..read]);
+        }
+        answer
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(20), read_all).await;
+    slow_client.abort();
+    let answer = answer.unwrap_or_else(|_| panic!("{path}: still open after 20 s"));
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a response");
+    let status = head[9..12].parse().unwrap();
+    (status, head.to_lowercase(), body.to_owned())
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_in_is_cut_off_and_its_connection_closed() {
+    let app = spawn_app_with(Backend::Sqlite, |settings| {
+        settings.http.body_timeout_ms = 1_000;
+    })
+    .await;
+
+    let (status, head, body) = trickle(&app, "/session").await;
+    assert_eq!(status, 408, "{head}");
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(body.contains(r#""error":"request_timeout""#), "{body}");
+
+    // The login page reads its form through the same reader.
+    let (status, head, _) = trickle(&app, "/login").await;
+    assert!((400..500).contains(&status), "{head}");
+
+    // The others are served meanwhile and after.
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+const GET_HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: tessera\r\n\r\n";
+
+#[tokio::test]
+async fn past_the_connection_cap_new_connections_wait_and_served_ones_go_on() {
+    let app = spawn_app_with(Backend::Sqlite, |settings| {
+        settings.workers = Some(1);
+        settings.http.max_connections = 2;
+    })
+    .await;
+    let address = socket_address(&app);
+    // Two connections, each served once and kept alive: the cap is reached.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        stream.write_all(GET_HEALTHZ).await.unwrap();
+        assert_eq!(read_response(&mut stream).await.0, 200);
+        held.push(stream);
+    }
+
+    // The kernel takes a third into the backlog; Tessera does not serve it.
+    let mut waiting = TcpStream::connect(&address).await.unwrap();
+    waiting.write_all(GET_HEALTHZ).await.unwrap();
+    let mut byte = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(300), waiting.read(&mut byte)).await;
+    assert!(early.is_err(), "a connection past the cap was served");
+
+    // The held ones are still served; when one closes, the third goes in.
+    for stream in &mut held {
+        stream.write_all(GET_HEALTHZ).await.unwrap();
+        assert_eq!(read_response(stream).await.0, 200);
+    }
+    drop(held.remove(0));
+    let served = tokio::time::timeout(Duration::from_secs(10), read_response(&mut waiting))
+        .await
+        .expect("the waiting connection is served once a slot is free");
+    assert_eq!(served.0, 200);
 }
