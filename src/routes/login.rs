@@ -199,8 +199,8 @@ async fn submit_form(
     let body = extract::body(req, state, payload)
         .await
         .map_err(|_| PageError::BadLink("unreadable form body"))?;
-    let form: LoginForm = serde_urlencoded::from_bytes(&body)
-        .map_err(|_| PageError::BadLink("unreadable form body"))?;
+    let form: LoginForm =
+        extract::form(req, &body).map_err(|_| PageError::BadLink("unreadable form body"))?;
     if !browser.csrf_is_valid(req, &form.csrf_token) {
         tracing::info!("Refused a login form with a missing or invalid CSRF token");
         return Err(PageError::Csrf);

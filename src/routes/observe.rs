@@ -100,8 +100,11 @@ pub async fn observe(
     Ok(response)
 }
 
-/// The framework's own errors (an unknown method on a known path, a
-/// malformed header) answer plain text; give them the JSON shape too.
+/// The framework's own errors (a malformed header, a path or query its
+/// extractors refuse) answer plain text; give them the JSON shape too.
+/// What the HTTP/1 codec refuses before any service runs (a malformed
+/// request line, too many headers, a head not sent in time) it answers
+/// itself, with an empty body: no middleware sees it.
 fn as_json_error(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     let status = response.status();
     let is_json = response

@@ -10,7 +10,7 @@ use reqwest::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{Backend, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, PASSWORD, TestApp, assert_error, spawn_app, spawn_app_with};
 
 /// The `host:port` of the app, for raw connections.
 fn socket_address(app: &TestApp) -> String {
@@ -210,4 +210,194 @@ async fn past_the_connection_cap_new_connections_wait_and_served_ones_go_on() {
         .await
         .expect("the waiting connection is served once a slot is free");
     assert_eq!(served.0, 200);
+}
+
+/// Every resource of the route table, made concrete, with the methods its
+/// routes answer.
+const RESOURCES: &[(&str, &[&str])] = &[
+    ("/session", &["GET", "POST", "DELETE"]),
+    ("/session/refresh", &["POST"]),
+    ("/authorize", &["POST"]),
+    ("/.well-known/jwks.json", &["GET"]),
+    ("/.well-known/openid-configuration", &["GET"]),
+    ("/.well-known/oauth-authorization-server", &["GET"]),
+    ("/keys/nokey.pem", &["GET"]),
+    ("/revocations", &["GET"]),
+    ("/introspect", &["POST"]),
+    ("/userinfo", &["GET"]),
+    ("/admin/users", &["GET", "POST"]),
+    ("/admin/users/alice", &["GET", "DELETE"]),
+    ("/admin/users/alice/disable", &["POST"]),
+    ("/admin/users/alice/enable", &["POST"]),
+    ("/admin/users/alice/password", &["PUT"]),
+    ("/admin/users/alice/grants", &["GET", "POST", "DELETE"]),
+    ("/admin/users/alice/sessions", &["GET", "DELETE"]),
+    (
+        "/admin/users/alice/sessions/00000000-0000-0000-0000-000000000000",
+        &["DELETE"],
+    ),
+    ("/admin/keys", &["GET"]),
+    ("/metrics", &["GET"]),
+    ("/login", &["GET", "POST"]),
+    ("/logout", &["GET", "POST"]),
+    ("/static/tessera.css", &["GET"]),
+    ("/static/brand.css", &["GET"]),
+    ("/openapi.json", &["GET"]),
+    ("/healthz", &["GET"]),
+    ("/readyz", &["GET"]),
+];
+
+#[tokio::test]
+async fn head_answers_wherever_get_does_with_the_same_status_and_headers_and_no_body() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for (path, methods) in RESOURCES {
+        if !methods.contains(&"GET") {
+            continue;
+        }
+        let get = app.client.get(app.url(path)).send().await.unwrap();
+        let head = app.client.head(app.url(path)).send().await.unwrap();
+        assert_eq!(head.status(), get.status(), "HEAD {path}");
+        for name in ["content-type", "content-length", "cache-control"] {
+            if *path == "/metrics" && name == "content-length" {
+                continue; // counts this very request
+            }
+            assert_eq!(
+                head.headers().get(name),
+                get.headers().get(name),
+                "{name} of HEAD {path}"
+            );
+        }
+        assert!(head.bytes().await.unwrap().is_empty(), "HEAD {path}");
+    }
+}
+
+/// The methods of an `Allow` header.
+fn allowed(response: &reqwest::Response) -> Vec<String> {
+    let allow = response
+        .headers()
+        .get("allow")
+        .unwrap_or_else(|| panic!("an Allow header from {}", response.url()));
+    allow
+        .to_str()
+        .unwrap()
+        .split(',')
+        .map(|m| m.trim().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn options_names_the_methods_of_a_resource_and_others_get_405_naming_them_too() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for (path, methods) in RESOURCES {
+        let options = app
+            .client
+            .request(Method::OPTIONS, app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(options.status(), 204, "OPTIONS {path}");
+        let allow = allowed(&options);
+        let mut expected: Vec<String> = Vec::new();
+        for method in *methods {
+            expected.push((*method).to_owned());
+            if *method == "GET" {
+                expected.push("HEAD".into());
+            }
+        }
+        expected.push("OPTIONS".into());
+        assert_eq!(allow, expected, "Allow of {path}");
+
+        for method in ["GET", "POST", "PUT", "DELETE", "PATCH", "X-UNKNOWN"] {
+            let response = app
+                .client
+                .request(
+                    Method::from_bytes(method.as_bytes()).unwrap(),
+                    app.url(path),
+                )
+                .send()
+                .await
+                .unwrap();
+            if methods.contains(&method) {
+                assert_ne!(response.status(), 405, "{method} {path}");
+            } else {
+                assert_eq!(allowed(&response), expected, "Allow of {method} {path}");
+                assert_error(response, 405, "method_not_allowed").await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_body_is_read_only_as_what_its_content_type_says() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.add_user("alice", None).await;
+    let login = format!(r#"{{"username": "alice", "password": "{PASSWORD}"}}"#);
+    let form = format!("username=alice&password={}", PASSWORD.replace(' ', "+"));
+    let post = |path: &str, content_type: Option<&str>, body: String| {
+        let mut request = app.client.post(app.url(path)).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.send()
+    };
+
+    // JSON that a cross-site `<form enctype="text/plain">` can send.
+    for content_type in [Some("text/plain"), Some("text/plain; charset=utf-8"), None] {
+        let response = post("/session", content_type, login.clone()).await.unwrap();
+        assert_error(response, 415, "unsupported_media_type").await;
+    }
+    let form_as_text = post("/session", Some("text/plain"), form.clone())
+        .await
+        .unwrap();
+    assert_error(form_as_text, 415, "unsupported_media_type").await;
+
+    // Types match without regard to case, with parameters.
+    for content_type in [
+        "Application/JSON; charset=UTF-8",
+        "application/vnd.tessera+json",
+    ] {
+        let response = post("/session", Some(content_type), login.clone())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{content_type}");
+    }
+    let response = post(
+        "/session",
+        Some("APPLICATION/X-WWW-FORM-URLENCODED; charset=utf-8"),
+        form.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // JSON-only endpoints refuse forms; an empty body where every field is
+    // optional needs no type.
+    let token = app.session_token("alice").await;
+    let authorize = |content_type: Option<&'static str>, body: &'static str| {
+        let mut request = app
+            .client
+            .post(app.url("/authorize"))
+            .bearer_auth(&token)
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.send()
+    };
+    assert_eq!(authorize(None, "").await.unwrap().status(), 200);
+    let as_text = authorize(Some("text/plain"), r#"{"audience": "tessera"}"#)
+        .await
+        .unwrap();
+    assert_error(as_text, 415, "unsupported_media_type").await;
+    let as_form = authorize(
+        Some("application/x-www-form-urlencoded"),
+        "audience=tessera",
+    )
+    .await
+    .unwrap();
+    assert_error(as_form, 415, "unsupported_media_type").await;
+    let as_json = authorize(Some("application/json"), r#"{"audience": "tessera"}"#)
+        .await
+        .unwrap();
+    assert_eq!(as_json.status(), 200);
 }
