@@ -125,6 +125,11 @@ impl ReturnTo {
         self.0.as_str()
     }
 
+    /// `scheme://host[:port]`.
+    pub fn origin(&self) -> String {
+        self.0.origin().ascii_serialization()
+    }
+
     /// Where to send the browser with `token`: for `query` and `fragment`
     /// the token is added to the URL (replacing any parameter of the same
     /// name, so a crafted `return_to` cannot smuggle in a token of its own);
