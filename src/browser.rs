@@ -26,7 +26,8 @@ use crate::clients::{Client, ClientRegistry, TokenDelivery};
 use crate::configuration::Settings;
 use crate::error::ApiError;
 
-/// How long a login form may be submitted after it was shown, in seconds.
+/// How long a login or logout form may be submitted after it was shown, in
+/// seconds.
 const CSRF_LIFETIME_SECS: i64 = 3600;
 
 /// The default look, served at `/static/tessera.css`.
@@ -494,6 +495,16 @@ pub struct LoginPage<'a> {
     pub csrf_token: &'a str,
     pub username: &'a str,
     pub error: Option<&'a str>,
+}
+
+/// Asks before signing out; the form posts to `POST /logout`.
+#[derive(Template)]
+#[template(path = "logout.html")]
+pub struct LogoutPage<'a> {
+    pub brand: &'a Brand,
+    pub csrf_token: &'a str,
+    pub client_id: Option<&'a str>,
+    pub return_to: Option<&'a str>,
 }
 
 #[derive(Template)]

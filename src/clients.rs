@@ -6,8 +6,9 @@
 //! and port must equal a registered entry's, and the normalized path must
 //! equal it (exact entries) or lie under it (entries ending in `/*`). Input
 //! that a browser could read differently from us (backslashes, whitespace,
-//! control characters, user information, encoded slashes or dots) is
-//! refused outright. Nothing here may redirect: it only answers where a
+//! control characters, user information, encoded slashes or dots; under a
+//! prefix also path parameters and encoded percent signs) is refused
+//! outright. Nothing here may redirect: it only answers where a
 //! redirect would be allowed to go.
 
 use std::collections::BTreeMap;
@@ -124,6 +125,11 @@ impl ReturnTo {
         self.0.as_str()
     }
 
+    /// `scheme://host[:port]`.
+    pub fn origin(&self) -> String {
+        self.0.origin().ascii_serialization()
+    }
+
     /// Where to send the browser with `token`: for `query` and `fragment`
     /// the token is added to the URL (replacing any parameter of the same
     /// name, so a crafted `return_to` cannot smuggle in a token of its own);
@@ -204,6 +210,9 @@ impl RedirectUri {
             Self::Exact(allowed) => url.path() == allowed.path(),
             Self::Prefix(allowed) => {
                 let prefix = allowed.path();
+                if escapes_prefix(url.path()) {
+                    return false;
+                }
                 // `/app/*` allows `/app` itself, never `/application`.
                 url.path().starts_with(prefix) || url.path() == prefix.trim_end_matches('/')
             }
@@ -261,6 +270,15 @@ fn parse_target(raw: &str) -> Option<Url> {
         return None;
     }
     Some(url)
+}
+
+/// Whether a path that lies under a prefix entry could be resolved outside
+/// it by the server behind. A `;` starts path parameters (RFC 3986 §3.3),
+/// which Tomcat and Spring drop before matching, so `/hub/..;/admin` reaches
+/// `/admin`; and any `%25` is an encoded `%` that a server decoding twice
+/// turns into the `%2e%2e` or `%2f` refused above.
+fn escapes_prefix(path: &str) -> bool {
+    path.contains(';') || path.contains("%25")
 }
 
 /// Every registered client, by id.
@@ -521,6 +539,15 @@ mod tests {
             ("https://allowed.example/app%2F..%2Fadmin", false),
             ("https://allowed.example/app/%5c..%5cadmin", false),
             ("%2f%2fevil.example", false),
+            // Path parameters and double encoding under a prefix.
+            ("https://allowed.example/app/..;/admin", false),
+            ("https://allowed.example/app;x=1/notebooks", false),
+            ("https://allowed.example/app/x;jsessionid=1", false),
+            ("https://allowed.example/app/%252e%252e/admin", false),
+            ("https://allowed.example/app/%252E%252E/admin", false),
+            ("https://allowed.example/app/%252f..", false),
+            ("https://allowed.example/app/100%25", false),
+            ("https://allowed.example/app/x?next=a;b%25c", true),
             ("https%3a%2f%2fevil.example", false),
             // Tab and newline injection.
             ("https://allowed.example/app/\t", false),

@@ -61,12 +61,48 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub hashing: HashingSettings,
     pub throttle: ThrottleSettings,
+    pub http: HttpSettings,
     /// Browser clients of the hosted login page, `[[clients]]` tables; each
     /// field is documented on [`ClientSettings`].
     pub clients: Vec<ClientSettings>,
     /// The hosted login page (`[login]`): branding and the CSRF key; see
     /// [`LoginSettings`].
     pub login: LoginSettings,
+}
+
+/// Limits of the HTTP server (`[http]`) that keep slow or idle clients from
+/// holding it. Request heads must arrive within 5 s (the framework's own
+/// limit); bodies within `body_timeout`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Open connections at most, over all workers (each takes an equal
+    /// share, rounded up). Past it, new connections wait in the listen
+    /// backlog until one closes; those being served are not disturbed.
+    /// `TESSERA_HTTP__MAX_CONNECTIONS`.
+    pub max_connections: usize,
+    /// How long a request body may take to arrive in full (`5s`, `500ms`,
+    /// or seconds), counted from when its endpoint starts reading it; a
+    /// slower one is answered 408 and its connection closed. Bodies are at
+    /// most 16 KiB. `TESSERA_HTTP__BODY_TIMEOUT`.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub body_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            body_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl HttpSettings {
+    /// The connection cap of each of `workers` workers.
+    pub fn max_connections_per_worker(&self, workers: usize) -> usize {
+        self.max_connections.div_ceil(workers.max(1))
+    }
 }
 
 /// Login throttling: failures make later attempts wait, growing with each
@@ -257,6 +293,7 @@ impl Default for Settings {
             tokens: TokenSettings::default(),
             hashing: HashingSettings::default(),
             throttle: ThrottleSettings::default(),
+            http: HttpSettings::default(),
             clients: Vec::new(),
             login: LoginSettings::default(),
         }
@@ -405,6 +442,12 @@ impl Settings {
         if self.hashing.concurrency == Some(0) {
             bail!("hashing.concurrency must be positive");
         }
+        if self.http.max_connections == 0 {
+            bail!("http.max_connections must be positive");
+        }
+        if self.http.body_timeout.is_zero() {
+            bail!("http.body_timeout must be positive");
+        }
         ClientRegistry::from_settings(&self.clients, &tokens.allowed_audiences, &issuer)?;
         self.login.validate()?;
         let keys = &self.keys;
@@ -445,6 +488,7 @@ impl Settings {
             ),
             ("tokens.leeway", tokens.leeway, true),
             ("hashing.queue_timeout", self.hash_queue_timeout(), false),
+            ("http.body_timeout", self.http.body_timeout, false),
             ("throttle.base_delay", throttle.base_delay, false),
             ("throttle.max_delay", throttle.max_delay, false),
             ("throttle.window", throttle.window, false),
@@ -518,7 +562,9 @@ use environment::EnvVar;
 mod environment {
     use serde_aux::serde_introspection::serde_introspect;
 
-    use super::{HashingSettings, KeySettings, Settings, ThrottleSettings, TokenSettings};
+    use super::{
+        HashingSettings, HttpSettings, KeySettings, Settings, ThrottleSettings, TokenSettings,
+    };
     use crate::browser::LoginSettings;
 
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -559,6 +605,7 @@ mod environment {
             "tokens" => serde_introspect::<TokenSettings>(),
             "hashing" => serde_introspect::<HashingSettings>(),
             "throttle" => serde_introspect::<ThrottleSettings>(),
+            "http" => serde_introspect::<HttpSettings>(),
             "login" => serde_introspect::<LoginSettings>(),
             _ => return None,
         })
@@ -603,6 +650,7 @@ mod environment {
                 "TOKENS__EXTRA_CLAIMS",
                 "TOKENS__EXTRA_CLAIMS__USER",
                 "THROTTLE__LOCKOUT_AFTER",
+                "HTTP__BODY_TIMEOUT",
                 "LOGIN__CSRF_SECRET",
                 "KEYS",
             ] {

@@ -30,6 +30,10 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error("the request body did not arrive within {limit_ms} ms")]
+    RequestTimeout { limit_ms: u64 },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("too many requests; retry after {retry_after} s")]
     TooManyRequests { retry_after: u64 },
     #[error("the service is busy; retry after {retry_after} s")]
@@ -71,6 +75,8 @@ impl ApiError {
             Self::Conflict(_) => "conflict",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::RequestTimeout { .. } => "request_timeout",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::Unavailable { .. } | Self::DatabaseUnavailable { .. } => "unavailable",
             Self::AccountLocked => "account_locked",
@@ -89,6 +95,8 @@ impl ResponseError for ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } | Self::DatabaseUnavailable { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -111,6 +119,11 @@ impl ResponseError for ApiError {
             | Self::Unavailable { retry_after }
             | Self::DatabaseUnavailable { retry_after } => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
+            }
+            // The rest of the body may still come; the connection cannot
+            // carry another request (RFC 9110 §15.5.9).
+            Self::RequestTimeout { .. } => {
+                response.force_close();
             }
             _ => {}
         }

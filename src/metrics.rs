@@ -1,7 +1,17 @@
 //! Prometheus metrics, served as text at `/metrics`. The registry is the
 //! application's own (built at start-up and passed as app data), never a
 //! process-wide global.
+//!
+//! Every label value comes from a fixed set, never from the client: each
+//! distinct value is a series held in memory for good and rendered on every
+//! scrape. The request method is one of the methods of RFC 9110 §9 (or
+//! `other`), the route is the pattern of the route table that matched (or
+//! `unmatched`), never the raw path, and the status is a code Tessera
+//! answered. The one label not fixed in the code, the `kid` of
+//! `tessera_key_age_seconds`, comes from the file names in the operator's
+//! key directory.
 
+use actix_web::http::Method;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -118,5 +128,38 @@ impl Metrics {
         let mut buffer = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
         Ok(String::from_utf8(buffer)?)
+    }
+}
+
+/// The `method` label of a request: the method if it is one RFC 9110 §9 or
+/// RFC 5789 defines, else `other`. Any token is a valid method on the wire,
+/// so the raw method would let anyone grow the registry without limit.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_method_label_is_a_standard_method_or_other() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for unknown in ["X0000001", "get", "PROPFIND", &"X".repeat(8000)] {
+            let method = Method::from_bytes(unknown.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "other", "{unknown}");
+        }
     }
 }

@@ -145,6 +145,7 @@ impl Application {
         };
         let metrics_on_main = metrics_server.is_none();
         let workers = state.settings.workers();
+        let max_connections = state.settings.http.max_connections_per_worker(workers);
         let data = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -166,6 +167,7 @@ impl Application {
                 .configure(routes::configure)
         })
         .workers(workers)
+        .max_connections(max_connections)
         .listen(listener)?
         .shutdown_timeout(30)
         .run();

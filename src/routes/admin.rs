@@ -157,8 +157,8 @@ pub async fn create_user(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let admin = admin(&req, &state).await?;
-    let body = extract::body(&req, payload).await?;
-    let body: NewUserBody = extract::json(&body)?;
+    let body = extract::body(&req, &state, payload).await?;
+    let body: NewUserBody = extract::json(&req, &body)?;
     let username = Username::parse(&body.username)?;
     let email = body.email.as_deref().map(Email::parse).transpose()?;
     let password = Password::parse_new(body.password)?;
@@ -316,8 +316,8 @@ pub async fn set_password(
 ) -> Result<HttpResponse, ApiError> {
     let admin = admin(&req, &state).await?;
     let user = named(&admin, &path).await?;
-    let body = extract::body(&req, payload).await?;
-    let body: PasswordBody = extract::json(&body)?;
+    let body = extract::body(&req, &state, payload).await?;
+    let body: PasswordBody = extract::json(&req, &body)?;
     let hash = state
         .hasher
         .hash(Password::parse_new(body.password)?)
@@ -368,8 +368,8 @@ struct GrantsBody {
     scopes: Vec<String>,
 }
 
-fn parse_grants(body: &[u8]) -> Result<(Audience, Vec<Scope>), ApiError> {
-    let body: GrantsBody = extract::json(body)?;
+fn parse_grants(req: &HttpRequest, body: &[u8]) -> Result<(Audience, Vec<Scope>), ApiError> {
+    let body: GrantsBody = extract::json(req, body)?;
     let audience = Audience::parse(&body.audience)?;
     if body.scopes.is_empty() {
         return Err(ApiError::InvalidRequest("scopes: name at least one".into()));
@@ -407,7 +407,7 @@ pub async fn add_grants(
 ) -> Result<HttpResponse, ApiError> {
     let admin = admin(&req, &state).await?;
     let user = named(&admin, &path).await?;
-    let (audience, scopes) = parse_grants(&extract::body(&req, payload).await?)?;
+    let (audience, scopes) = parse_grants(&req, &extract::body(&req, &state, payload).await?)?;
     admin.add_grants(&user, &audience, &scopes).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -437,7 +437,7 @@ pub async fn remove_grants(
 ) -> Result<HttpResponse, ApiError> {
     let admin = admin(&req, &state).await?;
     let user = named(&admin, &path).await?;
-    let (audience, scopes) = parse_grants(&extract::body(&req, payload).await?)?;
+    let (audience, scopes) = parse_grants(&req, &extract::body(&req, &state, payload).await?)?;
     let removed = admin.remove_grants(&user, &audience, &scopes).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"removed": removed})))
 }

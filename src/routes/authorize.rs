@@ -50,12 +50,8 @@ pub async fn authorize(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (claims, sid) = extract::session_claims(&req, &state)?;
-    let body = extract::body(&req, payload).await?;
-    let body: AuthorizeBody = if body.iter().all(u8::is_ascii_whitespace) {
-        AuthorizeBody::default()
-    } else {
-        extract::json(&body)?
-    };
+    let body = extract::body(&req, &state, payload).await?;
+    let body: AuthorizeBody = extract::optional_json(&req, &body)?;
     let request = AuthorizationRequest {
         audience: body.audience.as_deref().map(Audience::parse).transpose()?,
         scopes: body

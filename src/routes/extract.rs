@@ -2,6 +2,7 @@
 //! authenticated session behind a session token.
 
 use actix_web::http::header;
+use actix_web::mime;
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpRequest, web};
 use futures_util::StreamExt;
@@ -18,8 +19,24 @@ use crate::tokens::{AuthorizationClaims, SessionClaims};
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// Reads the body, refusing more than [`MAX_BODY_BYTES`] as soon as it is
-/// announced or seen.
-pub async fn body(req: &HttpRequest, mut payload: web::Payload) -> Result<Bytes, ApiError> {
+/// announced or seen, and a body that takes longer than
+/// `http.body_timeout` in all: a client sending a byte now and then
+/// would otherwise hold its connection, and a worker's slot, for as long as
+/// it likes.
+pub async fn body(
+    req: &HttpRequest,
+    state: &AppState,
+    payload: web::Payload,
+) -> Result<Bytes, ApiError> {
+    let limit = state.settings.http.body_timeout;
+    tokio::time::timeout(limit, read_body(req, payload))
+        .await
+        .unwrap_or(Err(ApiError::RequestTimeout {
+            limit_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+        }))
+}
+
+async fn read_body(req: &HttpRequest, mut payload: web::Payload) -> Result<Bytes, ApiError> {
     let too_large = ApiError::PayloadTooLarge {
         limit: MAX_BODY_BYTES,
     };
@@ -92,31 +109,91 @@ pub fn user_agent(req: &HttpRequest) -> Option<String> {
     Some(value[..end].to_owned())
 }
 
-/// Whether the request says its body is a form.
-fn is_form(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .starts_with("application/x-www-form-urlencoded")
-        })
+/// What a body is, by its `Content-Type`. The media type is matched without
+/// regard to case and with any parameters (RFC 9110 §8.3.1). A body is
+/// never parsed as anything its type does not say: a cross-site
+/// `<form enctype="text/plain">` can send a body that reads as JSON, but
+/// not with a JSON type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MediaType {
+    /// `application/json`, or any `application/…+json` (RFC 6839 §3.1).
+    Json,
+    /// `application/x-www-form-urlencoded`.
+    Form,
 }
 
-/// Parses a JSON or form body (by `Content-Type`; JSON when unsaid), with a
-/// 400 that names what is wrong.
-pub fn json_or_form<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T, ApiError> {
-    if is_form(req) {
-        serde_urlencoded::from_bytes(body)
-            .map_err(|e| ApiError::InvalidRequest(format!("invalid form body: {e}")))
-    } else {
-        json(body)
+impl MediaType {
+    /// The request's body type: `None` when it names none, or one Tessera
+    /// does not read.
+    fn of(req: &HttpRequest) -> Option<Self> {
+        let value = req.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
+        let mime: mime::Mime = value.trim().parse().ok()?;
+        if mime.type_() != mime::APPLICATION {
+            return None;
+        }
+        if mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON) {
+            Some(Self::Json)
+        } else if mime.subtype() == mime::WWW_FORM_URLENCODED {
+            Some(Self::Form)
+        } else {
+            None
+        }
     }
 }
 
-pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+fn unsupported(expected: &str) -> ApiError {
+    ApiError::UnsupportedMediaType(format!("the body must be {expected}"))
+}
+
+/// Parses a JSON or form body, by its `Content-Type`; any other type is
+/// 415, a malformed body 400 naming what is wrong.
+pub fn json_or_form<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T, ApiError> {
+    match MediaType::of(req) {
+        Some(MediaType::Json) => parse_json(body),
+        Some(MediaType::Form) => parse_form(body),
+        None => Err(unsupported(
+            "application/json or application/x-www-form-urlencoded",
+        )),
+    }
+}
+
+/// Parses a JSON body; any other type is 415.
+pub fn json<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T, ApiError> {
+    match MediaType::of(req) {
+        Some(MediaType::Json) => parse_json(body),
+        _ => Err(unsupported("application/json")),
+    }
+}
+
+/// As [`json`], for a body whose fields are all optional: an empty body,
+/// whatever its type, is the default.
+pub fn optional_json<T: DeserializeOwned + Default>(
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        json(req, body)
+    }
+}
+
+/// Parses a form body; any other type is 415.
+pub fn form<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T, ApiError> {
+    match MediaType::of(req) {
+        Some(MediaType::Form) => parse_form(body),
+        _ => Err(unsupported("application/x-www-form-urlencoded")),
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::InvalidRequest(format!("invalid JSON body: {e}")))
+}
+
+fn parse_form<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_urlencoded::from_bytes(body)
+        .map_err(|e| ApiError::InvalidRequest(format!("invalid form body: {e}")))
 }
 
 /// The token of an `Authorization: Bearer <token>` header, or of the
@@ -309,6 +386,46 @@ mod tests {
             }
             let _ = forwarded_client("127.0.0.1".parse().unwrap(), &headers, &trusted);
         }
+    }
+
+    #[test]
+    fn only_json_and_form_types_are_read_whatever_their_case_and_parameters() {
+        let of = |value: &str| {
+            let req = actix_web::test::TestRequest::default()
+                .insert_header((header::CONTENT_TYPE, value))
+                .to_http_request();
+            MediaType::of(&req)
+        };
+        for json in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/merge-patch+json",
+            " application/json ",
+        ] {
+            assert_eq!(of(json), Some(MediaType::Json), "{json:?}");
+        }
+        for form in [
+            "application/x-www-form-urlencoded",
+            "APPLICATION/X-WWW-FORM-URLENCODED",
+            "application/x-www-form-urlencoded;charset=UTF-8",
+        ] {
+            assert_eq!(of(form), Some(MediaType::Form), "{form:?}");
+        }
+        for other in [
+            "text/plain",
+            "text/plain; a=application/json",
+            "multipart/form-data; boundary=x",
+            "application/jsonx",
+            "application/x-www-form-urlencodedx",
+            "text/json",
+            "application",
+            "",
+        ] {
+            assert_eq!(of(other), None, "{other:?}");
+        }
+        let none = actix_web::test::TestRequest::default().to_http_request();
+        assert_eq!(MediaType::of(&none), None);
     }
 
     #[test]

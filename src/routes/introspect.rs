@@ -51,7 +51,7 @@ pub async fn introspect(
 ) -> Result<HttpResponse, ApiError> {
     let caller = extract::authorized_caller(&req, &state, INTROSPECT_SCOPE).await?;
     tracing::Span::current().record("caller", caller.sub.as_str());
-    let body = extract::body(&req, payload).await?;
+    let body = extract::body(&req, &state, payload).await?;
     let request: IntrospectRequest = extract::json_or_form(&req, &body)?;
     let answer = match introspected(&state, &request.token).await? {
         Some(mut claims) => {

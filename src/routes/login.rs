@@ -1,5 +1,6 @@
 //! The hosted login page for browser single sign-on: `GET`/`POST /login`,
-//! `GET`/`POST /logout`, and the stylesheets the pages use.
+//! `GET`/`POST /logout`, and the stylesheets the pages use. Only a form
+//! posted with its CSRF token signs in or out; a link never does.
 //!
 //! Logging in goes through [`sessions::log_in`] and tokens through
 //! [`sessions::authorize`], exactly as `POST /session` and `POST /authorize`
@@ -15,7 +16,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::extract;
-use crate::browser::{Browser, DEFAULT_STYLESHEET, LoginPage, PageError};
+use crate::browser::{Browser, DEFAULT_STYLESHEET, LoginPage, LogoutPage, PageError};
 use crate::clients::{Client, ReturnTo};
 use crate::domain::{Password, Username};
 use crate::error::ApiError;
@@ -197,11 +198,11 @@ async fn submit_form(
     state: &AppState,
     browser: &Browser,
 ) -> Result<HttpResponse, PageError> {
-    let body = extract::body(req, payload)
+    let body = extract::body(req, state, payload)
         .await
         .map_err(|_| PageError::BadLink("unreadable form body"))?;
-    let form: LoginForm = serde_urlencoded::from_bytes(&body)
-        .map_err(|_| PageError::BadLink("unreadable form body"))?;
+    let form: LoginForm =
+        extract::form(req, &body).map_err(|_| PageError::BadLink("unreadable form body"))?;
     if !browser.csrf_is_valid(req, &form.csrf_token) {
         tracing::info!("Refused a login form with a missing or invalid CSRF token");
         return Err(PageError::Csrf);
@@ -259,37 +260,89 @@ fn add_cookie(response: &mut HttpResponse, cookie: &actix_web::cookie::Cookie<'_
     }
 }
 
-/// `GET /logout?return_to=…`.
-pub async fn log_out(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    browser: web::Data<Browser>,
-) -> HttpResponse {
-    let result = match query_link(&req) {
-        Ok(link) => sign_out(&req, &state, &browser, link).await,
-        Err(e) => Err(e),
-    };
-    result.unwrap_or_else(|e| browser.error_page(e))
+/// The logout form as posted.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct LogoutForm {
+    csrf_token: String,
+    client_id: Option<String>,
+    return_to: Option<String>,
 }
 
-/// `POST /logout` with form fields `return_to` and `client_id`, both
-/// optional.
+/// `GET /logout?client_id=…&return_to=…`: asks. Any page can send a browser
+/// here, so this revokes nothing: it shows a form that posts to
+/// `POST /logout` with a CSRF token, carrying the link along (OpenID Connect
+/// RP-Initiated Logout 1.0 §2 likewise asks the user unless the request
+/// proves the relying party sent it).
+pub async fn log_out(req: HttpRequest, browser: web::Data<Browser>) -> HttpResponse {
+    confirmation(&req, &browser).unwrap_or_else(|e| browser.error_page(e))
+}
+
+fn confirmation(req: &HttpRequest, browser: &Browser) -> Result<HttpResponse, PageError> {
+    let link = query_link(req)?;
+    let target = logout_target(browser, &link)?;
+    let (csrf_cookie, csrf_token) = browser.new_csrf()?;
+    let page = LogoutPage {
+        brand: &browser.brand,
+        csrf_token: &csrf_token,
+        client_id: link.client_id.as_deref().filter(|_| target.is_some()),
+        return_to: target.as_ref().map(ReturnTo::as_str),
+    };
+    // The form's answer redirects to `return_to`, which `form-action`
+    // covers in Chromium.
+    let form_action: Vec<String> = target.iter().map(ReturnTo::origin).collect();
+    Ok(browser.page(StatusCode::OK, &page, &form_action, vec![csrf_cookie]))
+}
+
+/// `POST /logout` with form fields `csrf_token` and, both optional,
+/// `client_id` and `return_to`: the form of `GET /logout`.
 pub async fn log_out_form(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
     browser: web::Data<Browser>,
 ) -> HttpResponse {
-    let link = match extract::body(&req, payload).await {
-        Ok(body) => serde_urlencoded::from_bytes::<Link>(&body)
+    let form = match extract::body(&req, &state, payload).await {
+        Ok(body) => extract::form::<LogoutForm>(&req, &body)
             .map_err(|_| PageError::BadLink("unreadable form body")),
         Err(_) => Err(PageError::BadLink("unreadable form body")),
     };
-    let result = match link {
-        Ok(link) => sign_out(&req, &state, &browser, link).await,
+    let result = match form {
+        Ok(form) if browser.csrf_is_valid(&req, &form.csrf_token) => {
+            let link = Link {
+                client_id: form.client_id,
+                return_to: form.return_to,
+            };
+            sign_out(&req, &state, &browser, link).await
+        }
+        Ok(_) => {
+            tracing::info!("Refused a logout form with a missing or invalid CSRF token");
+            Err(PageError::Csrf)
+        }
         Err(e) => Err(e),
     };
     result.unwrap_or_else(|e| browser.error_page(e))
+}
+
+/// Where a logout goes back to: an allowed `return_to`, of the named client
+/// or of any; `None` for the signed-out page.
+fn logout_target(browser: &Browser, link: &Link) -> Result<Option<ReturnTo>, PageError> {
+    Ok(
+        match (link.client_id.as_deref(), link.return_to.as_deref()) {
+            (_, None) => None,
+            (Some(_), Some(_)) => Some(
+                resolve(
+                    browser,
+                    link.client_id.as_deref(),
+                    link.return_to.as_deref(),
+                )?
+                .1,
+            ),
+            (None, Some(raw)) => Some(browser.clients.return_to(raw).ok_or(PageError::BadLink(
+                "return_to is not registered for any client",
+            ))?),
+        },
+    )
 }
 
 /// Revokes the browser's session (the revocation feed carries it), clears
@@ -303,20 +356,7 @@ async fn sign_out(
     browser: &Browser,
     link: Link,
 ) -> Result<HttpResponse, PageError> {
-    let target = match (link.client_id.as_deref(), link.return_to.as_deref()) {
-        (_, None) => None,
-        (Some(_), Some(_)) => Some(
-            resolve(
-                browser,
-                link.client_id.as_deref(),
-                link.return_to.as_deref(),
-            )?
-            .1,
-        ),
-        (None, Some(raw)) => Some(browser.clients.return_to(raw).ok_or(PageError::BadLink(
-            "return_to is not registered for any client",
-        ))?),
-    };
+    let target = logout_target(browser, &link)?;
     if let Some(token) = browser.session_token(req)
         && let Some((_, sid)) = session_of(state, &token)
     {
@@ -330,7 +370,10 @@ async fn sign_out(
             tracing::info!("Session revoked");
         }
     }
-    let mut cookies = vec![browser.session_cookie_removal()];
+    let mut cookies = vec![
+        browser.session_cookie_removal(),
+        browser.csrf_cookie_removal(),
+    ];
     cookies.extend(browser.token_cookie_removals());
     Ok(match target {
         Some(target) => browser.redirect(target.as_str(), cookies),

@@ -19,7 +19,8 @@ pub use introspect::INTROSPECT_SCOPE;
 pub use observe::observe;
 pub use well_known::discovery_document;
 
-use actix_web::{HttpResponse, web};
+use actix_web::http::{Method, header};
+use actix_web::{HttpRequest, HttpResponse, Resource, ResponseError, Route, guard, web};
 
 use crate::error::ApiError;
 
@@ -27,132 +28,129 @@ use crate::error::ApiError;
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    use Method as M;
     cfg.service(
-        web::resource("/session")
+        resource("/session", &[M::GET, M::POST, M::DELETE])
             .route(web::post().to(session::create))
-            .route(web::get().to(session::show))
-            .route(web::delete().to(session::delete))
-            .default_service(web::to(method_not_allowed)),
+            .route(get().to(session::show))
+            .route(web::delete().to(session::delete)),
+    )
+    .service(resource("/session/refresh", &[M::POST]).route(web::post().to(refresh::refresh)))
+    .service(resource("/authorize", &[M::POST]).route(web::post().to(authorize::authorize)))
+    .service(resource("/.well-known/jwks.json", &[M::GET]).route(get().to(well_known::jwks)))
+    .service(
+        resource("/.well-known/openid-configuration", &[M::GET])
+            .route(get().to(well_known::discovery)),
     )
     .service(
-        web::resource("/session/refresh")
-            .route(web::post().to(refresh::refresh))
-            .default_service(web::to(method_not_allowed)),
+        resource("/.well-known/oauth-authorization-server", &[M::GET])
+            .route(get().to(well_known::discovery)),
     )
-    .service(
-        web::resource("/authorize")
-            .route(web::post().to(authorize::authorize))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/.well-known/jwks.json")
-            .route(web::get().to(well_known::jwks))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/.well-known/openid-configuration")
-            .route(web::get().to(well_known::discovery))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/.well-known/oauth-authorization-server")
-            .route(web::get().to(well_known::discovery))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/keys/{file}")
-            .route(web::get().to(well_known::public_key_pem))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/revocations")
-            .route(web::get().to(revocations::feed))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/introspect")
-            .route(web::post().to(introspect::introspect))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(
-        web::resource("/userinfo")
-            .route(web::get().to(introspect::userinfo))
-            .default_service(web::to(method_not_allowed)),
-    )
+    .service(resource("/keys/{file}", &[M::GET]).route(get().to(well_known::public_key_pem)))
+    .service(resource("/revocations", &[M::GET]).route(get().to(revocations::feed)))
+    .service(resource("/introspect", &[M::POST]).route(web::post().to(introspect::introspect)))
+    .service(resource("/userinfo", &[M::GET]).route(get().to(introspect::userinfo)))
     .service(
         web::scope("/admin")
             .service(
-                web::resource("/users")
-                    .route(web::get().to(admin::list_users))
+                resource("/users", &[M::GET, M::POST])
+                    .route(get().to(admin::list_users))
                     .route(web::post().to(admin::create_user)),
             )
             .service(
-                web::resource("/users/{name}")
-                    .route(web::get().to(admin::show_user))
+                resource("/users/{name}", &[M::GET, M::DELETE])
+                    .route(get().to(admin::show_user))
                     .route(web::delete().to(admin::delete_user)),
             )
             .service(
-                web::resource("/users/{name}/disable").route(web::post().to(admin::disable_user)),
+                resource("/users/{name}/disable", &[M::POST])
+                    .route(web::post().to(admin::disable_user)),
             )
             .service(
-                web::resource("/users/{name}/enable").route(web::post().to(admin::enable_user)),
+                resource("/users/{name}/enable", &[M::POST])
+                    .route(web::post().to(admin::enable_user)),
             )
             .service(
-                web::resource("/users/{name}/password").route(web::put().to(admin::set_password)),
+                resource("/users/{name}/password", &[M::PUT])
+                    .route(web::put().to(admin::set_password)),
             )
             .service(
-                web::resource("/users/{name}/grants")
-                    .route(web::get().to(admin::list_grants))
+                resource("/users/{name}/grants", &[M::GET, M::POST, M::DELETE])
+                    .route(get().to(admin::list_grants))
                     .route(web::post().to(admin::add_grants))
                     .route(web::delete().to(admin::remove_grants)),
             )
             .service(
-                web::resource("/users/{name}/sessions")
-                    .route(web::get().to(admin::list_sessions))
+                resource("/users/{name}/sessions", &[M::GET, M::DELETE])
+                    .route(get().to(admin::list_sessions))
                     .route(web::delete().to(admin::revoke_all_sessions)),
             )
             .service(
-                web::resource("/users/{name}/sessions/{session}")
+                resource("/users/{name}/sessions/{session}", &[M::DELETE])
                     .route(web::delete().to(admin::revoke_session)),
             )
-            .service(web::resource("/keys").route(web::get().to(admin::list_keys)))
+            .service(resource("/keys", &[M::GET]).route(get().to(admin::list_keys)))
             .default_service(web::to(not_found)),
     )
     .service(
-        web::resource("/login")
-            .route(web::get().to(login::show))
-            .route(web::post().to(login::submit))
-            .default_service(web::to(method_not_allowed)),
+        resource("/login", &[M::GET, M::POST])
+            .route(get().to(login::show))
+            .route(web::post().to(login::submit)),
     )
     .service(
-        web::resource("/logout")
-            .route(web::get().to(login::log_out))
-            .route(web::post().to(login::log_out_form))
-            .default_service(web::to(method_not_allowed)),
+        resource("/logout", &[M::GET, M::POST])
+            .route(get().to(login::log_out))
+            .route(web::post().to(login::log_out_form)),
     )
-    .service(web::resource("/static/tessera.css").route(web::get().to(login::stylesheet)))
-    .service(web::resource("/static/brand.css").route(web::get().to(login::brand_stylesheet)))
-    .service(
-        web::resource("/openapi.json")
-            .route(web::get().to(well_known::openapi))
-            .default_service(web::to(method_not_allowed)),
-    )
-    .service(web::resource("/healthz").route(web::get().to(health::healthz)))
-    .service(web::resource("/readyz").route(web::get().to(health::readyz)))
+    .service(resource("/static/tessera.css", &[M::GET]).route(get().to(login::stylesheet)))
+    .service(resource("/static/brand.css", &[M::GET]).route(get().to(login::brand_stylesheet)))
+    .service(resource("/openapi.json", &[M::GET]).route(get().to(well_known::openapi)))
+    .service(resource("/healthz", &[M::GET]).route(get().to(health::healthz)))
+    .service(resource("/readyz", &[M::GET]).route(get().to(health::readyz)))
     .default_service(web::to(not_found));
 }
 
 /// `GET /metrics`: on the main address, or on `metrics_bind` alone.
 pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/metrics")
-            .route(web::get().to(health::metrics))
-            .default_service(web::to(method_not_allowed)),
-    );
+    cfg.service(resource("/metrics", &[Method::GET]).route(get().to(health::metrics)));
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// A route for `GET` that answers `HEAD` too, as RFC 9110 §9.3.2 asks: the
+/// same handler, so the same status and headers; the HTTP/1 codec leaves
+/// out the body of an answer to `HEAD`.
+fn get() -> Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+/// A resource whose routes answer the methods `methods`: `OPTIONS` gets 204
+/// and any other method 405, both with `Allow` naming them (RFC 9110
+/// §9.3.7, §15.5.6), plus `HEAD` where `GET` is, and `OPTIONS`.
+fn resource(path: &str, methods: &[Method]) -> Resource {
+    let mut allowed: Vec<&str> = Vec::new();
+    for method in methods {
+        allowed.push(method.as_str());
+        if *method == Method::GET {
+            allowed.push(Method::HEAD.as_str());
+        }
+    }
+    allowed.push(Method::OPTIONS.as_str());
+    let allow = allowed.join(", ");
+    web::resource(path).default_service(web::to(move |req: HttpRequest| {
+        let allow = allow.clone();
+        async move { other_method(&req, &allow) }
+    }))
+}
+
+fn other_method(req: &HttpRequest, allow: &str) -> HttpResponse {
+    let mut response = if req.method() == Method::OPTIONS {
+        HttpResponse::NoContent().finish()
+    } else {
+        ApiError::MethodNotAllowed.error_response()
+    };
+    if let Ok(value) = header::HeaderValue::from_str(allow) {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {

@@ -44,7 +44,7 @@ pub async fn observe(
         .get(&REQUEST_ID)
         .and_then(sane_request_id)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let method = req.method().to_string();
+    let method = crate::metrics::method_label(req.method());
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
@@ -82,11 +82,11 @@ pub async fn observe(
     if let Some(metrics) = metrics {
         metrics
             .requests
-            .with_label_values(&[&route, &method, &status.to_string()])
+            .with_label_values(&[route.as_str(), method, &status.to_string()])
             .inc();
         metrics
             .request_duration
-            .with_label_values(&[&route, &method])
+            .with_label_values(&[route.as_str(), method])
             .observe(elapsed.as_secs_f64());
     }
     span.in_scope(|| {
@@ -100,8 +100,11 @@ pub async fn observe(
     Ok(response)
 }
 
-/// The framework's own errors (an unknown method on a known path, a
-/// malformed header) answer plain text; give them the JSON shape too.
+/// The framework's own errors (a malformed header, a path or query its
+/// extractors refuse) answer plain text; give them the JSON shape too.
+/// What the HTTP/1 codec refuses before any service runs (a malformed
+/// request line, too many headers, a head not sent in time) it answers
+/// itself, with an empty body: no middleware sees it.
 fn as_json_error(response: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     let status = response.status();
     let is_json = response

@@ -63,7 +63,7 @@ pub async fn create(
     state: web::Data<AppState>,
     browser: web::Data<Browser>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = extract::body(&req, payload).await?;
+    let body = extract::body(&req, &state, payload).await?;
     let login: LoginRequest = extract::json_or_form(&req, &body)?;
     let attempt = LoginAttempt {
         username: Username::parse(&login.username)?,

@@ -400,6 +400,8 @@ async fn links_that_do_not_match_the_registry_get_a_400_page_never_a_redirect(ba
         ("hub", "https://hub.example.com\\@evil.example/hub/"),
         ("hub", "https://hub.example.com/hub/%2f%2fevil.example"),
         ("hub", "https://hub.example.com/hub/../admin"),
+        ("hub", "https://hub.example.com/hub/..;/admin"),
+        ("hub", "https://hub.example.com/hub/%252e%252e/admin"),
         ("hub", "https://hub.example.com/hubbub"),
         ("hub", "http://hub.example.com/hub/"),
         ("hub", "https://hub.example.com:8443/hub/"),
@@ -498,6 +500,79 @@ async fn revoked_sessions(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
+/// Shows the logout page for `link` and submits its form.
+async fn log_out(browser: &Client, app: &TestApp, link: &[(&str, &str)]) -> Response {
+    let page = browser
+        .get(app.url("/logout"))
+        .query(link)
+        .send()
+        .await
+        .expect("GET /logout");
+    assert_eq!(page.status(), 200, "the logout page is shown");
+    let csrf = csrf_token(&page.text().await.unwrap());
+    let mut fields = vec![("csrf_token", csrf.as_str())];
+    fields.extend_from_slice(link);
+    browser
+        .post(app.url("/logout"))
+        .form(&fields)
+        .send()
+        .await
+        .expect("POST /logout")
+}
+
+async fn a_link_to_logout_only_asks_and_a_post_without_its_csrf_token_changes_nothing(
+    backend: Backend,
+) {
+    let app = spawn(backend).await;
+    app.add_user("alice", None).await;
+    let browser = browser();
+    let signed_in = sign_in(&browser, &app, "hub", HUB, "alice", PASSWORD).await;
+    let sid = session_id_of(&app, &signed_in).await;
+
+    // What a third-party page gets by sending the browser to the link.
+    let page = browser
+        .get(app.url("/logout"))
+        .query(&[("return_to", "https://hub.example.com/hub/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_security_headers(page.headers());
+    assert!(set_cookie(page.headers(), "tessera_session").is_none());
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("form-action 'self' https://hub.example.com"),
+        "the form's redirect is allowed: {csp}"
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"action="http://127.0.0.1:"#), "{html}");
+    assert!(html.contains(r#"name="return_to" value="https://hub.example.com/hub/""#));
+    assert!(!csrf_token(&html).is_empty());
+    assert!(!revoked_sessions(&app).await.contains(&sid));
+    assert_eq!(login_page(&browser, &app, "hub", HUB).await.status(), 303);
+
+    // What a cross-site form can post: no valid CSRF token.
+    for csrf in ["", "1999999999.Zm9yZ2Vk"] {
+        let forged = browser
+            .post(app.url("/logout"))
+            .form(&[
+                ("csrf_token", csrf),
+                ("return_to", "https://hub.example.com/hub/"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 403, "{csrf:?}");
+        assert!(forged.headers().get(LOCATION).is_none());
+    }
+    assert!(!revoked_sessions(&app).await.contains(&sid));
+    assert_eq!(
+        login_page(&browser, &app, "hub", HUB).await.status(),
+        303,
+        "still signed in"
+    );
+}
+
 async fn logout_revokes_the_session_clears_the_cookies_and_goes_back(backend: Backend) {
     let app = spawn(backend).await;
     app.add_user("alice", None).await;
@@ -505,12 +580,12 @@ async fn logout_revokes_the_session_clears_the_cookies_and_goes_back(backend: Ba
     let signed_in = sign_in(&browser, &app, "hub", HUB, "alice", PASSWORD).await;
     let sid = session_id_of(&app, &signed_in).await;
 
-    let response = browser
-        .get(app.url("/logout"))
-        .query(&[("return_to", "https://hub.example.com/hub/")])
-        .send()
-        .await
-        .unwrap();
+    let response = log_out(
+        &browser,
+        &app,
+        &[("return_to", "https://hub.example.com/hub/")],
+    )
+    .await;
 
     assert_eq!(response.status(), 303);
     assert_security_headers(response.headers());
@@ -538,19 +613,14 @@ async fn logout_without_return_to_shows_the_signed_out_page(backend: Backend) {
     let signed_in = sign_in(&browser, &app, "hub", HUB, "alice", PASSWORD).await;
     let sid = session_id_of(&app, &signed_in).await;
 
-    let response = browser
-        .post(app.url("/logout"))
-        .form(&[("client_id", "hub")])
-        .send()
-        .await
-        .unwrap();
+    let response = log_out(&browser, &app, &[("client_id", "hub")]).await;
 
     assert_eq!(response.status(), 200);
     assert_security_headers(response.headers());
     assert!(response.text().await.unwrap().contains("Signed out"));
     assert!(revoked_sessions(&app).await.contains(&sid));
     // Signing out twice, or without a session, is harmless.
-    let twice = browser.get(app.url("/logout")).send().await.unwrap();
+    let twice = log_out(&browser, &app, &[]).await;
     assert_eq!(twice.status(), 200);
 }
 
@@ -772,6 +842,7 @@ on_both_backends!(
     a_wrong_password_shows_one_generic_message_and_keeps_only_the_username,
     a_missing_or_forged_csrf_token_is_refused_with_403,
     links_that_do_not_match_the_registry_get_a_400_page_never_a_redirect,
+    a_link_to_logout_only_asks_and_a_post_without_its_csrf_token_changes_nothing,
     logout_revokes_the_session_clears_the_cookies_and_goes_back,
     logout_without_return_to_shows_the_signed_out_page,
     a_session_cookie_that_is_no_longer_live_leads_back_to_the_form,

@@ -173,9 +173,17 @@ async fn a_user_signs_in_once_for_two_sites_and_signs_out_of_both() {
     assert_eq!(text(&chrome, "#user").await, "alice");
     assert_eq!(current(&chrome).await, world.beta);
 
-    // Signing out on the first site ends the Tessera session; each site
-    // learns it from the revocation feed on its next page.
+    // Signing out on the first site asks first, then ends the Tessera
+    // session; each site learns it from the revocation feed on its next
+    // page.
     c.find(Locator::Id("logout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Id("sign-out"))
         .await
         .unwrap()
         .click()
