@@ -462,6 +462,9 @@ impl From<ApiError> for PageError {
             ApiError::Forbidden(_) => Self::NoAccess,
             ApiError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
             ApiError::Unavailable { retry_after } => Self::Unavailable { retry_after },
+            ApiError::SigningUnavailable(_) => Self::Unavailable {
+                retry_after: crate::error::SIGNING_RETRY_AFTER,
+            },
             ApiError::Unexpected(cause) => Self::Unexpected(cause),
             other => Self::Unexpected(anyhow::anyhow!("{other}")),
         }

@@ -8,9 +8,13 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::domain::InvalidInput;
+use crate::keys::SigningUnavailable;
 use crate::password::HashError;
 use crate::store::StoreError;
 use crate::tokens::TokenError;
+
+/// `Retry-After` when no key can sign: about one key rescan.
+pub(crate) const SIGNING_RETRY_AFTER: u64 = 5;
 
 #[derive(thiserror::Error)]
 pub enum ApiError {
@@ -34,6 +38,10 @@ pub enum ApiError {
     TooManyRequests { retry_after: u64 },
     #[error("the service is busy; retry after {retry_after} s")]
     Unavailable { retry_after: u64 },
+    /// This server cannot sign now; another replica, or this one after its
+    /// next key rescan, can.
+    #[error("{0}; retry after {retry} s", retry = SIGNING_RETRY_AFTER)]
+    SigningUnavailable(#[from] SigningUnavailable),
     #[error("internal error")]
     Unexpected(#[from] anyhow::Error),
 }
@@ -66,7 +74,7 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::TooManyRequests { .. } => "too_many_requests",
-            Self::Unavailable { .. } => "unavailable",
+            Self::Unavailable { .. } | Self::SigningUnavailable(_) => "unavailable",
             Self::Unexpected(_) => "internal_error",
         }
     }
@@ -83,7 +91,9 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::SigningUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -100,6 +110,10 @@ impl ResponseError for ApiError {
             }
             Self::TooManyRequests { retry_after } | Self::Unavailable { retry_after } => {
                 response.insert_header((header::RETRY_AFTER, HeaderValue::from(*retry_after)));
+            }
+            Self::SigningUnavailable(_) => {
+                response
+                    .insert_header((header::RETRY_AFTER, HeaderValue::from(SIGNING_RETRY_AFTER)));
             }
             _ => {}
         }

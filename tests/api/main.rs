@@ -18,6 +18,7 @@ mod login;
 mod measured_alone;
 mod openapi;
 mod operations;
+mod readiness;
 mod revocations;
 mod security;
 mod session;
