@@ -23,4 +23,5 @@ mod revocations;
 mod security;
 mod session;
 mod store_contract;
+mod usernames;
 mod well_known;
