@@ -13,7 +13,7 @@ use crate::throttle;
 pub enum AdminError {
     #[error("no user named {0}")]
     UnknownUser(String),
-    #[error("a user named {0} already exists")]
+    #[error("a user named {0}, or a name that looks like it, already exists")]
     UsernameTaken(String),
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -472,6 +472,9 @@ impl From<ApiError> for PageError {
             ApiError::Unavailable { retry_after }
             | ApiError::DatabaseUnavailable { retry_after } => Self::Unavailable { retry_after },
             ApiError::AccountLocked => Self::Locked,
+            ApiError::SigningUnavailable(_) => Self::Unavailable {
+                retry_after: crate::error::SIGNING_RETRY_AFTER,
+            },
             ApiError::Unexpected(cause) => Self::Unexpected(cause),
             other => Self::Unexpected(anyhow::anyhow!("{other}")),
         }

@@ -463,7 +463,7 @@ fn revoke_key(
     message.push_str(&format!(
         "Revoked {kid}: running services stop publishing it and refuse its tokens at their \
          next rescan. {} signs now.",
-        after.signing().kid()
+        after.signing_kid()
     ));
     Ok(message)
 }

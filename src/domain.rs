@@ -4,6 +4,8 @@
 use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
+use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
 
 /// Why a piece of input was refused; the message names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,8 +23,14 @@ fn printable(value: &str) -> bool {
     !value.chars().any(char::is_control)
 }
 
-/// A user name: 1 to 150 characters, no whitespace or control characters.
-/// Names compare case-insensitively in the store.
+/// A user name: 1 to 150 characters, none of them whitespace or of the
+/// Unicode category "Other" (control and format characters, private-use and
+/// unassigned code points), before and after folding ([`username_key`]).
+/// Format characters are the invisible ones (zero-width space and joiners,
+/// bidirectional overrides) that make one name render as another.
+///
+/// The name is kept as given; the store compares names by their folded key,
+/// and refuses a name that looks like another's ([`username_skeleton`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
 
@@ -34,10 +42,14 @@ impl Username {
         if value.chars().count() > 150 {
             return Err(invalid("username", "must be at most 150 characters"));
         }
-        if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        // Folding can bring out a space (NFKC of U+00A8 DIAERESIS begins
+        // with one): the key is checked as well as the name.
+        if value.chars().any(unfit_in_username)
+            || username_key(value).chars().any(unfit_in_username)
+        {
             return Err(invalid(
                 "username",
-                "must not contain whitespace or control characters",
+                "must not contain whitespace, control or invisible formatting characters",
             ));
         }
         Ok(Self(value.to_owned()))
@@ -52,6 +64,27 @@ impl fmt::Display for Username {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+fn unfit_in_username(c: char) -> bool {
+    c.is_whitespace() || c.general_category_group() == GeneralCategoryGroup::Other
+}
+
+/// The form of a user name that is unique: compatibility-normalized (NFKC,
+/// Unicode UAX #15) and then lower-cased, so that `Alice`, `alice` and the
+/// full-width `ａｌｉｃｅ` are one name, as Django normalizes user names. NFKC
+/// again at the end, since lower-casing can leave a string that is not in
+/// normal form.
+pub fn username_key(username: &str) -> String {
+    let compatible: String = username.nfkc().collect();
+    compatible.to_lowercase().nfkc().collect()
+}
+
+/// The confusable skeleton (Unicode TR39 section 4) of a user name's key:
+/// names that render alike, such as `admin` and `аdmin` with a Cyrillic
+/// `а`, share it. The store keeps it unique, so the second is refused.
+pub fn username_skeleton(username: &str) -> String {
+    unicode_security::skeleton(&username_key(username)).collect()
 }
 
 /// A service a token is for: 1 to 200 printable characters.
@@ -184,6 +217,47 @@ mod tests {
         assert!(Username::parse("tab\there").is_err());
         assert!(Username::parse(&"x".repeat(151)).is_err());
         assert!(Username::parse(&"é".repeat(150)).is_ok());
+        assert!(Username::parse("Zoë").is_ok());
+        assert!(Username::parse("ユーザー").is_ok());
+    }
+
+    #[test]
+    fn invisible_and_overriding_characters_are_refused_in_usernames() {
+        for name in [
+            "admin\u{200b}",
+            "ad\u{200d}min",
+            "\u{202e}nimda",
+            "admin\u{2066}",
+            "\u{feff}admin",
+            "admin\u{e000}",
+            "admin\u{ad}",
+            // NFKC of U+00A8 begins with a space.
+            "admin\u{a8}",
+        ] {
+            let error = Username::parse(name).unwrap_err();
+            assert_eq!(error.field, "username", "{name:?}");
+        }
+    }
+
+    #[test]
+    fn the_username_key_folds_width_compatibility_forms_and_case() {
+        assert_eq!(username_key("ａdmin"), "admin");
+        assert_eq!(username_key("ＡＤＭＩＮ"), "admin");
+        assert_eq!(username_key("Admin"), "admin");
+        assert_eq!(username_key("ﬁona"), "fiona");
+        // Composed and decomposed forms are one name.
+        assert_eq!(username_key("Zoe\u{308}"), username_key("Zoë"));
+        // A Cyrillic look-alike keeps its own key...
+        assert_ne!(username_key("аdmin"), "admin");
+    }
+
+    #[test]
+    fn look_alike_names_share_a_skeleton() {
+        // ...and shares the skeleton of the Latin name.
+        assert_eq!(username_skeleton("аdmin"), username_skeleton("admin"));
+        assert_eq!(username_skeleton("ＡＤＭＩＮ"), username_skeleton("admin"));
+        assert_eq!(username_skeleton("pаypаl"), username_skeleton("paypal"));
+        assert_ne!(username_skeleton("alice"), username_skeleton("bob"));
     }
 
     #[test]
@@ -217,6 +291,15 @@ mod tests {
                 proptest::prop_assert_eq!(parsed.as_str(), name.as_str());
                 proptest::prop_assert!(!name.chars().any(char::is_whitespace));
                 proptest::prop_assert!(name.chars().count() <= 150);
+            }
+        }
+
+        #[test]
+        fn the_key_of_a_parsed_username_is_its_own_key(name in "\\PC{1,40}") {
+            if Username::parse(&name).is_ok() {
+                let key = username_key(&name);
+                proptest::prop_assert_eq!(username_key(&key), key.clone());
+                proptest::prop_assert_eq!(username_skeleton(&key), username_skeleton(&name));
             }
         }
 

@@ -8,9 +8,13 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::domain::InvalidInput;
+use crate::keys::SigningUnavailable;
 use crate::password::HashError;
 use crate::store::StoreError;
 use crate::tokens::TokenError;
+
+/// `Retry-After` when no key can sign: about one key rescan.
+pub(crate) const SIGNING_RETRY_AFTER: u64 = 5;
 
 #[derive(thiserror::Error)]
 pub enum ApiError {
@@ -44,6 +48,10 @@ pub enum ApiError {
     /// `tessera user unlock`, so it is not a 429.
     #[error("this account is locked after too many failed logins; an administrator can unlock it")]
     AccountLocked,
+    /// This server cannot sign now; another replica, or this one after its
+    /// next key rescan, can.
+    #[error("{0}; retry after {retry} s", retry = SIGNING_RETRY_AFTER)]
+    SigningUnavailable(#[from] SigningUnavailable),
     #[error("internal error")]
     Unexpected(#[from] anyhow::Error),
 }
@@ -78,7 +86,9 @@ impl ApiError {
             Self::RequestTimeout { .. } => "request_timeout",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::TooManyRequests { .. } => "too_many_requests",
-            Self::Unavailable { .. } | Self::DatabaseUnavailable { .. } => "unavailable",
+            Self::Unavailable { .. }
+            | Self::DatabaseUnavailable { .. }
+            | Self::SigningUnavailable(_) => "unavailable",
             Self::AccountLocked => "account_locked",
             Self::Unexpected(_) => "internal_error",
         }
@@ -98,9 +108,9 @@ impl ResponseError for ApiError {
             Self::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable { .. } | Self::DatabaseUnavailable { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Unavailable { .. }
+            | Self::DatabaseUnavailable { .. }
+            | Self::SigningUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -124,6 +134,10 @@ impl ResponseError for ApiError {
             // carry another request (RFC 9110 §15.5.9).
             Self::RequestTimeout { .. } => {
                 response.force_close();
+            }
+            Self::SigningUnavailable(_) => {
+                response
+                    .insert_header((header::RETRY_AFTER, HeaderValue::from(SIGNING_RETRY_AFTER)));
             }
             _ => {}
         }

@@ -53,8 +53,6 @@ mod shapes {
         status: String,
         /// The key that signs new tokens.
         signing_kid: String,
-        /// Key files that could not be used.
-        warnings: Vec<String>,
     }
 
     /// A JSON Web Key Set (RFC 7517): `{"keys": [...]}`.
@@ -147,18 +145,39 @@ mod shapes {
     #[derive(ToSchema)]
     pub(crate) struct KeyStatus {
         kid: String,
-        /// `pending`, `active`, `retired`, `expired` or `revoked`.
+        /// `published`, `active`, `retired` or `revoked`.
         state: String,
+        /// Whether this server holds the key. One whose file it cannot
+        /// load keeps its place in the lifecycle; when that is `active`,
+        /// this server signs nothing.
+        loaded: bool,
         created: Option<DateTime<Utc>>,
         activates: Option<DateTime<Utc>>,
         retires: Option<DateTime<Utc>>,
         verifies_until: Option<DateTime<Utc>>,
     }
 
+    /// A file of the key directory that this server does not use.
+    #[derive(ToSchema)]
+    pub(crate) struct KeyFileProblem {
+        /// The file's path on this server.
+        file: String,
+        /// Why it is not used.
+        reason: String,
+        /// The file had loaded before: its last good copy is still in use.
+        kept: bool,
+    }
+
     /// `GET /admin/keys`.
     #[derive(ToSchema)]
     pub(crate) struct KeyList {
         keys: Vec<KeyStatus>,
+        /// The key whose turn it is to sign, by the lifecycle.
+        signing_kid: String,
+        /// Whether this server can sign with it; when not, `/readyz`
+        /// answers 503.
+        signing: bool,
+        problems: Vec<KeyFileProblem>,
     }
 }
 

@@ -82,6 +82,9 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
         }
     };
 
+    // A server that cannot sign says so before it looks at the password:
+    // refusing only correct passwords would tell which ones are.
+    state.keys.current().signing()?;
     let user = store.find_user_by_name(username).await?;
     let verified = match state
         .hasher
@@ -136,7 +139,7 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
     }
 
     let keys = state.keys.current();
-    let signing = keys.signing();
+    let signing = keys.signing()?;
     let expires_at = state
         .settings
         .tokens
@@ -286,7 +289,7 @@ pub async fn authorize(
         scopes,
         extra: extra_claims(&tokens_settings.extra_claims, user),
     };
-    let token = state.keys.current().signing().sign(&claims)?;
+    let token = state.keys.current().signing()?.sign(&claims)?;
     state
         .metrics
         .tokens_issued

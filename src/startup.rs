@@ -135,7 +135,7 @@ impl Application {
         tracing::info!(
             address = %address,
             issuer = %state.issuer,
-            signing_kid = %state.keys.current().signing().kid(),
+            signing_kid = %state.keys.current().signing_kid(),
             "Tessera is listening"
         );
 

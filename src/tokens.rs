@@ -243,7 +243,7 @@ mod tests {
     fn a_session_token_round_trips() {
         let (_dir, keys, validation) = setup();
         let claims = session_claims(Utc::now().timestamp());
-        let token = keys.signing().sign(&claims).unwrap();
+        let token = keys.signing().unwrap().sign(&claims).unwrap();
         let verified = validation.verify(&token, &keys).unwrap();
         assert_eq!(verified.sid, claims.sid);
     }
@@ -253,7 +253,7 @@ mod tests {
         let (_dir, keys, validation) = setup();
         let mut claims = session_claims(Utc::now().timestamp());
         claims.token = AUTHORIZATION.into();
-        let token = keys.signing().sign(&claims).unwrap();
+        let token = keys.signing().unwrap().sign(&claims).unwrap();
         assert_eq!(
             validation.verify(&token, &keys).unwrap_err(),
             TokenError::NotASessionToken
@@ -266,7 +266,7 @@ mod tests {
         let now = Utc::now().timestamp();
         let mut claims = session_claims(now - 1000);
         claims.exp = Some(now - 100);
-        let token = keys.signing().sign(&claims).unwrap();
+        let token = keys.signing().unwrap().sign(&claims).unwrap();
         assert_eq!(
             validation.verify(&token, &keys).unwrap_err(),
             TokenError::Expired
@@ -319,7 +319,7 @@ mod tests {
         #[test]
         fn a_tampered_token_is_refused(position in 0usize..2000, replacement in "[A-Za-z0-9_-]") {
             let (_dir, keys, validation) = shared_setup();
-            let token = keys.signing().sign(&session_claims(Utc::now().timestamp())).unwrap();
+            let token = keys.signing().unwrap().sign(&session_claims(Utc::now().timestamp())).unwrap();
             let position = position % token.len();
             let mut tampered = token.clone().into_bytes();
             tampered[position] = replacement.as_bytes()[0];
@@ -351,7 +351,7 @@ mod tests {
         let (_dir, keys, validation) = setup();
         let mut claims = session_claims(Utc::now().timestamp());
         claims.iss = "http://elsewhere.test".into();
-        let token = keys.signing().sign(&claims).unwrap();
+        let token = keys.signing().unwrap().sign(&claims).unwrap();
         assert_eq!(
             validation.verify(&token, &keys).unwrap_err(),
             TokenError::WrongIssuerOrAudience

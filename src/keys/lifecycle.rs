@@ -12,6 +12,12 @@
 //! after it; the keys after it are published and pending. When no key has
 //! activated yet (a fresh directory holding only a pending key), the first
 //! one signs: signing with a published key beats refusing every login.
+//!
+//! Every `*.pem` file with a usable name counts, whether or not this replica
+//! can read it: replicas sharing a directory must agree on which key is
+//! active, and one that cannot read a file still sees its name. A key never
+//! signs past its retirement; when the active key cannot be loaded, nothing
+//! signs ([`super::SigningUnavailable`]).
 
 use std::fmt;
 
@@ -94,6 +100,10 @@ impl fmt::Display for KeyState {
 pub struct KeyStatus {
     pub kid: String,
     pub state: KeyState,
+    /// Whether this replica holds the key. One it could not load still has
+    /// its place in the lifecycle; when that place is `Active`, nothing is
+    /// signed.
+    pub loaded: bool,
     /// The file's modification time.
     pub created: Option<DateTime<Utc>>,
     pub activates: Option<DateTime<Utc>>,

@@ -29,5 +29,5 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{create_key, export_public, generate, revoke, rotate};
 pub use lifecycle::{KeyState, KeyStatus, Lifecycle};
 pub use prune::{KeptKey, PruneReport, prune};
-pub use set::{Jwk, KeyProblem, KeySet, PublicKey, SigningKey};
+pub use set::{Jwk, KeyProblem, KeySet, PublicKey, SigningKey, SigningUnavailable};
 pub use store::KeyStore;

@@ -52,7 +52,8 @@ pub async fn prune(
         let kid = status.kid.clone();
         let prunable = match status.state {
             KeyState::Revoked => dir.join(format!("{kid}.pem")).is_file(),
-            _ => status.is_past_retirement(now),
+            // A file this replica cannot read is the operator's to look at.
+            _ => status.loaded && status.is_past_retirement(now),
         };
         if !prunable {
             continue;

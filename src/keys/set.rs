@@ -6,6 +6,14 @@
 //! the directory changes. Which of its keys signs depends on the time, so it
 //! asks its clock at each signature: a key activates on time without any
 //! rescan.
+//!
+//! The lifecycle runs over every key file of the directory, also those this
+//! replica cannot load: a file that cannot be read still has a name, and so
+//! an activation time, and it still retires the key before it. When the key
+//! the lifecycle says signs is one of them, the set refuses to sign
+//! ([`SigningUnavailable`]) rather than fall back to a retired key, which
+//! replicas that can read the file no longer publish alongside the same
+//! keys. It keeps verifying with the keys it has.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -148,6 +156,34 @@ impl fmt::Display for KeyProblem {
     }
 }
 
+/// The key that signs now, by the lifecycle, is not loaded on this replica:
+/// its file could not be read or parsed, and no earlier copy of it is at
+/// hand. Signing with another key would sign past that key's retirement, so
+/// nothing is signed until a rescan loads it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the signing key {kid} is not loaded on this server")]
+pub struct SigningUnavailable {
+    pub kid: String,
+}
+
+/// A key file of the lifecycle that this replica could not load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Unloaded {
+    kid: String,
+    modified: DateTime<Utc>,
+    activates: DateTime<Utc>,
+}
+
+/// One place in the lifecycle: a loaded key, or one that could not be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Slot {
+    activates: DateTime<Utc>,
+    modified: DateTime<Utc>,
+    kid: String,
+    /// Its index in `entries`; `None` when the key is not loaded.
+    entry: Option<usize>,
+}
+
 /// A key parsed from its file: shared between successive key sets as long
 /// as the file does not change.
 pub(super) struct Parsed {
@@ -177,16 +213,22 @@ impl Entry {
     }
 }
 
+/// What [`build`] made of one read of the directory.
+pub(super) struct Built {
+    pub entries: Vec<Entry>,
+    /// Key files that take their place in the lifecycle but did not load.
+    pub unloaded: Vec<Unloaded>,
+    pub problems: Vec<KeyProblem>,
+}
+
 /// Parses what `scan` found into usable keys, reusing the parsed keys of
 /// `previous` whose files did not change. A file that fails but loaded
-/// before keeps its last good copy.
-pub(super) fn build(
-    scan: Scan,
-    previous: Option<&KeySet>,
-    lifecycle: &Lifecycle,
-) -> (Vec<Entry>, Vec<KeyProblem>) {
+/// before keeps its last good copy; one that never loaded is kept as
+/// [`Unloaded`], so that it still takes its place in the lifecycle.
+pub(super) fn build(scan: Scan, previous: Option<&KeySet>, lifecycle: &Lifecycle) -> Built {
     let mut problems = scan.problems;
     let mut entries = Vec::new();
+    let mut unloaded = Vec::new();
     for file in scan.files {
         if scan.revoked.contains_key(&file.kid) {
             continue;
@@ -206,8 +248,13 @@ pub(super) fn build(
                 activates: lifecycle.activation_of(&file.kid, file.modified),
             }),
             Err(reason) => {
-                if let Some(entry) = last_good {
-                    entries.push(entry.clone());
+                match last_good {
+                    Some(entry) => entries.push(entry.clone()),
+                    None => unloaded.push(Unloaded {
+                        activates: lifecycle.activation_of(&file.kid, file.modified),
+                        kid: file.kid,
+                        modified: file.modified,
+                    }),
                 }
                 problems.push(KeyProblem {
                     file: file.path,
@@ -217,7 +264,11 @@ pub(super) fn build(
             }
         }
     }
-    (entries, problems)
+    Built {
+        entries,
+        unloaded,
+        problems,
+    }
 }
 
 fn parse(kid: &str, bytes: &[u8]) -> Result<Parsed, String> {
@@ -272,6 +323,9 @@ pub struct KeySet {
     /// second), then kid: the same order on every replica.
     entries: Vec<Entry>,
     by_kid: HashMap<String, usize>,
+    /// Every key file of the lifecycle, loaded or not, in the same order:
+    /// the one whose turn it is signs.
+    schedule: Vec<Slot>,
     revoked: BTreeMap<String, DateTime<Utc>>,
     problems: Vec<KeyProblem>,
     /// Pre-serialized JWKS bodies, shared by reference count.
@@ -288,6 +342,15 @@ impl fmt::Debug for KeySet {
                 "kids",
                 &self.entries.iter().map(Entry::kid).collect::<Vec<_>>(),
             )
+            .field(
+                "unloaded",
+                &self
+                    .schedule
+                    .iter()
+                    .filter(|slot| slot.entry.is_none())
+                    .map(|slot| &slot.kid)
+                    .collect::<Vec<_>>(),
+            )
             .field("revoked", &self.revoked.keys().collect::<Vec<_>>())
             .field("problems", &self.problems)
             .finish_non_exhaustive()
@@ -296,17 +359,40 @@ impl fmt::Debug for KeySet {
 
 impl KeySet {
     pub(super) fn new(
-        mut entries: Vec<Entry>,
+        built: Built,
         revoked: BTreeMap<String, DateTime<Utc>>,
-        problems: Vec<KeyProblem>,
         lifecycle: Lifecycle,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
+        let Built {
+            mut entries,
+            unloaded,
+            problems,
+        } = built;
         if entries.is_empty() {
             bail!("no usable key");
         }
         entries.sort_by(|a, b| {
             (a.activates, a.modified, a.kid()).cmp(&(b.activates, b.modified, b.kid()))
+        });
+        let mut schedule: Vec<Slot> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Slot {
+                activates: e.activates,
+                modified: e.modified,
+                kid: e.kid().to_owned(),
+                entry: Some(i),
+            })
+            .chain(unloaded.into_iter().map(|u| Slot {
+                activates: u.activates,
+                modified: u.modified,
+                kid: u.kid,
+                entry: None,
+            }))
+            .collect();
+        schedule.sort_by(|a, b| {
+            (a.activates, a.modified, &a.kid).cmp(&(b.activates, b.modified, &b.kid))
         });
         let by_kid = entries
             .iter()
@@ -330,6 +416,7 @@ impl KeySet {
         Ok(Self {
             entries,
             by_kid,
+            schedule,
             revoked,
             problems,
             jwks,
@@ -345,6 +432,7 @@ impl KeySet {
         Self {
             entries: self.entries.clone(),
             by_kid: self.by_kid.clone(),
+            schedule: self.schedule.clone(),
             revoked: self.revoked.clone(),
             problems,
             jwks: self.jwks.clone(),
@@ -362,6 +450,7 @@ impl KeySet {
                 .iter()
                 .zip(&other.entries)
                 .all(|(a, b)| a.same_as(b))
+            && self.schedule == other.schedule
             && self.revoked == other.revoked
             && self.problems == other.problems
     }
@@ -379,11 +468,11 @@ impl KeySet {
     ) -> anyhow::Result<Self> {
         let scan = directory::scan(dir)?;
         let revoked = scan.revoked.clone();
-        let (entries, problems) = build(scan, None, &lifecycle);
-        if entries.is_empty() {
-            bail!("{}", no_usable_key(dir, &problems));
+        let built = build(scan, None, &lifecycle);
+        if built.entries.is_empty() {
+            bail!("{}", no_usable_key(dir, &built.problems));
         }
-        Self::new(entries, revoked, problems, lifecycle, clock)
+        Self::new(built, revoked, lifecycle, clock)
     }
 
     /// As [`KeySet::load`], creating the directory and a first key, active
@@ -403,22 +492,34 @@ impl KeySet {
         self.by_kid.get(kid).map(|&i| &self.entries[i])
     }
 
-    /// The index of the key that signs at `now`: the last whose activation
-    /// has passed, else the first.
+    /// The place in the schedule of the key that signs at `now`: the last
+    /// whose activation has passed, else the first.
     fn signer_at(&self, now: DateTime<Utc>) -> usize {
-        self.entries
+        self.schedule
             .iter()
-            .rposition(|entry| entry.activates <= now)
+            .rposition(|slot| slot.activates <= now)
             .unwrap_or(0)
     }
 
-    /// The key that signs now.
-    pub fn signing(&self) -> &SigningKey {
+    /// The key that signs now; refused when the lifecycle says a key signs
+    /// that this replica could not load.
+    pub fn signing(&self) -> Result<&SigningKey, SigningUnavailable> {
         self.signing_at(self.clock.now())
     }
 
-    pub fn signing_at(&self, now: DateTime<Utc>) -> &SigningKey {
-        &self.entries[self.signer_at(now)].parsed.signing
+    pub fn signing_at(&self, now: DateTime<Utc>) -> Result<&SigningKey, SigningUnavailable> {
+        let slot = &self.schedule[self.signer_at(now)];
+        match slot.entry {
+            Some(i) => Ok(&self.entries[i].parsed.signing),
+            None => Err(SigningUnavailable {
+                kid: slot.kid.clone(),
+            }),
+        }
+    }
+
+    /// The kid of the key that signs now, loaded or not.
+    pub fn signing_kid(&self) -> &str {
+        &self.schedule[self.signer_at(self.clock.now())].kid
     }
 
     /// Every published key, in activation order.
@@ -461,26 +562,29 @@ impl KeySet {
     }
 
     /// Every key's state at `now`, in activation order, then the revoked.
+    /// Keys that did not load are listed too (`loaded: false`): they take
+    /// their place in the lifecycle all the same.
     pub fn statuses(&self, now: DateTime<Utc>) -> Vec<KeyStatus> {
         let signer = self.signer_at(now);
         let mut statuses: Vec<KeyStatus> = self
-            .entries
+            .schedule
             .iter()
             .enumerate()
-            .map(|(i, entry)| {
+            .map(|(i, slot)| {
                 let state = if i == signer {
                     KeyState::Active
-                } else if entry.activates > now {
+                } else if slot.activates > now {
                     KeyState::Published
                 } else {
                     KeyState::Retired
                 };
-                let retires = self.entries.get(i + 1).map(|next| next.activates);
+                let retires = self.schedule.get(i + 1).map(|next| next.activates);
                 KeyStatus {
-                    kid: entry.kid().to_owned(),
+                    kid: slot.kid.clone(),
                     state,
-                    created: Some(entry.modified),
-                    activates: Some(entry.activates),
+                    loaded: slot.entry.is_some(),
+                    created: Some(slot.modified),
+                    activates: Some(slot.activates),
                     retires,
                     verifies_until: retires.map(|at| at + self.lifecycle.grace),
                 }
@@ -489,6 +593,7 @@ impl KeySet {
         statuses.extend(self.revoked.keys().map(|kid| KeyStatus {
             kid: kid.clone(),
             state: KeyState::Revoked,
+            loaded: false,
             created: None,
             activates: timestamp_in_kid(kid),
             retires: None,
@@ -527,7 +632,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let keys = KeySet::load_or_generate(dir.path()).unwrap();
         assert_eq!(keys.published().len(), 1);
-        let kid = keys.signing().kid().to_owned();
+        let kid = keys.signing().unwrap().kid().to_owned();
         assert!(kid.starts_with("tessera-"));
         #[cfg(unix)]
         {
@@ -540,6 +645,7 @@ mod tests {
         }
         let token = keys
             .signing()
+            .unwrap()
             .sign(&serde_json::json!({"sub": "x"}))
             .unwrap();
         let header = jsonwebtoken::decode_header(&token).unwrap();
@@ -563,7 +669,7 @@ mod tests {
         let second = directory::generate(dir.path()).unwrap();
         let keys = KeySet::load(dir.path()).unwrap();
         assert_eq!(keys.published().len(), 2);
-        assert_eq!(keys.signing().kid(), second);
+        assert_eq!(keys.signing().unwrap().kid(), second);
         let jwks: serde_json::Value = serde_json::from_slice(keys.jwks()).unwrap();
         assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
     }
@@ -578,9 +684,9 @@ mod tests {
         let keys = KeySet::load_with(dir.path(), Lifecycle::default(), clock.clone()).unwrap();
 
         assert!(keys.get(&new).is_some() && keys.jwks_for(&new).is_some());
-        assert_eq!(keys.signing().kid(), old);
+        assert_eq!(keys.signing().unwrap().kid(), old);
         clock.advance(TimeDelta::hours(1));
-        assert_eq!(keys.signing().kid(), new);
+        assert_eq!(keys.signing().unwrap().kid(), new);
 
         let states: Vec<_> = keys
             .statuses(clock.now())
@@ -599,7 +705,7 @@ mod tests {
 
         let keys = KeySet::load(dir.path()).unwrap();
 
-        assert_eq!(keys.signing().kid(), first);
+        assert_eq!(keys.signing().unwrap().kid(), first);
     }
 
     #[test]
@@ -624,6 +730,57 @@ mod tests {
     }
 
     #[test]
+    fn an_active_key_that_cannot_be_loaded_retires_the_key_before_and_signs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let old = create_key(dir.path(), now - TimeDelta::days(1)).unwrap();
+        let active = create_key(dir.path(), now - TimeDelta::hours(1)).unwrap();
+        let pending = create_key(dir.path(), now + TimeDelta::hours(1)).unwrap();
+        fs::write(dir.path().join(format!("{active}.pem")), "garbage").unwrap();
+        let clock = Arc::new(ManualClock::new(now));
+
+        let keys = KeySet::load_with(dir.path(), Lifecycle::default(), clock.clone()).unwrap();
+
+        assert_eq!(
+            keys.signing().unwrap_err(),
+            SigningUnavailable {
+                kid: active.clone()
+            }
+        );
+        assert_eq!(keys.signing_kid(), active);
+        assert!(keys.get(&old).is_some() && keys.get(&active).is_none());
+        let states: Vec<_> = keys
+            .statuses(now)
+            .into_iter()
+            .map(|s| (s.kid, s.state, s.loaded))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                (old, KeyState::Retired, true),
+                (active.clone(), KeyState::Active, false),
+                (pending.clone(), KeyState::Published, true),
+            ]
+        );
+        // Its successor signs on time all the same.
+        clock.advance(TimeDelta::hours(2));
+        assert_eq!(keys.signing().unwrap().kid(), pending);
+    }
+
+    #[test]
+    fn when_no_key_has_activated_yet_and_the_first_cannot_be_loaded_nothing_signs() {
+        let dir = tempfile::tempdir().unwrap();
+        let later = Utc::now() + TimeDelta::hours(1);
+        let first = create_key(dir.path(), later).unwrap();
+        create_key(dir.path(), later + TimeDelta::hours(1)).unwrap();
+        fs::write(dir.path().join(format!("{first}.pem")), "garbage").unwrap();
+
+        let keys = KeySet::load(dir.path()).unwrap();
+
+        assert_eq!(keys.signing().unwrap_err().kid, first);
+    }
+
+    #[test]
     fn a_revoked_key_is_neither_published_nor_signing() {
         let dir = tempfile::tempdir().unwrap();
         let kept = directory::generate(dir.path()).unwrap();
@@ -632,7 +789,7 @@ mod tests {
 
         let keys = KeySet::load(dir.path()).unwrap();
 
-        assert_eq!(keys.signing().kid(), kept);
+        assert_eq!(keys.signing().unwrap().kid(), kept);
         assert!(keys.get(&revoked).is_none());
         assert!(keys.is_revoked(&revoked));
         assert!(!String::from_utf8_lossy(keys.jwks()).contains(&revoked));
@@ -655,7 +812,7 @@ mod tests {
 
         let keys = KeySet::load(dir.path()).unwrap();
 
-        assert_eq!(keys.signing().kid(), kid);
+        assert_eq!(keys.signing().unwrap().kid(), kid);
         assert_eq!(keys.published().len(), 1);
         let problem = keys.problems()[0].to_string();
         assert!(

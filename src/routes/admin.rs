@@ -538,7 +538,7 @@ pub async fn revoke_session(
     tag = "admin",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Every key and its lifecycle state", body = crate::openapi::KeyList),
+        (status = 200, description = "Every key and its lifecycle state, whether this server can sign, and the key files it does not use and why", body = crate::openapi::KeyList),
         (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
         (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
         (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
@@ -549,15 +549,15 @@ pub async fn list_keys(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     admin(&req, &state).await?;
-    let keys: Vec<serde_json::Value> = state
-        .keys
-        .current()
+    let current = state.keys.current();
+    let keys: Vec<serde_json::Value> = current
         .statuses(state.keys.now())
         .into_iter()
         .map(|k| {
             serde_json::json!({
                 "kid": k.kid,
                 "state": k.state.to_string(),
+                "loaded": k.loaded,
                 "created": k.created,
                 "activates": k.activates,
                 "retires": k.retires,
@@ -565,5 +565,22 @@ pub async fn list_keys(
             })
         })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({"keys": keys})))
+    // What `/readyz` keeps to itself: file paths and why they failed.
+    let problems: Vec<serde_json::Value> = current
+        .problems()
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "file": p.file.display().to_string(),
+                "reason": p.reason,
+                "kept": p.kept,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "keys": keys,
+        "signing_kid": current.signing_kid(),
+        "signing": current.signing().is_ok(),
+        "problems": problems,
+    })))
 }

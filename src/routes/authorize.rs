@@ -41,7 +41,7 @@ struct AuthorizeResponse {
         (status = 401, description = "The session token is missing, invalid, replaced, or its session has ended", body = crate::openapi::ErrorBody),
         (status = 403, description = "The user holds none of the requested scopes at that audience", body = crate::openapi::ErrorBody),
         (status = 413, description = "The body is larger than 16 KiB", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable, or this server cannot sign now; see `Retry-After`", body = crate::openapi::ErrorBody),
     ),
 )]
 pub async fn authorize(

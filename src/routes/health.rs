@@ -1,7 +1,12 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (the database
-//! answers and a signing key is loaded). A key file that cannot be used does
-//! not make the service unready, since it keeps signing with the last good
-//! key, but `/readyz` lists it under `warnings` for the operator.
+//! answers and the key whose turn it is to sign is loaded). A key file that
+//! cannot be used does not by itself make the service unready, since it
+//! keeps signing with the last good copy, but a server that cannot load the
+//! active key answers 503 so that a load balancer takes it out.
+//!
+//! `/readyz` is public: it says ready or not and which key signs, never a
+//! file path or why a file failed. Those go to the log, and to
+//! `GET /admin/keys` for administrators.
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -26,21 +31,21 @@ pub async fn healthz() -> HttpResponse {
     path = "/readyz",
     tag = "operations",
     responses(
-        (status = 200, description = "The database answers and a signing key is loaded", body = crate::openapi::Readiness),
-        (status = 503, description = "The database is unreachable", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The database answers and the active signing key is loaded", body = crate::openapi::Readiness),
+        (status = 503, description = "The database is unreachable, or the active signing key is not loaded; see `Retry-After`", body = crate::openapi::ErrorBody),
     ),
 )]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if let Err(error) = state.store.ping().await {
         tracing::warn!(error = ?error, "Database is not reachable");
-        return Err(ApiError::Unavailable { retry_after: 5 });
+        return Err(ApiError::DatabaseUnavailable { retry_after: 5 });
     }
     let keys = state.keys.current();
-    let warnings: Vec<String> = keys.problems().iter().map(ToString::to_string).collect();
+    // The store logged why, when the key set changed.
+    let signing = keys.signing()?;
     Ok(HttpResponse::Ok().json(json!({
         "status": "ready",
-        "signing_kid": keys.signing().kid(),
-        "warnings": warnings,
+        "signing_kid": signing.kid(),
     })))
 }
 

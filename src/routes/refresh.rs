@@ -35,7 +35,7 @@ struct RefreshResponse {
     responses(
         (status = 200, description = "A new session token for the same session; the presented one stops working", body = RefreshResponse),
         (status = 401, description = "The session token is missing, invalid, replaced, or its session has ended", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable, or this server cannot sign now; see `Retry-After`", body = crate::openapi::ErrorBody),
     ),
 )]
 pub async fn refresh(
@@ -47,7 +47,7 @@ pub async fn refresh(
     tracing::Span::current().record("session_id", tracing::field::display(sid));
 
     let keys = state.keys.current();
-    let signing = keys.signing();
+    let signing = keys.signing()?;
     tracing::Span::current().record("kid", signing.kid());
     let token_id = tokens::new_jti();
     let claims = SessionClaims {

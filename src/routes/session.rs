@@ -54,7 +54,7 @@ fn registered_client_id(browser: &Browser, value: Option<String>) -> Result<Stri
         (status = 401, description = "Unknown user, wrong password or disabled user", body = crate::openapi::ErrorBody),
         (status = 413, description = "The body is larger than 16 KiB", body = crate::openapi::ErrorBody),
         (status = 429, description = "Too many failed logins; see `Retry-After`", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable, or this server cannot sign now; see `Retry-After`", body = crate::openapi::ErrorBody),
     ),
 )]
 pub async fn create(

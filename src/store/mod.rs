@@ -1,8 +1,15 @@
 //! The store of users, grants and sessions, behind one trait so that each
 //! database backend is a file of its own and routes never name a database.
 //!
-//! Timestamps are UTC; ids are UUIDs. User names are unique regardless of
-//! case. Nothing here logs a password hash.
+//! Timestamps are UTC; ids are UUIDs. User names are unique by their key
+//! (NFKC, lower case) and by their confusable skeleton (Unicode TR39), both
+//! kept in columns with a unique index, so that two replicas cannot race
+//! two look-alike names in. SQL cannot compute either: users stored before
+//! the skeleton existed get theirs, and today's key, from the backend's
+//! `fold_usernames` when it migrates, before anything is served. A user
+//! whose folded name an older user already holds keeps the key it had and
+//! no skeleton, and keeps logging in by its exact name. Nothing here logs a
+//! password hash.
 
 mod postgres;
 mod sqlite;
@@ -156,7 +163,7 @@ pub struct AuthorizationContext {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("a user with that name already exists")]
+    #[error("a user with that name, or a name that looks like it, already exists")]
     UsernameTaken,
     #[error("no such user")]
     UserNotFound,
@@ -193,7 +200,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Applies pending migrations.
+    /// Applies pending migrations, then folds the user names stored before
+    /// the current key and skeleton.
     async fn migrate(&self) -> anyhow::Result<()>;
     /// Whether the database answers.
     async fn ping(&self) -> StoreResult<()>;
@@ -202,7 +210,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn count_users(&self) -> StoreResult<i64>;
     async fn create_user(&self, user: NewUser<'_>) -> StoreResult<User>;
-    /// Finds a user by name, ignoring case.
+    /// Finds a user by name: the user of exactly that name, else the one
+    /// whose key it folds to ([`username_key`]), so `ＡＤＭＩＮ` finds
+    /// `admin`.
     async fn find_user_by_name(&self, username: &str) -> StoreResult<Option<User>>;
     async fn list_users(&self) -> StoreResult<Vec<User>>;
     /// Users in name order, `limit` of them after skipping `offset`.
@@ -337,9 +347,22 @@ pub enum Reservation {
     Blocked { index: usize, until: DateTime<Utc> },
 }
 
-/// The form of a user name that is unique: folded to lower case, so that
-/// `Alice` and `alice` are one user on every backend.
+/// The form of a user name that is unique, the same on every backend:
+/// [`crate::domain::username_key`].
 pub fn username_key(username: &str) -> String {
+    crate::domain::username_key(username)
+}
+
+/// What the store keeps unique besides the key, so that no two users' names
+/// look alike: [`crate::domain::username_skeleton`].
+pub fn username_skeleton(username: &str) -> String {
+    crate::domain::username_skeleton(username)
+}
+
+/// The key of user names stored before keys were NFKC-folded: plain
+/// lower case. Imports write it, so that a dump from any version loads, and
+/// the backends' `fold_usernames` bring it to today's form.
+fn legacy_username_key(username: &str) -> String {
     username.to_lowercase()
 }
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{
     AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Reservation, Revocation,
     Session, Store, StoreError, StoreResult, ThrottleCounter, ThrottleKeys, User, UserGrant,
-    username_key,
+    legacy_username_key, username_key, username_skeleton,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -155,10 +155,58 @@ macro_rules! session_user_columns {
 
 fn on_unique_username(error: sqlx::Error) -> StoreError {
     match &error {
-        sqlx::Error::Database(db) if db.constraint() == Some("users_username_key") => {
+        sqlx::Error::Database(db)
+            if matches!(
+                db.constraint(),
+                Some("users_username_key" | "users_username_skeleton_key")
+            ) =>
+        {
             StoreError::UsernameTaken
         }
         _ => error.into(),
+    }
+}
+
+impl PostgresStore {
+    /// Gives every user without a skeleton today's key and its skeleton,
+    /// oldest first, unless an older user holds them: that user keeps its
+    /// own, the younger keeps what it had. Runs at each migration; after
+    /// the first, only such younger users are read again.
+    async fn fold_usernames(&self) -> StoreResult<()> {
+        let unfolded: Vec<(Uuid, String)> = sqlx::query_as(
+            "select id, username from users where username_skeleton is null order by created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for (id, username) in unfolded {
+            for (column, update, value) in [
+                (
+                    "username_key",
+                    "update users set username_key = $1 where id = $2",
+                    username_key(&username),
+                ),
+                (
+                    "username_skeleton",
+                    "update users set username_skeleton = $1 where id = $2",
+                    username_skeleton(&username),
+                ),
+            ] {
+                let updated = sqlx::query(update)
+                    .bind(value)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(on_unique_username);
+                match updated {
+                    Ok(_) => {}
+                    Err(StoreError::UsernameTaken) => {
+                        tracing::warn!(user_id = %id, column, "A user's folded name is an older user's: it keeps its own");
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -178,7 +226,14 @@ async fn lock_feed(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> sqlx::Resu
 #[async_trait]
 impl Store for PostgresStore {
     async fn migrate(&self) -> anyhow::Result<()> {
-        MIGRATOR.run(&self.pool).await.context("migrating Postgres")
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .context("migrating Postgres")?;
+        self.fold_usernames()
+            .await
+            .map_err(anyhow::Error::new)
+            .context("folding user names")
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -201,14 +256,15 @@ impl Store for PostgresStore {
     async fn create_user(&self, user: NewUser<'_>) -> StoreResult<User> {
         let row: UserRow = sqlx::query_as(
             r#"
-            insert into users (id, username, username_key, email, password_hash)
-            values ($1, $2, $3, $4, $5)
+            insert into users (id, username, username_key, username_skeleton, email, password_hash)
+            values ($1, $2, $3, $4, $5, $6)
             returning id, username, email, password_hash, is_active, created_at, updated_at
             "#,
         )
         .bind(Uuid::new_v4())
         .bind(user.username)
         .bind(username_key(user.username))
+        .bind(username_skeleton(user.username))
         .bind(user.email)
         .bind(user.password_hash)
         .fetch_one(&self.pool)
@@ -221,9 +277,12 @@ impl Store for PostgresStore {
         let row: Option<UserRow> = sqlx::query_as(
             r#"
             select id, username, email, password_hash, is_active, created_at, updated_at
-            from users where username_key = $1
+            from users where username = $1 or username_key = $2
+            order by username = $1 desc
+            limit 1
             "#,
         )
+        .bind(username)
         .bind(username_key(username))
         .fetch_optional(&self.pool)
         .await?;
@@ -836,7 +895,7 @@ impl Store for PostgresStore {
             )
             .bind(user.id)
             .bind(&user.username)
-            .bind(username_key(&user.username))
+            .bind(legacy_username_key(&user.username))
             .bind(&user.email)
             .bind(&user.password_hash)
             .bind(user.is_active)
@@ -880,6 +939,8 @@ impl Store for PostgresStore {
             .await?;
         }
         tx.commit().await?;
+        // The dump's names carry the old key; fold them as a migration does.
+        self.fold_usernames().await?;
         Ok(())
     }
 }

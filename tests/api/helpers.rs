@@ -260,7 +260,7 @@ impl TestApp {
 
     /// The kid that signs the server's tokens now.
     pub fn signing_kid(&self) -> String {
-        self.key_store.current().signing().kid().to_owned()
+        self.key_store.current().signing_kid().to_owned()
     }
 
     pub async fn add_user(&self, username: &str, email: Option<&str>) -> User {

@@ -201,7 +201,8 @@ async fn a_corrupt_file_and_a_world_readable_key_are_skipped_with_a_clear_log_li
     let corrupt = app.keys_dir.join("corrupt.pem");
     std::fs::write(&corrupt, "-----BEGIN PRIVATE KEY-----\ngarbage\n").unwrap();
     std::fs::set_permissions(&corrupt, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let loose = keys::generate(&app.keys_dir).unwrap();
+    // Pending: a key that cannot be loaded stops signing once it is active.
+    let loose = keys::create_key(&app.keys_dir, Utc::now() + TimeDelta::hours(1)).unwrap();
     std::fs::set_permissions(
         app.keys_dir.join(format!("{loose}.pem")),
         std::fs::Permissions::from_mode(0o644),
@@ -230,19 +231,15 @@ async fn a_corrupt_file_and_a_world_readable_key_are_skipped_with_a_clear_log_li
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     let body: Value = ready.json().await.unwrap();
-    let warnings = body["warnings"].as_array().unwrap();
-    assert_eq!(warnings.len(), 2, "{body}");
-    assert!(
-        warnings
-            .iter()
-            .any(|w| w.as_str().unwrap().contains("corrupt.pem"))
-    );
-    assert!(
-        warnings
-            .iter()
-            .any(|w| w.as_str().unwrap().contains(&loose))
-    );
     assert_eq!(body["signing_kid"], signing.as_str());
+    let problems = app.key_store.current().problems().to_vec();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems.iter().any(|p| p.file.ends_with("corrupt.pem")));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.file.ends_with(format!("{loose}.pem")))
+    );
 }
 
 async fn revoking_a_key_drops_it_from_the_jwks_and_its_tokens_are_refused(backend: Backend) {

@@ -17,7 +17,7 @@ async fn with_a_second_key_old_sessions_still_authorize_and_new_tokens_carry_the
     backend: Backend,
 ) {
     let app = spawn_app(backend).await;
-    let old_kid = app.keys().signing().kid().to_owned();
+    let old_kid = app.keys().signing().unwrap().kid().to_owned();
     app.add_user("alice", None).await;
     let old_session = app.session_token("alice").await;
 
@@ -45,7 +45,7 @@ async fn with_a_second_key_old_sessions_still_authorize_and_new_tokens_carry_the
 async fn a_token_signed_by_a_foreign_key_is_refused(backend: Backend) {
     let app = spawn_app(backend).await;
     let claims = valid_session_claims(&app).await;
-    let kid = app.keys().signing().kid().to_owned();
+    let kid = app.keys().signing().unwrap().kid().to_owned();
     // A foreign key under the same name as the real one.
     let foreign_dir = tempfile::tempdir().unwrap();
     let generated = keys::generate(foreign_dir.path()).unwrap();
@@ -55,7 +55,7 @@ async fn a_token_signed_by_a_foreign_key_is_refused(backend: Backend) {
     )
     .unwrap();
     let foreign = KeySet::load(foreign_dir.path()).unwrap();
-    let forged = foreign.signing().sign(&claims).unwrap();
+    let forged = foreign.signing().unwrap().sign(&claims).unwrap();
 
     let body = assert_error(app.authorize(&forged, None).await, 401, "invalid_token").await;
     assert_eq!(body["message"], "the token's signature is invalid");
@@ -66,6 +66,7 @@ async fn a_token_signed_by_a_foreign_key_is_refused(backend: Backend) {
     let forged = KeySet::load(other_dir.path())
         .unwrap()
         .signing()
+        .unwrap()
         .sign(&claims)
         .unwrap();
     let body = assert_error(app.authorize(&forged, None).await, 401, "invalid_token").await;
@@ -75,7 +76,7 @@ async fn a_token_signed_by_a_foreign_key_is_refused(backend: Backend) {
 async fn alg_none_and_hs256_with_the_public_key_are_refused(backend: Backend) {
     let app = spawn_app(backend).await;
     let claims = valid_session_claims(&app).await;
-    let kid = app.keys().signing().kid().to_owned();
+    let kid = app.keys().signing().unwrap().kid().to_owned();
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
 
     let none_header =
@@ -114,7 +115,7 @@ async fn unknown_and_path_like_kids_are_refused(backend: Backend) {
         let header =
             URL_SAFE_NO_PAD.encode(json!({"alg": "RS256", "typ": "JWT", "kid": kid}).to_string());
         // The real key's signature over the altered header.
-        let real = signing.signing().sign(&claims).unwrap();
+        let real = signing.signing().unwrap().sign(&claims).unwrap();
         let signature = real.rsplit('.').next().unwrap();
         let token = format!("{header}.{payload}.{signature}");
         let body = assert_error(app.authorize(&token, None).await, 401, "invalid_token").await;
@@ -138,7 +139,7 @@ async fn a_validly_signed_token_with_a_bad_sid_is_refused(backend: Backend) {
     ] {
         let mut tampered = claims.clone();
         tampered["sid"] = sid.clone();
-        let token = keys.signing().sign(&tampered).unwrap();
+        let token = keys.signing().unwrap().sign(&tampered).unwrap();
         assert_error(app.authorize(&token, None).await, 401, "invalid_token").await;
         let shown = app
             .client
@@ -157,7 +158,7 @@ async fn a_session_token_for_another_user_than_its_session_is_refused(backend: B
     let mut tampered = claims.clone();
     tampered["sub"] = json!(uuid::Uuid::new_v4().to_string());
 
-    let token = app.keys().signing().sign(&tampered).unwrap();
+    let token = app.keys().signing().unwrap().sign(&tampered).unwrap();
 
     assert_error(app.authorize(&token, None).await, 401, "invalid_token").await;
 }

@@ -365,7 +365,7 @@ async fn hostile_token_headers_and_shapes_are_refused_with_401(backend: Backend)
     let session = app.session_token("alice").await;
     let claims = jsonwebtoken::dangerous::insecure_decode_claims::<Value>(&session).unwrap();
     let keys = app.keys();
-    let kid = keys.signing().kid().to_owned();
+    let kid = keys.signing().unwrap().kid().to_owned();
     let sign = |header: Value, claims: &Value| {
         // A real signature over a crafted header, made with the real key.
         let encoded_header = URL_SAFE_NO_PAD.encode(header.to_string());

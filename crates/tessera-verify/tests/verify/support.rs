@@ -50,12 +50,12 @@ pub fn claims_of(token: &str) -> Value {
 
 /// `claims` signed by the server's signing key, with its usual header.
 pub fn sign(app: &TestApp, claims: &Value) -> String {
-    app.keys().signing().sign(claims).unwrap()
+    app.keys().signing().unwrap().sign(claims).unwrap()
 }
 
 /// `claims` signed by the server's signing key under any `header`.
 pub fn sign_with_header(app: &TestApp, header: &jsonwebtoken::Header, claims: &Value) -> String {
-    let kid = app.keys().signing().kid().to_owned();
+    let kid = app.keys().signing().unwrap().kid().to_owned();
     let pem = std::fs::read(app.keys_dir.join(format!("{kid}.pem"))).unwrap();
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap();
     jsonwebtoken::encode(header, claims, &key).unwrap()
@@ -63,7 +63,7 @@ pub fn sign_with_header(app: &TestApp, header: &jsonwebtoken::Header, claims: &V
 
 /// The server's signing kid.
 pub fn signing_kid(app: &TestApp) -> String {
-    app.keys().signing().kid().to_owned()
+    app.keys().signing().unwrap().kid().to_owned()
 }
 
 /// A reverse proxy in front of Tessera that counts the requests per path

@@ -254,6 +254,7 @@ async fn a_token_signed_by_a_foreign_key_under_a_known_kid_is_refused() {
     let forged = tessera::keys::KeySet::load(foreign.path())
         .unwrap()
         .signing()
+        .unwrap()
         .sign(&claims_of(&token))
         .unwrap();
 
