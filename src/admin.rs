@@ -19,6 +19,15 @@ pub enum AdminError {
     Store(#[from] StoreError),
 }
 
+/// The error of an operation on `user`: a user deleted since they were
+/// looked up is an unknown user, as if the deletion had come first.
+fn on(user: &User) -> impl FnOnce(StoreError) -> AdminError + '_ {
+    move |error| match error {
+        StoreError::UserNotFound => AdminError::UnknownUser(user.username.clone()),
+        other => other.into(),
+    }
+}
+
 /// Administration on behalf of `actor` (`cli`, or the admin's user name).
 pub struct Admin<'a> {
     store: &'a dyn Store,
@@ -88,7 +97,10 @@ impl<'a> Admin<'a> {
         user: &User,
         password_hash: &str,
     ) -> Result<(), AdminError> {
-        self.store.set_password_hash(user.id, password_hash).await?;
+        self.store
+            .set_password_hash(user.id, password_hash)
+            .await
+            .map_err(on(user))?;
         self.record("user.password_changed", user, String::new())
             .await
     }
@@ -96,7 +108,10 @@ impl<'a> Admin<'a> {
     /// Disabling stops logins and authorizations at once, and reaches
     /// verifiers through the revocation feed.
     pub async fn set_active(&self, user: &User, active: bool) -> Result<(), AdminError> {
-        self.store.set_active(user.id, active).await?;
+        self.store
+            .set_active(user.id, active)
+            .await
+            .map_err(on(user))?;
         let event = if active {
             "user.enabled"
         } else {
@@ -114,7 +129,8 @@ impl<'a> Admin<'a> {
         let scopes: Vec<String> = scopes.iter().map(|s| s.as_str().to_owned()).collect();
         self.store
             .add_grants(user.id, audience.as_str(), &scopes)
-            .await?;
+            .await
+            .map_err(on(user))?;
         self.record(
             "grant.added",
             user,

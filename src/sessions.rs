@@ -14,7 +14,7 @@ use crate::domain::{Audience, Password, Scope, Username};
 use crate::error::ApiError;
 use crate::routes::ensure_live;
 use crate::state::AppState;
-use crate::store::{NewSession, Session, User};
+use crate::store::{NewSession, Session, StoreError, User};
 use crate::throttle;
 use crate::tokens::{self, AuthorizationClaims, SessionClaims};
 
@@ -109,7 +109,10 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
     };
     throttle::record_success(store, throttle_settings, &keys, &check).await?;
     if let Some(upgraded) = verified.upgraded_hash {
-        store.set_password_hash(user.id, &upgraded).await?;
+        store
+            .set_password_hash(user.id, &upgraded)
+            .await
+            .map_err(deleted_meanwhile)?;
         tracing::info!("Password hash upgraded to the configured parameters");
     }
 
@@ -153,7 +156,8 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
             expires_at,
             token_id: &token_id,
         })
-        .await?;
+        .await
+        .map_err(deleted_meanwhile)?;
     tracing::info!("Session created");
     state.metrics.logins.with_label_values(&["success"]).inc();
     state
@@ -170,6 +174,15 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
         session,
         user,
     })
+}
+
+/// A user deleted while logging in: the login fails as for an unknown user,
+/// telling nothing more.
+fn deleted_meanwhile(error: StoreError) -> ApiError {
+    match error {
+        StoreError::UserNotFound => ApiError::InvalidCredentials,
+        other => other.into(),
+    }
 }
 
 /// What an authorization is asked for: an audience (the default when

@@ -189,6 +189,15 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// `UserNotFound` for a foreign key violation: a row that names a user
+/// (a grant, a session) arrived after the user was deleted.
+fn on_missing_user(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::UserNotFound,
+        _ => error.into(),
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
@@ -221,7 +230,8 @@ pub trait Store: Send + Sync + 'static {
     /// Enables or disables a user, recording it in the revocation feed.
     async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<()>;
 
-    /// Adds grants; existing ones are kept as they are.
+    /// Adds grants; existing ones are kept as they are. `UserNotFound` when
+    /// the user is gone.
     async fn add_grants(&self, user_id: Uuid, audience: &str, scopes: &[String])
     -> StoreResult<()>;
     /// Removes grants; returns how many there were.
@@ -233,6 +243,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<u64>;
     async fn grants(&self, user_id: Uuid) -> StoreResult<Vec<Grant>>;
 
+    /// `UserNotFound` when the user is gone.
     async fn create_session(&self, session: NewSession<'_>) -> StoreResult<Session>;
     async fn find_session(&self, id: Uuid) -> StoreResult<Option<(Session, User)>>;
     /// The session, its user and the user's scopes at `audience`; records

@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use super::{
     AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Revocation, Session, Store,
-    StoreError, StoreResult, ThrottleKeys, ThrottleState, User, UserGrant, username_key,
+    StoreError, StoreResult, ThrottleKeys, ThrottleState, User, UserGrant, on_missing_user,
+    username_key,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -339,6 +340,10 @@ impl Store for PostgresStore {
 
     async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
+        // The feed lock before the user's row, as every writer of the feed
+        // takes them (`delete_user` locks the feed, then the row): the other
+        // order deadlocks against a deletion.
+        lock_feed(&mut tx).await?;
         let done = sqlx::query("update users set is_active = $2, updated_at = now() where id = $1")
             .bind(user_id)
             .bind(active)
@@ -347,7 +352,6 @@ impl Store for PostgresStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::UserNotFound);
         }
-        lock_feed(&mut tx).await?;
         sqlx::query("insert into revocations (kind, subject) values ($1, $2)")
             .bind(if active {
                 "user_enabled"
@@ -378,7 +382,8 @@ impl Store for PostgresStore {
         .bind(audience)
         .bind(scopes)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(on_missing_user)?;
         Ok(())
     }
 
@@ -432,7 +437,8 @@ impl Store for PostgresStore {
         .bind(session.expires_at)
         .bind(session.token_id)
         .fetch_one(&self.pool)
-        .await?;
+        .await
+        .map_err(on_missing_user)?;
         Ok(row.into())
     }
 

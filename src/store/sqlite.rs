@@ -16,7 +16,8 @@ use uuid::Uuid;
 
 use super::{
     AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Revocation, Session, Store,
-    StoreError, StoreResult, ThrottleKeys, ThrottleState, User, UserGrant, username_key,
+    StoreError, StoreResult, ThrottleKeys, ThrottleState, User, UserGrant, on_missing_user,
+    username_key,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -406,7 +407,8 @@ impl Store for SqliteStore {
             .bind(scope)
             .bind(&now)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(on_missing_user)?;
         }
         tx.commit().await?;
         Ok(())
@@ -470,7 +472,8 @@ impl Store for SqliteStore {
         .bind(session.expires_at.map(ts))
         .bind(session.token_id)
         .fetch_one(&self.pool)
-        .await?;
+        .await
+        .map_err(on_missing_user)?;
         Ok(row.try_into()?)
     }
 

@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, PASSWORD, TestApp, assert_error, spawn_app};
+use crate::helpers::{Backend, PASSWORD, TestApp, assert_error, spawn_app, spawn_app_with};
 
 /// An administrator's authorization token (audience `tessera`, scope
 /// `tessera:admin`).
@@ -295,7 +295,97 @@ async fn the_admin_api_refuses_callers_without_the_admin_scope(backend: Backend)
     assert!(body["message"].as_str().unwrap().contains("password"));
 }
 
+fn session_id(token: &str) -> String {
+    jsonwebtoken::dangerous::insecure_decode_claims::<Value>(token).unwrap()["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Every admin operation on a user, at once, while the user is deleted:
+/// whichever comes after the deletion finds no user (404), none fails.
+async fn admin_operations_racing_a_deletion_never_answer_5xx(backend: Backend) {
+    use reqwest::Method;
+    let app = spawn_app_with(backend, |settings| {
+        // Room for every request of a round at once.
+        settings.database_max_connections = 8;
+        settings.hashing.queue_timeout_ms = 30_000;
+    })
+    .await;
+    let token = admin_token(&app).await;
+    let names = ["racer1", "racer2", "racer3"];
+    for round in 0..4 {
+        let mut sessions = Vec::new();
+        for name in names {
+            let created = call(
+                &app,
+                &token,
+                Method::POST,
+                "/admin/users",
+                Some(json!({"username": name, "password": PASSWORD})),
+            )
+            .await;
+            assert_eq!(created.status(), 201, "round {round}: create {name}");
+            sessions.push(session_id(&app.session_token(name).await));
+        }
+        let grants = json!({"audience": "notebooks", "scopes": ["read"]});
+        let password = json!({"password": "another long one"});
+        let mut requests: Vec<(Method, String, Option<Value>)> = Vec::new();
+        for (name, sid) in names.iter().zip(&sessions) {
+            let user = format!("/admin/users/{name}");
+            requests.extend([
+                (
+                    Method::PUT,
+                    format!("{user}/password"),
+                    Some(password.clone()),
+                ),
+                (Method::POST, format!("{user}/grants"), Some(grants.clone())),
+                (Method::DELETE, user.clone(), None),
+                (Method::POST, format!("{user}/disable"), None),
+                (Method::POST, format!("{user}/enable"), None),
+                (
+                    Method::DELETE,
+                    format!("{user}/grants"),
+                    Some(grants.clone()),
+                ),
+                (Method::DELETE, format!("{user}/sessions"), None),
+                (Method::DELETE, format!("{user}/sessions/{sid}"), None),
+                (Method::GET, format!("{user}/sessions"), None),
+                (Method::GET, user.clone(), None),
+            ]);
+        }
+        let mut calls = tokio::task::JoinSet::new();
+        for (method, path, body) in requests {
+            let mut request = app
+                .client
+                .request(method.clone(), app.url(&path))
+                .bearer_auth(&token);
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            calls.spawn(async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                let body = response.text().await.unwrap();
+                (format!("{method} {path}"), status, body)
+            });
+        }
+        while let Some(answer) = calls.join_next().await {
+            let (request, status, body) = answer.unwrap();
+            assert!(
+                [200, 204, 404].contains(&status),
+                "round {round}: {request} answered {status} {body}"
+            );
+        }
+        for name in names {
+            // Deleted by the race; a later create must find the name free.
+            assert!(app.store.find_user_by_name(name).await.unwrap().is_none());
+        }
+    }
+}
+
 on_both_backends!(
     an_administrator_manages_users_grants_and_sessions_end_to_end,
     the_admin_api_refuses_callers_without_the_admin_scope,
+    admin_operations_racing_a_deletion_never_answer_5xx,
 );
