@@ -32,6 +32,9 @@ fn on(user: &User) -> impl FnOnce(StoreError) -> AdminError + '_ {
 pub struct Admin<'a> {
     store: &'a dyn Store,
     actor: String,
+    /// The actor's user id and the session of the request, when the actor
+    /// is a user of ours.
+    session: Option<(Uuid, Uuid)>,
 }
 
 impl<'a> Admin<'a> {
@@ -39,7 +42,14 @@ impl<'a> Admin<'a> {
         Self {
             store,
             actor: actor.into(),
+            session: None,
         }
+    }
+
+    /// The actor is the user `user_id`, acting in session `session_id`.
+    pub fn in_session(mut self, user_id: Uuid, session_id: Uuid) -> Self {
+        self.session = Some((user_id, session_id));
+        self
     }
 
     async fn record(&self, event: &str, user: &User, detail: String) -> Result<(), AdminError> {
@@ -92,32 +102,48 @@ impl<'a> Admin<'a> {
         Ok(user)
     }
 
+    /// Replaces the password and ends the user's sessions, all of them
+    /// but the one making the change when users change their own; returns
+    /// the sessions revoked.
     pub async fn set_password_hash(
         &self,
         user: &User,
         password_hash: &str,
-    ) -> Result<(), AdminError> {
-        self.store
-            .set_password_hash(user.id, password_hash)
+    ) -> Result<Vec<Uuid>, AdminError> {
+        let keep = self
+            .session
+            .filter(|(actor, _)| *actor == user.id)
+            .map(|(_, session)| session);
+        let revoked = self
+            .store
+            .set_password_hash(user.id, password_hash, keep)
             .await
             .map_err(on(user))?;
-        self.record("user.password_changed", user, String::new())
-            .await
+        self.record(
+            "user.password_changed",
+            user,
+            format!("{} sessions revoked", revoked.len()),
+        )
+        .await?;
+        Ok(revoked)
     }
 
-    /// Disabling stops logins and authorizations at once, and reaches
-    /// verifiers through the revocation feed.
-    pub async fn set_active(&self, user: &User, active: bool) -> Result<(), AdminError> {
-        self.store
+    /// Disabling stops logins and authorizations at once, ends every
+    /// session of the user for good, and reaches verifiers through the
+    /// revocation feed. Returns the sessions revoked.
+    pub async fn set_active(&self, user: &User, active: bool) -> Result<Vec<Uuid>, AdminError> {
+        let revoked = self
+            .store
             .set_active(user.id, active)
             .await
             .map_err(on(user))?;
-        let event = if active {
-            "user.enabled"
+        if active {
+            self.record("user.enabled", user, String::new()).await?;
         } else {
-            "user.disabled"
-        };
-        self.record(event, user, String::new()).await
+            let detail = format!("{} sessions revoked", revoked.len());
+            self.record("user.disabled", user, detail).await?;
+        }
+        Ok(revoked)
     }
 
     pub async fn add_grants(

@@ -109,11 +109,14 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
     };
     throttle::record_success(store, throttle_settings, &keys, &check).await?;
     if let Some(upgraded) = verified.upgraded_hash {
-        store
-            .set_password_hash(user.id, &upgraded)
-            .await
-            .map_err(deleted_meanwhile)?;
-        tracing::info!("Password hash upgraded to the configured parameters");
+        // The same password under new parameters: no reason to end sessions,
+        // and a password changed since it was verified stays changed.
+        if store
+            .upgrade_password_hash(user.id, &user.password_hash, &upgraded)
+            .await?
+        {
+            tracing::info!("Password hash upgraded to the configured parameters");
+        }
     }
 
     let keys = state.keys.current();

@@ -154,6 +154,15 @@ pub struct AuthorizationContext {
     pub scopes: Vec<String>,
 }
 
+/// What [`Store::session_grant`] found.
+#[derive(Debug, Clone)]
+pub struct SessionGrant {
+    pub session: Session,
+    pub user: User,
+    /// Whether the user holds the scope now.
+    pub granted: bool,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("a user with that name already exists")]
@@ -226,9 +235,31 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes every live session of a user ("log out everywhere"), each
     /// recorded in the revocation feed; returns the sessions revoked.
     async fn revoke_user_sessions(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>>;
-    async fn set_password_hash(&self, user_id: Uuid, password_hash: &str) -> StoreResult<()>;
+    /// Replaces a user's password and, in the same transaction, revokes
+    /// every live session of theirs but `keep` (the session making the
+    /// change, if any), each recorded in the revocation feed: whoever knew
+    /// the old password is logged out. Returns the sessions revoked.
+    async fn set_password_hash(
+        &self,
+        user_id: Uuid,
+        password_hash: &str,
+        keep: Option<Uuid>,
+    ) -> StoreResult<Vec<Uuid>>;
+    /// Replaces `current`, the hash a login has just verified, with the same
+    /// password hashed under new parameters; sessions stay. Returns whether
+    /// it did: not when the password was changed in the meantime, which
+    /// must not be undone.
+    async fn upgrade_password_hash(
+        &self,
+        user_id: Uuid,
+        current: &str,
+        upgraded: &str,
+    ) -> StoreResult<bool>;
     /// Enables or disables a user, recording it in the revocation feed.
-    async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<()>;
+    /// Disabling also revokes every live session of theirs, in the same
+    /// transaction, so that enabling the user again revives none; returns
+    /// the sessions revoked.
+    async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<Vec<Uuid>>;
 
     /// Adds grants; existing ones are kept as they are. `UserNotFound` when
     /// the user is gone.
@@ -246,6 +277,15 @@ pub trait Store: Send + Sync + 'static {
     /// `UserNotFound` when the user is gone.
     async fn create_session(&self, session: NewSession<'_>) -> StoreResult<Session>;
     async fn find_session(&self, id: Uuid) -> StoreResult<Option<(Session, User)>>;
+    /// The session, its user and whether the user holds `scope` at
+    /// `audience` now, in one query (the grant by its primary key); records
+    /// nothing. For checking a caller's authority on every call.
+    async fn session_grant(
+        &self,
+        id: Uuid,
+        audience: &str,
+        scope: &str,
+    ) -> StoreResult<Option<SessionGrant>>;
     /// The session, its user and the user's scopes at `audience`; records
     /// the use at most once a minute.
     async fn authorization_context(

@@ -262,7 +262,7 @@ async fn a_hash_of_old_parameters_is_upgraded_at_login(backend: Backend) {
     let old_hash = tessera::password::hash(&password, old).unwrap();
     let alice = app.add_user("alice", None).await;
     app.store
-        .set_password_hash(alice.id, &old_hash)
+        .set_password_hash(alice.id, &old_hash, None)
         .await
         .unwrap();
 
