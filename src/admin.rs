@@ -19,10 +19,22 @@ pub enum AdminError {
     Store(#[from] StoreError),
 }
 
+/// The error of an operation on `user`: a user deleted since they were
+/// looked up is an unknown user, as if the deletion had come first.
+fn on(user: &User) -> impl FnOnce(StoreError) -> AdminError + '_ {
+    move |error| match error {
+        StoreError::UserNotFound => AdminError::UnknownUser(user.username.clone()),
+        other => other.into(),
+    }
+}
+
 /// Administration on behalf of `actor` (`cli`, or the admin's user name).
 pub struct Admin<'a> {
     store: &'a dyn Store,
     actor: String,
+    /// The actor's user id and the session of the request, when the actor
+    /// is a user of ours.
+    session: Option<(Uuid, Uuid)>,
 }
 
 impl<'a> Admin<'a> {
@@ -30,7 +42,14 @@ impl<'a> Admin<'a> {
         Self {
             store,
             actor: actor.into(),
+            session: None,
         }
+    }
+
+    /// The actor is the user `user_id`, acting in session `session_id`.
+    pub fn in_session(mut self, user_id: Uuid, session_id: Uuid) -> Self {
+        self.session = Some((user_id, session_id));
+        self
     }
 
     async fn record(&self, event: &str, user: &User, detail: String) -> Result<(), AdminError> {
@@ -83,26 +102,48 @@ impl<'a> Admin<'a> {
         Ok(user)
     }
 
+    /// Replaces the password and ends the user's sessions, all of them
+    /// but the one making the change when users change their own; returns
+    /// the sessions revoked.
     pub async fn set_password_hash(
         &self,
         user: &User,
         password_hash: &str,
-    ) -> Result<(), AdminError> {
-        self.store.set_password_hash(user.id, password_hash).await?;
-        self.record("user.password_changed", user, String::new())
+    ) -> Result<Vec<Uuid>, AdminError> {
+        let keep = self
+            .session
+            .filter(|(actor, _)| *actor == user.id)
+            .map(|(_, session)| session);
+        let revoked = self
+            .store
+            .set_password_hash(user.id, password_hash, keep)
             .await
+            .map_err(on(user))?;
+        self.record(
+            "user.password_changed",
+            user,
+            format!("{} sessions revoked", revoked.len()),
+        )
+        .await?;
+        Ok(revoked)
     }
 
-    /// Disabling stops logins and authorizations at once, and reaches
-    /// verifiers through the revocation feed.
-    pub async fn set_active(&self, user: &User, active: bool) -> Result<(), AdminError> {
-        self.store.set_active(user.id, active).await?;
-        let event = if active {
-            "user.enabled"
+    /// Disabling stops logins and authorizations at once, ends every
+    /// session of the user for good, and reaches verifiers through the
+    /// revocation feed. Returns the sessions revoked.
+    pub async fn set_active(&self, user: &User, active: bool) -> Result<Vec<Uuid>, AdminError> {
+        let revoked = self
+            .store
+            .set_active(user.id, active)
+            .await
+            .map_err(on(user))?;
+        if active {
+            self.record("user.enabled", user, String::new()).await?;
         } else {
-            "user.disabled"
-        };
-        self.record(event, user, String::new()).await
+            let detail = format!("{} sessions revoked", revoked.len());
+            self.record("user.disabled", user, detail).await?;
+        }
+        Ok(revoked)
     }
 
     pub async fn add_grants(
@@ -114,7 +155,8 @@ impl<'a> Admin<'a> {
         let scopes: Vec<String> = scopes.iter().map(|s| s.as_str().to_owned()).collect();
         self.store
             .add_grants(user.id, audience.as_str(), &scopes)
-            .await?;
+            .await
+            .map_err(on(user))?;
         self.record(
             "grant.added",
             user,

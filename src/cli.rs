@@ -261,13 +261,21 @@ async fn user(settings: Settings, command: UserCommand) -> anyhow::Result<()> {
         UserCommand::Passwd { name, password } => {
             let user = admin.find_user(&Username::parse(&name)?).await?;
             let hash = hash_new_password(&password, &hasher).await?;
-            admin.set_password_hash(&user, &hash).await?;
-            println!("Password of {} changed.", user.username);
+            let revoked = admin.set_password_hash(&user, &hash).await?;
+            println!(
+                "Password of {} changed; {} session(s) ended.",
+                user.username,
+                revoked.len()
+            );
         }
         UserCommand::Disable { name } => {
             let user = admin.find_user(&Username::parse(&name)?).await?;
-            admin.set_active(&user, false).await?;
-            println!("Disabled {}.", user.username);
+            let revoked = admin.set_active(&user, false).await?;
+            println!(
+                "Disabled {}; {} session(s) ended.",
+                user.username,
+                revoked.len()
+            );
         }
         UserCommand::Enable { name } => {
             let user = admin.find_user(&Username::parse(&name)?).await?;

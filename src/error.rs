@@ -165,7 +165,9 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unexpected(e) => Self::Unexpected(e),
             StoreError::Unavailable => Self::DatabaseUnavailable { retry_after: 2 },
-            other => Self::Unexpected(anyhow::Error::new(other)),
+            // A user deleted while a request about them was under way.
+            StoreError::UserNotFound => Self::NotFound(e.to_string()),
+            StoreError::UsernameTaken => Self::Conflict(e.to_string()),
         }
     }
 }

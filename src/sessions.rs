@@ -14,7 +14,7 @@ use crate::domain::{Audience, Password, Scope, Username};
 use crate::error::ApiError;
 use crate::routes::ensure_live;
 use crate::state::AppState;
-use crate::store::{NewSession, Session, User};
+use crate::store::{NewSession, Session, StoreError, User};
 use crate::throttle;
 use crate::tokens::{self, AuthorizationClaims, SessionClaims};
 
@@ -134,8 +134,14 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
     };
     throttle::settle_success(store, &keys, attempt_counted).await?;
     if let Some(upgraded) = verified.upgraded_hash {
-        store.set_password_hash(user.id, &upgraded).await?;
-        tracing::info!("Password hash upgraded to the configured parameters");
+        // The same password under new parameters: no reason to end sessions,
+        // and a password changed since it was verified stays changed.
+        if store
+            .upgrade_password_hash(user.id, &user.password_hash, &upgraded)
+            .await?
+        {
+            tracing::info!("Password hash upgraded to the configured parameters");
+        }
     }
 
     let keys = state.keys.current();
@@ -178,7 +184,8 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
             expires_at,
             token_id: &token_id,
         })
-        .await?;
+        .await
+        .map_err(deleted_meanwhile)?;
     tracing::info!("Session created");
     state.metrics.logins.with_label_values(&["success"]).inc();
     state
@@ -195,6 +202,15 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
         session,
         user,
     })
+}
+
+/// A user deleted while logging in: the login fails as for an unknown user,
+/// telling nothing more.
+fn deleted_meanwhile(error: StoreError) -> ApiError {
+    match error {
+        StoreError::UserNotFound => ApiError::InvalidCredentials,
+        other => other.into(),
+    }
 }
 
 /// What an authorization is asked for: an audience (the default when

@@ -183,8 +183,10 @@ mod tests {
     fn delays_start_after_the_free_attempts_and_double_up_to_the_ceiling() {
         let settings = ThrottleSettings::default();
         let secs = |failures| delay(&settings, failures, 5).map(|d| d.num_seconds());
-        let mut huge = ThrottleSettings::default();
-        huge.max_delay = std::time::Duration::from_secs(10 * 365 * 86_400);
+        let huge = ThrottleSettings {
+            max_delay: std::time::Duration::from_secs(10 * 365 * 86_400),
+            ..ThrottleSettings::default()
+        };
         assert_eq!(
             delay(&huge, i64::MAX, 0).map(|d| d.num_days()),
             Some(3650),

@@ -18,10 +18,11 @@ use crate::store::{Session, User};
 /// The scope an administrator's token must hold at audience `tessera`.
 pub const ADMIN_SCOPE: &str = "tessera:admin";
 
-/// The administrator behind the request.
+/// The administrator behind the request, as of now.
 async fn admin<'a>(req: &HttpRequest, state: &'a AppState) -> Result<Admin<'a>, ApiError> {
     let caller = extract::authorized_caller(req, state, ADMIN_SCOPE).await?;
-    Ok(Admin::new(state.store.as_ref(), caller.username))
+    Ok(Admin::new(state.store.as_ref(), caller.user.username)
+        .in_session(caller.user.id, caller.session.id))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -278,26 +278,49 @@ pub fn ensure_live(claims: &SessionClaims, session: &Session, user: &User) -> Re
     Ok(())
 }
 
-/// The verified authorization token of a caller of Tessera's own API
-/// (audience `tessera`), whose session is live and who holds `scope`.
+/// A caller of Tessera's own API, as the store has it now.
+pub struct Caller {
+    pub session: Session,
+    pub user: User,
+}
+
+/// The caller of Tessera's own API behind the request's authorization token
+/// (audience `tessera`): 401 unless the token verifies, its session is live
+/// and its user active; 403 unless the token carries `scope` and the user
+/// holds it now. Both, checked on every call: a grant removed takes effect
+/// at the next call, not when the token expires, and a token narrowed at
+/// issue (`POST /authorize` with `scopes`) never gains what it left out.
 pub async fn authorized_caller(
     req: &HttpRequest,
     state: &AppState,
     scope: &str,
-) -> Result<AuthorizationClaims, ApiError> {
+) -> Result<Caller, ApiError> {
     let token = bearer_token(req)?;
     let claims = state.authorization_validation.verify(
         token,
         &state.keys.current(),
         Some(TESSERA_AUDIENCE),
     )?;
-    live_authorization(state, &claims).await?;
-    if !claims.scopes.iter().any(|held| held == scope) {
+    let found = state
+        .store
+        .session_grant(token_session(&claims)?, TESSERA_AUDIENCE, scope)
+        .await?
+        .ok_or_else(|| ApiError::InvalidToken("the session does not exist".into()))?;
+    ensure_authorization_live(&claims, &found.session, &found.user)?;
+    if !found.granted || !claims.scopes.iter().any(|held| held == scope) {
         return Err(ApiError::Forbidden(format!(
             "the scope {scope:?} is required"
         )));
     }
-    Ok(claims)
+    Ok(Caller {
+        session: found.session,
+        user: found.user,
+    })
+}
+
+fn token_session(claims: &AuthorizationClaims) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(&claims.sid)
+        .map_err(|_| ApiError::InvalidToken("the token names no valid session".into()))
 }
 
 /// Refuses an authorization token whose session has ended or whose user is
@@ -306,13 +329,19 @@ pub async fn live_authorization(
     state: &AppState,
     claims: &AuthorizationClaims,
 ) -> Result<(), ApiError> {
-    let sid = Uuid::parse_str(&claims.sid)
-        .map_err(|_| ApiError::InvalidToken("the token names no valid session".into()))?;
     let (session, user) = state
         .store
-        .find_session(sid)
+        .find_session(token_session(claims)?)
         .await?
         .ok_or_else(|| ApiError::InvalidToken("the session does not exist".into()))?;
+    ensure_authorization_live(claims, &session, &user)
+}
+
+fn ensure_authorization_live(
+    claims: &AuthorizationClaims,
+    session: &Session,
+    user: &User,
+) -> Result<(), ApiError> {
     if !session.is_live(chrono::Utc::now()) {
         return Err(ApiError::InvalidToken("the session has ended".into()));
     }

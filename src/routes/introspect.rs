@@ -50,7 +50,7 @@ pub async fn introspect(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = extract::authorized_caller(&req, &state, INTROSPECT_SCOPE).await?;
-    tracing::Span::current().record("caller", caller.sub.as_str());
+    tracing::Span::current().record("caller", tracing::field::display(caller.user.id));
     let body = extract::body(&req, &state, payload).await?;
     let request: IntrospectRequest = extract::json_or_form(&req, &body)?;
     let answer = match introspected(&state, &request.token).await? {

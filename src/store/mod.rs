@@ -161,6 +161,15 @@ pub struct AuthorizationContext {
     pub scopes: Vec<String>,
 }
 
+/// What [`Store::session_grant`] found.
+#[derive(Debug, Clone)]
+pub struct SessionGrant {
+    pub session: Session,
+    pub user: User,
+    /// Whether the user holds the scope now.
+    pub granted: bool,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("a user with that name, or a name that looks like it, already exists")]
@@ -196,6 +205,15 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// `UserNotFound` for a foreign key violation: a row that names a user
+/// (a grant, a session) arrived after the user was deleted.
+fn on_missing_user(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::UserNotFound,
+        _ => error.into(),
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
@@ -227,11 +245,34 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes every live session of a user ("log out everywhere"), each
     /// recorded in the revocation feed; returns the sessions revoked.
     async fn revoke_user_sessions(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>>;
-    async fn set_password_hash(&self, user_id: Uuid, password_hash: &str) -> StoreResult<()>;
+    /// Replaces a user's password and, in the same transaction, revokes
+    /// every live session of theirs but `keep` (the session making the
+    /// change, if any), each recorded in the revocation feed: whoever knew
+    /// the old password is logged out. Returns the sessions revoked.
+    async fn set_password_hash(
+        &self,
+        user_id: Uuid,
+        password_hash: &str,
+        keep: Option<Uuid>,
+    ) -> StoreResult<Vec<Uuid>>;
+    /// Replaces `current`, the hash a login has just verified, with the same
+    /// password hashed under new parameters; sessions stay. Returns whether
+    /// it did: not when the password was changed in the meantime, which
+    /// must not be undone.
+    async fn upgrade_password_hash(
+        &self,
+        user_id: Uuid,
+        current: &str,
+        upgraded: &str,
+    ) -> StoreResult<bool>;
     /// Enables or disables a user, recording it in the revocation feed.
-    async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<()>;
+    /// Disabling also revokes every live session of theirs, in the same
+    /// transaction, so that enabling the user again revives none; returns
+    /// the sessions revoked.
+    async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<Vec<Uuid>>;
 
-    /// Adds grants; existing ones are kept as they are.
+    /// Adds grants; existing ones are kept as they are. `UserNotFound` when
+    /// the user is gone.
     async fn add_grants(&self, user_id: Uuid, audience: &str, scopes: &[String])
     -> StoreResult<()>;
     /// Removes grants; returns how many there were.
@@ -243,8 +284,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<u64>;
     async fn grants(&self, user_id: Uuid) -> StoreResult<Vec<Grant>>;
 
+    /// `UserNotFound` when the user is gone.
     async fn create_session(&self, session: NewSession<'_>) -> StoreResult<Session>;
     async fn find_session(&self, id: Uuid) -> StoreResult<Option<(Session, User)>>;
+    /// The session, its user and whether the user holds `scope` at
+    /// `audience` now, in one query (the grant by its primary key); records
+    /// nothing. For checking a caller's authority on every call.
+    async fn session_grant(
+        &self,
+        id: Uuid,
+        audience: &str,
+        scope: &str,
+    ) -> StoreResult<Option<SessionGrant>>;
     /// The session, its user and the user's scopes at `audience`; records
     /// the use at most once a minute.
     async fn authorization_context(

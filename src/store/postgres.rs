@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::{
     AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Reservation, Revocation,
-    Session, Store, StoreError, StoreResult, ThrottleCounter, ThrottleKeys, User, UserGrant,
-    legacy_username_key, username_key, username_skeleton,
+    Session, SessionGrant, Store, StoreError, StoreResult, ThrottleCounter, ThrottleKeys, User,
+    UserGrant, legacy_username_key, on_missing_user, username_key, username_skeleton,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -223,6 +223,34 @@ async fn lock_feed(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> sqlx::Resu
     Ok(())
 }
 
+/// Revokes every live session of a user but `keep`, each recorded in the
+/// feed; the caller holds the feed lock.
+async fn revoke_sessions_of(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+) -> sqlx::Result<Vec<Uuid>> {
+    let revoked: Vec<Uuid> = sqlx::query_scalar(
+        r#"
+        update sessions set revoked_at = now()
+        where user_id = $1 and revoked_at is null and id is distinct from $2::uuid
+        returning id
+        "#,
+    )
+    .bind(user_id)
+    .bind(keep)
+    .fetch_all(&mut **tx)
+    .await?;
+    let subjects: Vec<String> = revoked.iter().map(Uuid::to_string).collect();
+    sqlx::query(
+        "insert into revocations (kind, subject) select 'session_revoked', s from unnest($1::text[]) as s",
+    )
+    .bind(&subjects)
+    .execute(&mut **tx)
+    .await?;
+    Ok(revoked)
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     async fn migrate(&self) -> anyhow::Result<()> {
@@ -363,42 +391,60 @@ impl Store for PostgresStore {
     async fn revoke_user_sessions(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>> {
         let mut tx = self.pool.begin().await?;
         lock_feed(&mut tx).await?;
-        let revoked: Vec<Uuid> = sqlx::query_scalar(
-            r#"
-            update sessions set revoked_at = now()
-            where user_id = $1 and revoked_at is null
-            returning id
-            "#,
-        )
-        .bind(user_id)
-        .fetch_all(&mut *tx)
-        .await?;
-        let subjects: Vec<String> = revoked.iter().map(Uuid::to_string).collect();
-        sqlx::query(
-            "insert into revocations (kind, subject) select 'session_revoked', s from unnest($1::text[]) as s",
-        )
-        .bind(&subjects)
-        .execute(&mut *tx)
-        .await?;
+        let revoked = revoke_sessions_of(&mut tx, user_id, None).await?;
         tx.commit().await?;
         Ok(revoked)
     }
 
-    async fn set_password_hash(&self, user_id: Uuid, password_hash: &str) -> StoreResult<()> {
+    async fn set_password_hash(
+        &self,
+        user_id: Uuid,
+        password_hash: &str,
+        keep: Option<Uuid>,
+    ) -> StoreResult<Vec<Uuid>> {
+        let mut tx = self.pool.begin().await?;
+        // The feed lock before the user's row, as in `set_active`.
+        lock_feed(&mut tx).await?;
         let done =
             sqlx::query("update users set password_hash = $2, updated_at = now() where id = $1")
                 .bind(user_id)
                 .bind(password_hash)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::UserNotFound);
         }
-        Ok(())
+        let revoked = revoke_sessions_of(&mut tx, user_id, keep).await?;
+        tx.commit().await?;
+        Ok(revoked)
     }
 
-    async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<()> {
+    async fn upgrade_password_hash(
+        &self,
+        user_id: Uuid,
+        current: &str,
+        upgraded: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            r#"
+            update users set password_hash = $3, updated_at = now()
+            where id = $1 and password_hash = $2
+            "#,
+        )
+        .bind(user_id)
+        .bind(current)
+        .bind(upgraded)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<Vec<Uuid>> {
         let mut tx = self.pool.begin().await?;
+        // The feed lock before the user's row, as every writer of the feed
+        // takes them (`delete_user` locks the feed, then the row): the other
+        // order deadlocks against a deletion.
+        lock_feed(&mut tx).await?;
         let done = sqlx::query("update users set is_active = $2, updated_at = now() where id = $1")
             .bind(user_id)
             .bind(active)
@@ -407,7 +453,11 @@ impl Store for PostgresStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::UserNotFound);
         }
-        lock_feed(&mut tx).await?;
+        let revoked = if active {
+            Vec::new()
+        } else {
+            revoke_sessions_of(&mut tx, user_id, None).await?
+        };
         sqlx::query("insert into revocations (kind, subject) values ($1, $2)")
             .bind(if active {
                 "user_enabled"
@@ -418,7 +468,7 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(revoked)
     }
 
     async fn add_grants(
@@ -438,7 +488,8 @@ impl Store for PostgresStore {
         .bind(audience)
         .bind(scopes)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(on_missing_user)?;
         Ok(())
     }
 
@@ -492,7 +543,8 @@ impl Store for PostgresStore {
         .bind(session.expires_at)
         .bind(session.token_id)
         .fetch_one(&self.pool)
-        .await?;
+        .await
+        .map_err(on_missing_user)?;
         Ok(row.into())
     }
 
@@ -506,6 +558,44 @@ impl Store for PostgresStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(SessionUserRow::split))
+    }
+
+    async fn session_grant(
+        &self,
+        id: Uuid,
+        audience: &str,
+        scope: &str,
+    ) -> StoreResult<Option<SessionGrant>> {
+        #[derive(FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            joined: SessionUserRow,
+            granted: bool,
+        }
+        let row: Option<Row> = sqlx::query_as(concat!(
+            "select ",
+            session_user_columns!(),
+            r#",
+                   exists(select 1 from grants g
+                          where g.user_id = s.user_id and g.audience = $2 and g.scope = $3)
+                       as granted
+            from sessions s join users u on u.id = s.user_id
+            where s.id = $1
+            "#
+        ))
+        .bind(id)
+        .bind(audience)
+        .bind(scope)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| {
+            let (session, user) = row.joined.split();
+            SessionGrant {
+                session,
+                user,
+                granted: row.granted,
+            }
+        }))
     }
 
     async fn authorization_context(

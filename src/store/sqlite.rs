@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use super::{
     AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Reservation, Revocation,
-    Session, Store, StoreError, StoreResult, ThrottleCounter, ThrottleKeys, User, UserGrant,
-    legacy_username_key, username_key, username_skeleton,
+    Session, SessionGrant, Store, StoreError, StoreResult, ThrottleCounter, ThrottleKeys, User,
+    UserGrant, legacy_username_key, on_missing_user, username_key, username_skeleton,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -223,6 +223,38 @@ impl SqliteStore {
     }
 }
 
+/// Revokes every live session of a user but `keep`, each recorded in the
+/// feed, within the caller's transaction.
+async fn revoke_sessions_of(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+    now: &str,
+) -> anyhow::Result<Vec<Uuid>> {
+    let revoked: Vec<String> = sqlx::query_scalar(
+        r#"
+        update sessions set revoked_at = ?2
+        where user_id = ?1 and revoked_at is null and id is not ?3
+        returning id
+        "#,
+    )
+    .bind(user_id.to_string())
+    .bind(now)
+    .bind(keep.map(|id| id.to_string()))
+    .fetch_all(&mut **tx)
+    .await?;
+    for id in &revoked {
+        sqlx::query(
+            "insert into revocations (kind, subject, at) values ('session_revoked', ?1, ?2)",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    revoked.iter().map(|id| parse_id(id)).collect()
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> anyhow::Result<()> {
@@ -372,48 +404,58 @@ impl Store for SqliteStore {
     async fn revoke_user_sessions(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>> {
         let now = ts(Utc::now());
         let mut tx = self.pool.begin().await?;
-        let revoked: Vec<String> = sqlx::query_scalar(
-            r#"
-            update sessions set revoked_at = ?2
-            where user_id = ?1 and revoked_at is null
-            returning id
-            "#,
-        )
-        .bind(user_id.to_string())
-        .bind(&now)
-        .fetch_all(&mut *tx)
-        .await?;
-        for id in &revoked {
-            sqlx::query(
-                "insert into revocations (kind, subject, at) values ('session_revoked', ?1, ?2)",
-            )
-            .bind(id)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-        }
+        let revoked = revoke_sessions_of(&mut tx, user_id, None, &now).await?;
         tx.commit().await?;
-        Ok(revoked
-            .iter()
-            .map(|id| parse_id(id))
-            .collect::<anyhow::Result<_>>()?)
+        Ok(revoked)
     }
 
-    async fn set_password_hash(&self, user_id: Uuid, password_hash: &str) -> StoreResult<()> {
+    async fn set_password_hash(
+        &self,
+        user_id: Uuid,
+        password_hash: &str,
+        keep: Option<Uuid>,
+    ) -> StoreResult<Vec<Uuid>> {
+        let now = ts(Utc::now());
+        // A write first, so that the transaction takes the write lock at
+        // once and waits its turn instead of failing to upgrade a read.
+        let mut tx = self.pool.begin().await?;
         let done =
             sqlx::query("update users set password_hash = ?2, updated_at = ?3 where id = ?1")
                 .bind(user_id.to_string())
                 .bind(password_hash)
-                .bind(ts(Utc::now()))
-                .execute(&self.pool)
+                .bind(&now)
+                .execute(&mut *tx)
                 .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::UserNotFound);
         }
-        Ok(())
+        let revoked = revoke_sessions_of(&mut tx, user_id, keep, &now).await?;
+        tx.commit().await?;
+        Ok(revoked)
     }
 
-    async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<()> {
+    async fn upgrade_password_hash(
+        &self,
+        user_id: Uuid,
+        current: &str,
+        upgraded: &str,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            r#"
+            update users set password_hash = ?3, updated_at = ?4
+            where id = ?1 and password_hash = ?2
+            "#,
+        )
+        .bind(user_id.to_string())
+        .bind(current)
+        .bind(upgraded)
+        .bind(ts(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<Vec<Uuid>> {
         let now = ts(Utc::now());
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query("update users set is_active = ?2, updated_at = ?3 where id = ?1")
@@ -425,6 +467,11 @@ impl Store for SqliteStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::UserNotFound);
         }
+        let revoked = if active {
+            Vec::new()
+        } else {
+            revoke_sessions_of(&mut tx, user_id, None, &now).await?
+        };
         sqlx::query("insert into revocations (kind, subject, at) values (?1, ?2, ?3)")
             .bind(if active {
                 "user_enabled"
@@ -436,7 +483,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(revoked)
     }
 
     async fn add_grants(
@@ -460,7 +507,8 @@ impl Store for SqliteStore {
             .bind(scope)
             .bind(&now)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(on_missing_user)?;
         }
         tx.commit().await?;
         Ok(())
@@ -524,7 +572,8 @@ impl Store for SqliteStore {
         .bind(session.expires_at.map(ts))
         .bind(session.token_id)
         .fetch_one(&self.pool)
-        .await?;
+        .await
+        .map_err(on_missing_user)?;
         Ok(row.try_into()?)
     }
 
@@ -538,6 +587,45 @@ impl Store for SqliteStore {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(SessionUserRow::split).transpose()?)
+    }
+
+    async fn session_grant(
+        &self,
+        id: Uuid,
+        audience: &str,
+        scope: &str,
+    ) -> StoreResult<Option<SessionGrant>> {
+        #[derive(FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            joined: SessionUserRow,
+            granted: bool,
+        }
+        let row: Option<Row> = sqlx::query_as(concat!(
+            "select ",
+            session_user_columns!(),
+            r#",
+                   exists(select 1 from grants g
+                          where g.user_id = s.user_id and g.audience = ?2 and g.scope = ?3)
+                       as granted
+            from sessions s join users u on u.id = s.user_id
+            where s.id = ?1
+            "#
+        ))
+        .bind(id.to_string())
+        .bind(audience)
+        .bind(scope)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let (session, user) = row.joined.split()?;
+        Ok(Some(SessionGrant {
+            session,
+            user,
+            granted: row.granted,
+        }))
     }
 
     async fn authorization_context(

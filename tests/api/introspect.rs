@@ -147,7 +147,46 @@ async fn userinfo_says_who_an_authorization_token_belongs_to(backend: Backend) {
     assert_error(after_logout, 401, "invalid_token").await;
 }
 
+async fn a_service_whose_introspect_grant_is_removed_is_refused_with_the_next_call(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let caller = service_token(&app).await;
+    app.add_user("alice", None).await;
+    let session = app.session_token("alice").await;
+    assert_eq!(
+        introspect(&app, Some(&caller), &session).await.status(),
+        200
+    );
+    let service = app
+        .store
+        .find_user_by_name("svc-notebooks")
+        .await
+        .unwrap()
+        .unwrap();
+
+    app.store
+        .remove_grants(service.id, "tessera", &["tessera:introspect".to_owned()])
+        .await
+        .unwrap();
+
+    assert_error(
+        introspect(&app, Some(&caller), &session).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    app.store.set_active(service.id, false).await.unwrap();
+    assert_error(
+        introspect(&app, Some(&caller), &session).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+}
+
 on_both_backends!(
+    a_service_whose_introspect_grant_is_removed_is_refused_with_the_next_call,
     a_live_token_is_active_with_its_claims_and_a_dead_one_is_not,
     introspection_needs_a_caller_with_the_introspect_scope,
     userinfo_says_who_an_authorization_token_belongs_to,

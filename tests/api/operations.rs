@@ -46,15 +46,7 @@ async fn metrics_do_not_tell_why_a_login_failed() {
     let mallory = app.add_user("mallory", None).await;
     app.store.set_active(mallory.id, false).await.unwrap();
     let logins = || async {
-        let text = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.metrics().await;
         text.lines()
             .filter(|line| line.starts_with("tessera_logins_total{"))
             .map(str::to_owned)

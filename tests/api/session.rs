@@ -183,8 +183,9 @@ async fn disabling_a_user_ends_their_sessions_at_authorize(backend: Backend) {
 
     app.store.set_active(user.id, false).await.unwrap();
 
+    // Disabling revoked the session itself.
     let body = assert_error(app.authorize(&token, None).await, 401, "invalid_token").await;
-    assert_eq!(body["message"], "the user is disabled");
+    assert_eq!(body["message"], "the session has ended");
 }
 
 async fn bootstrap_creates_an_admin_only_in_an_empty_database(backend: Backend) {

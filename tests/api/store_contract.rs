@@ -64,7 +64,10 @@ async fn users_can_be_listed_changed_disabled_and_enabled(backend: Backend) {
     let bob = user(store.as_ref(), "bob").await;
     user(store.as_ref(), "alice").await;
 
-    store.set_password_hash(bob.id, "new-hash").await.unwrap();
+    store
+        .set_password_hash(bob.id, "new-hash", None)
+        .await
+        .unwrap();
     store.set_active(bob.id, false).await.unwrap();
 
     let names: Vec<String> = store
@@ -90,7 +93,7 @@ async fn users_can_be_listed_changed_disabled_and_enabled(backend: Backend) {
     );
     let missing = store.set_active(Uuid::new_v4(), true).await;
     assert!(matches!(missing, Err(StoreError::UserNotFound)));
-    let missing = store.set_password_hash(Uuid::new_v4(), "x").await;
+    let missing = store.set_password_hash(Uuid::new_v4(), "x", None).await;
     assert!(matches!(missing, Err(StoreError::UserNotFound)));
 }
 
@@ -709,7 +712,159 @@ async fn set_last_use(db: &TestDatabase, id: Uuid, at: DateTime<Utc>) {
     }
 }
 
+async fn a_password_change_revokes_every_session_but_the_one_kept(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let store = db.store().await;
+    let bob = user(store.as_ref(), "bob").await;
+    let kept = store.create_session(new_session(bob.id)).await.unwrap();
+    let other = store.create_session(new_session(bob.id)).await.unwrap();
+    let (_, cursor) = store
+        .revocations(0, Utc::now() - Duration::hours(1))
+        .await
+        .unwrap();
+
+    let revoked = store
+        .set_password_hash(bob.id, "new-hash", Some(kept.id))
+        .await
+        .unwrap();
+
+    assert_eq!(revoked, [other.id]);
+    let (feed, _) = store
+        .revocations(cursor, Utc::now() - Duration::hours(1))
+        .await
+        .unwrap();
+    let feed: Vec<(String, String)> = feed.into_iter().map(|r| (r.kind, r.subject)).collect();
+    assert_eq!(feed, [("session_revoked".to_owned(), other.id.to_string())]);
+    let (kept, _) = store.find_session(kept.id).await.unwrap().unwrap();
+    assert!(kept.revoked_at.is_none());
+    // Without a session to keep, every one goes.
+    assert_eq!(
+        store
+            .set_password_hash(bob.id, "newer", None)
+            .await
+            .unwrap(),
+        [kept.id]
+    );
+}
+
+async fn a_hash_upgrade_keeps_sessions_and_never_undoes_a_password_change(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let store = db.store().await;
+    let bob = user(store.as_ref(), "bob").await;
+    let session = store.create_session(new_session(bob.id)).await.unwrap();
+
+    assert!(
+        store
+            .upgrade_password_hash(bob.id, &bob.password_hash, "upgraded")
+            .await
+            .unwrap()
+    );
+    let (session, _) = store.find_session(session.id).await.unwrap().unwrap();
+    assert!(session.revoked_at.is_none());
+    store
+        .set_password_hash(bob.id, "changed", None)
+        .await
+        .unwrap();
+    // A login that verified "upgraded" before the change comes late.
+    assert!(
+        !store
+            .upgrade_password_hash(bob.id, "upgraded", "stale")
+            .await
+            .unwrap()
+    );
+    let bob = store.find_user_by_id(bob.id).await.unwrap().unwrap();
+    assert_eq!(bob.password_hash, "changed");
+}
+
+async fn disabling_revokes_every_session_and_enabling_revives_none(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let store = db.store().await;
+    let bob = user(store.as_ref(), "bob").await;
+    let session = store.create_session(new_session(bob.id)).await.unwrap();
+
+    assert_eq!(store.set_active(bob.id, false).await.unwrap(), [session.id]);
+    assert!(store.set_active(bob.id, true).await.unwrap().is_empty());
+
+    let (session, user) = store.find_session(session.id).await.unwrap().unwrap();
+    assert!(user.is_active);
+    assert!(!session.is_live(Utc::now()));
+    let (feed, _) = store
+        .revocations(0, Utc::now() - Duration::hours(1))
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = feed.iter().map(|r| r.kind.as_str()).collect();
+    assert_eq!(kinds, ["session_revoked", "user_disabled", "user_enabled"]);
+}
+
+async fn grants_and_sessions_for_a_deleted_user_are_user_not_found(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let store = db.store().await;
+    let bob = user(store.as_ref(), "bob").await;
+    assert!(store.delete_user(bob.id).await.unwrap());
+
+    let grant = store
+        .add_grants(bob.id, "notebooks", &["read".to_owned()])
+        .await;
+    let session = store.create_session(new_session(bob.id)).await;
+    let password = store.set_password_hash(bob.id, "x", None).await;
+
+    assert!(matches!(grant, Err(StoreError::UserNotFound)), "{grant:?}");
+    assert!(
+        matches!(session, Err(StoreError::UserNotFound)),
+        "{session:?}"
+    );
+    assert!(matches!(password, Err(StoreError::UserNotFound)));
+}
+
+async fn the_session_grant_says_whether_the_user_holds_one_scope_now(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let store = db.store().await;
+    let bob = user(store.as_ref(), "bob").await;
+    let session = store.create_session(new_session(bob.id)).await.unwrap();
+    store
+        .add_grants(bob.id, "tessera", &["tessera:admin".to_owned()])
+        .await
+        .unwrap();
+
+    let held = store
+        .session_grant(session.id, "tessera", "tessera:admin")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(held.granted);
+    assert_eq!(held.user.id, bob.id);
+    assert_eq!(held.session.id, session.id);
+    let elsewhere = store
+        .session_grant(session.id, "notebooks", "tessera:admin")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!elsewhere.granted);
+    store
+        .remove_grants(bob.id, "tessera", &["tessera:admin".to_owned()])
+        .await
+        .unwrap();
+    let removed = store
+        .session_grant(session.id, "tessera", "tessera:admin")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!removed.granted);
+    assert!(
+        store
+            .session_grant(Uuid::new_v4(), "tessera", "tessera:admin")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 on_both_backends!(
+    a_password_change_revokes_every_session_but_the_one_kept,
+    a_hash_upgrade_keeps_sessions_and_never_undoes_a_password_change,
+    disabling_revokes_every_session_and_enabling_revives_none,
+    grants_and_sessions_for_a_deleted_user_are_user_not_found,
+    the_session_grant_says_whether_the_user_holds_one_scope_now,
     last_use_is_recorded_at_most_once_a_minute,
     throttle_counters_block_and_clear_one_user_name_only,
     concurrent_reservations_of_one_counter_see_each_other,

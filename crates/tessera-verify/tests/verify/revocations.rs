@@ -96,7 +96,7 @@ async fn after_logout_the_example_service_refuses_the_unexpired_token_within_one
 }
 
 #[tokio::test]
-async fn a_disabled_user_is_refused_and_accepted_again_once_enabled() {
+async fn a_disabled_user_is_refused_and_not_accepted_again_once_enabled() {
     let (app, session) = tessera_with_alice(|_| {}).await;
     let verifier = polling_verifier(&app).await;
     let token = token_for(&app, &session, "notebooks").await;
@@ -104,17 +104,21 @@ async fn a_disabled_user_is_refused_and_accepted_again_once_enabled() {
 
     app.store.set_active(user_id(&token), false).await.unwrap();
     let (_, error) = time_until_refused(&verifier, &token).await;
-    assert_eq!(error, VerifyError::UserDisabled);
+    // Disabling revoked the user's sessions as well.
+    assert_eq!(error, VerifyError::SessionRevoked);
 
     app.store.set_active(user_id(&token), true).await.unwrap();
     let start = Instant::now();
-    while verifier.verify(&token).await.is_err() {
-        assert!(start.elapsed() < POLL_INTERVAL + SLACK, "still refused");
+    while verifier.health().revocations.unwrap().disabled_users != 0 {
+        assert!(start.elapsed() < POLL_INTERVAL + SLACK, "still disabled");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let health = verifier.health().revocations.unwrap();
-    assert_eq!(health.disabled_users, 0);
-    assert!(health.last_error.is_none());
+    // Enabled again, the user's old sessions stay revoked.
+    assert_eq!(
+        verifier.verify(&token).await.unwrap_err(),
+        VerifyError::SessionRevoked
+    );
+    assert!(verifier.health().revocations.unwrap().last_error.is_none());
 }
 
 #[tokio::test]
