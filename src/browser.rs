@@ -380,6 +380,11 @@ impl Browser {
                 "Too many attempts",
                 "There have been too many sign-in attempts. Wait a moment and try again.",
             ),
+            PageError::SignedOut => (
+                StatusCode::UNAUTHORIZED,
+                "Signed out",
+                "Your session ended before you could be sent on. Go back and sign in again.",
+            ),
             PageError::Locked => (
                 StatusCode::FORBIDDEN,
                 "Account locked",
@@ -458,6 +463,9 @@ pub enum PageError {
     },
     /// The hard lockout: only an administrator lifts it.
     Locked,
+    /// The session ended (revoked, its user disabled or deleted) between
+    /// signing in and the hand-over.
+    SignedOut,
     Unavailable {
         retry_after: u64,
     },
@@ -472,6 +480,7 @@ impl From<ApiError> for PageError {
             ApiError::Unavailable { retry_after }
             | ApiError::DatabaseUnavailable { retry_after } => Self::Unavailable { retry_after },
             ApiError::AccountLocked => Self::Locked,
+            ApiError::InvalidToken(_) | ApiError::NotFound(_) => Self::SignedOut,
             ApiError::SigningUnavailable(_) => Self::Unavailable {
                 retry_after: crate::error::SIGNING_RETRY_AFTER,
             },

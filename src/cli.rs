@@ -252,7 +252,7 @@ async fn user(settings: Settings, command: UserCommand) -> anyhow::Result<()> {
             email,
             password,
         } => {
-            let name = Username::parse(&name)?;
+            let name = Username::parse_new(&name)?;
             let email = email.as_deref().map(Email::parse).transpose()?;
             let hash = hash_new_password(&password, &hasher).await?;
             let user = admin.create_user(&name, email.as_ref(), &hash).await?;

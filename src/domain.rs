@@ -23,11 +23,13 @@ fn printable(value: &str) -> bool {
     !value.chars().any(char::is_control)
 }
 
-/// A user name: 1 to 150 characters, none of them whitespace or of the
-/// Unicode category "Other" (control and format characters, private-use and
-/// unassigned code points), before and after folding ([`username_key`]).
-/// Format characters are the invisible ones (zero-width space and joiners,
-/// bidirectional overrides) that make one name render as another.
+/// A user name: 1 to 150 characters, no whitespace or control characters.
+/// A new name ([`Username::parse_new`]) must also be free of every
+/// character of the Unicode category "Other" (control and format
+/// characters, private-use and unassigned code points), before and after
+/// folding ([`username_key`]). Format characters are the invisible ones
+/// (zero-width space and joiners, bidirectional overrides) that make one
+/// name render as another.
 ///
 /// The name is kept as given; the store compares names by their folded key,
 /// and refuses a name that looks like another's ([`username_skeleton`]).
@@ -35,6 +37,9 @@ fn printable(value: &str) -> bool {
 pub struct Username(String);
 
 impl Username {
+    /// A name as it is given to find a user (a login, a command naming a
+    /// user): users stored before new names were held to the stricter rule
+    /// can still be named, managed and logged in as.
     pub fn parse(value: &str) -> Result<Self, InvalidInput> {
         if value.is_empty() {
             return Err(invalid("username", "must not be empty"));
@@ -42,6 +47,18 @@ impl Username {
         if value.chars().count() > 150 {
             return Err(invalid("username", "must be at most 150 characters"));
         }
+        if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid(
+                "username",
+                "must not contain whitespace or control characters",
+            ));
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// A name for a new user.
+    pub fn parse_new(value: &str) -> Result<Self, InvalidInput> {
+        let name = Self::parse(value)?;
         // Folding can bring out a space (NFKC of U+00A8 DIAERESIS begins
         // with one): the key is checked as well as the name.
         if value.chars().any(unfit_in_username)
@@ -52,7 +69,7 @@ impl Username {
                 "must not contain whitespace, control or invisible formatting characters",
             ));
         }
-        Ok(Self(value.to_owned()))
+        Ok(name)
     }
 
     pub fn as_str(&self) -> &str {
@@ -234,9 +251,11 @@ mod tests {
             // NFKC of U+00A8 begins with a space.
             "admin\u{a8}",
         ] {
-            let error = Username::parse(name).unwrap_err();
+            let error = Username::parse_new(name).unwrap_err();
             assert_eq!(error.field, "username", "{name:?}");
         }
+        // A user stored before this rule can still be named.
+        assert!(Username::parse("admin\u{200b}").is_ok());
     }
 
     #[test]
@@ -296,7 +315,7 @@ mod tests {
 
         #[test]
         fn the_key_of_a_parsed_username_is_its_own_key(name in "\\PC{1,40}") {
-            if Username::parse(&name).is_ok() {
+            if Username::parse_new(&name).is_ok() {
                 let key = username_key(&name);
                 proptest::prop_assert_eq!(username_key(&key), key.clone());
                 proptest::prop_assert_eq!(username_skeleton(&key), username_skeleton(&name));
@@ -306,6 +325,7 @@ mod tests {
         #[test]
         fn parsers_never_panic(input in ".{0,300}") {
             let _ = Username::parse(&input);
+            let _ = Username::parse_new(&input);
             let _ = Audience::parse(&input);
             let _ = Scope::parse(&input);
             let _ = Email::parse(&input);

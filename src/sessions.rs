@@ -55,6 +55,10 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
             .client(ip, user_agent)
     };
 
+    // A server that cannot sign says so before it looks at the password:
+    // refusing only correct passwords would tell which ones are. It counts
+    // no attempt either.
+    state.keys.current().signing()?;
     // The attempt is counted before any hashing, so that concurrent
     // guesses cannot all pass a check made before the first is recorded.
     let keys = throttle::Keys::new(username, ip.unwrap_or("unknown"));
@@ -82,10 +86,13 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
         }
     };
 
-    // A server that cannot sign says so before it looks at the password:
-    // refusing only correct passwords would tell which ones are.
-    state.keys.current().signing()?;
-    let user = store.find_user_by_name(username).await?;
+    let user = match store.find_user_by_name(username).await {
+        Ok(user) => user,
+        Err(error) => {
+            throttle::release(store, &keys, attempt_counted).await?;
+            return Err(error.into());
+        }
+    };
     let verified = match state
         .hasher
         .verify(

@@ -75,6 +75,8 @@ pub enum Refusal {
 #[derive(Debug)]
 pub struct Attempt {
     counted: bool,
+    /// The counters this attempt's own count made block.
+    blocked: Vec<Counter>,
 }
 
 /// How long to wait after `failures` failures when `free` are allowed.
@@ -91,14 +93,25 @@ pub fn delay(settings: &ThrottleSettings, failures: i64, free: u32) -> Option<Ti
     Some(time_delta(wait))
 }
 
-/// Which counter a reservation counts on, in the order they are taken
-/// (the same for every attempt, so that concurrent reservations never wait
-/// on each other in a circle).
-#[derive(Debug, Clone, Copy)]
+/// Which counter a reservation counts on, in the order they are taken:
+/// the order of their keys (`account:` < `ip:` < `user:`), the same for
+/// every attempt and every other statement on the counters, so that
+/// concurrent ones never wait on each other in a circle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Counter {
     Account,
-    UserIp,
     Ip,
+    UserIp,
+}
+
+impl Counter {
+    fn key(self, keys: &Keys) -> &str {
+        match self {
+            Self::Account => &keys.account,
+            Self::Ip => &keys.ip,
+            Self::UserIp => &keys.user_ip,
+        }
+    }
 }
 
 /// Counts the attempt on every counter, unless one of them blocks it.
@@ -109,7 +122,10 @@ pub async fn reserve(
     now: DateTime<Utc>,
 ) -> StoreResult<Result<Attempt, Refusal>> {
     if !settings.enabled {
-        return Ok(Ok(Attempt { counted: false }));
+        return Ok(Ok(Attempt {
+            counted: false,
+            blocked: Vec::new(),
+        }));
     }
     let window_start = now - time_delta(settings.window);
     let mut order = Vec::with_capacity(3);
@@ -122,27 +138,44 @@ pub async fn reserve(
             window_start: DateTime::<Utc>::UNIX_EPOCH,
         });
     }
-    for (counter, key) in [(Counter::UserIp, &keys.user_ip), (Counter::Ip, &keys.ip)] {
+    for (counter, key) in [(Counter::Ip, &keys.ip), (Counter::UserIp, &keys.user_ip)] {
         order.push(counter);
         counters.push(ThrottleCounter { key, window_start });
     }
-    let block = |index: usize, failures: i64| match order[index] {
-        Counter::Account => settings
-            .lockout_after
-            .filter(|limit| failures >= i64::from(*limit))
-            .map(|_| now + FOR_GOOD),
-        Counter::UserIp => delay(settings, failures, settings.user_free_attempts).map(|d| now + d),
-        Counter::Ip => delay(settings, failures, settings.ip_free_attempts).map(|d| now + d),
+    let blocked = std::sync::Mutex::new(Vec::new());
+    let block = |index: usize, failures: i64| {
+        let until = match order[index] {
+            Counter::Account => settings
+                .lockout_after
+                .filter(|limit| failures >= i64::from(*limit))
+                .map(|_| now + FOR_GOOD),
+            Counter::UserIp => {
+                delay(settings, failures, settings.user_free_attempts).map(|d| now + d)
+            }
+            Counter::Ip => delay(settings, failures, settings.ip_free_attempts).map(|d| now + d),
+        };
+        if until.is_some() {
+            blocked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(order[index]);
+        }
+        until
     };
-    Ok(
-        match store.reserve_login_attempt(&counters, now, &block).await? {
-            Reservation::Reserved => Ok(Attempt { counted: true }),
-            Reservation::Blocked { index, until } => Err(match order[index] {
-                Counter::Account => Refusal::Locked,
-                Counter::UserIp | Counter::Ip => Refusal::Throttled { until },
-            }),
-        },
-    )
+    let reservation = store.reserve_login_attempt(&counters, now, &block).await?;
+    let blocked = blocked
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Ok(match reservation {
+        Reservation::Reserved => Ok(Attempt {
+            counted: true,
+            blocked,
+        }),
+        Reservation::Blocked { index, until } => Err(match order[index] {
+            Counter::Account => Refusal::Locked,
+            Counter::UserIp | Counter::Ip => Refusal::Throttled { until },
+        }),
+    })
 }
 
 /// A success forgets the user name's failures (not the address's), and
@@ -154,18 +187,24 @@ pub async fn settle_success(store: &dyn Store, keys: &Keys, attempt: Attempt) ->
         return Ok(());
     }
     store.clear_login_failures(&keys.user_counters()).await?;
-    store.release_login_attempt(&[&keys.ip]).await
+    let unblock = attempt.blocked.contains(&Counter::Ip);
+    store.release_login_attempt(&keys.ip, unblock).await
 }
 
 /// Takes back an attempt whose password was never checked (the hashing
-/// pool was full, say): it counts as nothing.
+/// pool was full, say): it counts as nothing, and a block its count set is
+/// lifted.
 pub async fn release(store: &dyn Store, keys: &Keys, attempt: Attempt) -> StoreResult<()> {
     if !attempt.counted {
         return Ok(());
     }
-    store
-        .release_login_attempt(&[&keys.account, &keys.user_ip, &keys.ip])
-        .await
+    for counter in [Counter::Account, Counter::Ip, Counter::UserIp] {
+        let unblock = attempt.blocked.contains(&counter);
+        store
+            .release_login_attempt(counter.key(keys), unblock)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Lifts every throttle and lockout of a user name (`tessera user unlock`).

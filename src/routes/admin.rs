@@ -160,7 +160,7 @@ pub async fn create_user(
     let admin = admin(&req, &state).await?;
     let body = extract::body(&req, &state, payload).await?;
     let body: NewUserBody = extract::json(&req, &body)?;
-    let username = Username::parse(&body.username)?;
+    let username = Username::parse_new(&body.username)?;
     let email = body.email.as_deref().map(Email::parse).transpose()?;
     let password = Password::parse_new(body.password)?;
     let hash = state.hasher.hash(password).await?;

@@ -200,10 +200,26 @@ impl From<sqlx::Error> for StoreError {
                 tracing::error!(error = %error, "The database connection broke");
                 Self::Unavailable
             }
+            // Two transactions waited on each other, or the database was
+            // too busy to take the write: nothing was done, and a retry
+            // can succeed.
+            sqlx::Error::Database(ref db)
+                if db
+                    .code()
+                    .is_some_and(|code| TRANSIENT_DATABASE_ERRORS.contains(&code.as_ref())) =>
+            {
+                tracing::warn!(error = %error, "The database refused a transaction for now");
+                Self::Unavailable
+            }
             other => Self::Unexpected(other.into()),
         }
     }
 }
+
+/// Database error codes that say "not now", not "wrong": Postgres'
+/// deadlock_detected and serialization_failure, SQLite's SQLITE_BUSY and
+/// SQLITE_LOCKED (with their extended codes).
+const TRANSIENT_DATABASE_ERRORS: &[&str] = &["40P01", "40001", "5", "6", "261", "262", "517"];
 
 /// `UserNotFound` for a foreign key violation: a row that names a user
 /// (a grant, a session) arrived after the user was deleted.
@@ -330,10 +346,14 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
         block: &(dyn Fn(usize, i64) -> Option<DateTime<Utc>> + Send + Sync),
     ) -> StoreResult<Reservation>;
-    /// Takes one counted attempt back from each of `keys` (never below
-    /// zero).
-    async fn release_login_attempt(&self, keys: &[&str]) -> StoreResult<()>;
-    /// Forgets every counter of the user name of `keys`.
+    /// Takes one counted attempt back from `key` (never below zero), and
+    /// lifts its block when `unblock`, as when the attempt taken back is
+    /// the one that set it.
+    async fn release_login_attempt(&self, key: &str, unblock: bool) -> StoreResult<()>;
+    /// Forgets every counter of the user name of `keys`: the account's,
+    /// then the per-address ones, each statement holding one kind of row
+    /// (reservations take the account's first), so that it never waits on a
+    /// reservation in a circle.
     async fn clear_login_failures(&self, keys: &ThrottleKeys<'_>) -> StoreResult<()>;
 
     async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()>;

@@ -794,24 +794,30 @@ impl Store for SqliteStore {
         Ok(Reservation::Reserved)
     }
 
-    async fn release_login_attempt(&self, keys: &[&str]) -> StoreResult<()> {
+    async fn release_login_attempt(&self, key: &str, unblock: bool) -> StoreResult<()> {
         sqlx::query(
             r#"
-            update login_throttle set failures = failures - 1
-            where key in (select value from json_each(?1)) and failures > 0
+            update login_throttle set
+                failures = max(failures - 1, 0),
+                blocked_until = case when ?2 then null else blocked_until end
+            where key = ?1
             "#,
         )
-        .bind(serde_json::to_string(keys).map_err(anyhow::Error::from)?)
+        .bind(key)
+        .bind(unblock)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
     async fn clear_login_failures(&self, keys: &ThrottleKeys<'_>) -> StoreResult<()> {
-        sqlx::query("delete from login_throttle where (key >= ?1 and key < ?2) or key = ?3")
+        sqlx::query("delete from login_throttle where key = ?1")
+            .bind(keys.account)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("delete from login_throttle where key >= ?1 and key < ?2")
             .bind(keys.user_from)
             .bind(keys.user_until)
-            .bind(keys.account)
             .execute(&self.pool)
             .await?;
         Ok(())

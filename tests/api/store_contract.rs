@@ -588,15 +588,22 @@ async fn throttle_counters_block_and_clear_one_user_name_only(backend: Backend) 
     assert_eq!(later, Reservation::Reserved);
 
     // Releasing takes one attempt back, never below zero.
-    store
-        .release_login_attempt(&["account:alice2", "account:alice2", "nothing"])
-        .await
-        .unwrap();
-    store
-        .release_login_attempt(&["account:alice2"])
-        .await
-        .unwrap();
+    for key in ["account:alice2", "account:alice2", "nothing"] {
+        store.release_login_attempt(key, false).await.unwrap();
+    }
     assert_eq!(count("account:alice2").await, 1);
+    // A release that unblocks lifts the block its attempt set.
+    let always = |_: usize, _: i64| Some(now + Duration::hours(1));
+    let lone = [counter("ip:203.0.113.9")];
+    let first = store.reserve_login_attempt(&lone, now, &always).await;
+    assert_eq!(first.unwrap(), Reservation::Reserved);
+    let second = store.reserve_login_attempt(&lone, now, &never).await;
+    assert!(matches!(second.unwrap(), Reservation::Blocked { .. }));
+    store
+        .release_login_attempt("ip:203.0.113.9", true)
+        .await
+        .unwrap();
+    assert_eq!(count("ip:203.0.113.9").await, 1, "counted on from zero");
 
     store.clear_login_failures(&alice).await.unwrap();
     for key in [
