@@ -5,6 +5,7 @@
 use uuid::Uuid;
 
 use crate::audit::{self, AuditEntryExt};
+use crate::clock::{Clock, SystemClock};
 use crate::domain::{Audience, Email, Scope, Username};
 use crate::store::{Grant, Store, StoreError, User};
 use crate::throttle;
@@ -35,15 +36,25 @@ pub struct Admin<'a> {
     /// The actor's user id and the session of the request, when the actor
     /// is a user of ours.
     session: Option<(Uuid, Uuid)>,
+    /// The time of the audit entries.
+    clock: &'a dyn Clock,
 }
 
 impl<'a> Admin<'a> {
+    /// Administration on the system clock.
     pub fn new(store: &'a dyn Store, actor: impl Into<String>) -> Self {
         Self {
             store,
             actor: actor.into(),
             session: None,
+            clock: &SystemClock,
         }
+    }
+
+    /// The same, on `clock`.
+    pub fn with_clock(mut self, clock: &'a dyn Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The actor is the user `user_id`, acting in session `session_id`.
@@ -53,13 +64,14 @@ impl<'a> Admin<'a> {
     }
 
     async fn record(&self, event: &str, user: &User, detail: String) -> Result<(), AdminError> {
-        let entry = audit::entry(event, "success")
+        let mut entry = audit::entry(event, "success")
             .user(&user.username, Some(user.id))
             .detail(format!(
                 "by {}{}{detail}",
                 self.actor,
                 if detail.is_empty() { "" } else { ": " }
             ));
+        entry.at = self.clock.now();
         self.store.append_audit(&[entry]).await?;
         Ok(())
     }

@@ -7,10 +7,11 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
-use tokio::sync::mpsc;
+use chrono::DateTime;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use crate::clock::Clock;
 use crate::store::{AuditEntry, Store};
 
 /// Entries waiting for the writer; past this, recording waits.
@@ -21,9 +22,10 @@ const BATCH: usize = 256;
 const LINGER: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Starts an entry: `event` with `outcome` (`success` or why it failed).
+/// Its time is the clock's when it is recorded.
 pub fn entry(event: &str, outcome: &str) -> AuditEntry {
     AuditEntry {
-        at: Utc::now(),
+        at: DateTime::UNIX_EPOCH,
         event: event.to_owned(),
         outcome: outcome.to_owned(),
         username: None,
@@ -63,7 +65,16 @@ impl AuditEntryExt for AuditEntry {
 /// The handle handlers record through.
 #[derive(Clone)]
 pub struct AuditLog {
-    sender: mpsc::Sender<AuditEntry>,
+    sender: mpsc::Sender<Message>,
+    /// Every entry recorded here is stamped with its time.
+    clock: Arc<dyn Clock>,
+}
+
+/// What the writer receives: entries, and requests to say when everything
+/// before them is stored.
+enum Message {
+    Entry(AuditEntry),
+    Flush(oneshot::Sender<()>),
 }
 
 /// The background writer, to wait for at shutdown.
@@ -82,35 +93,60 @@ impl AuditWriter {
 impl AuditLog {
     /// Starts the background writer; it stops, having written everything,
     /// when the last handle is dropped.
-    pub fn start(store: Arc<dyn Store>) -> (Self, AuditWriter) {
+    pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> (Self, AuditWriter) {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let writer = tokio::spawn(write_batches(store, receiver));
-        (Self { sender }, AuditWriter(writer))
+        (Self { sender, clock }, AuditWriter(writer))
     }
 
-    pub async fn record(&self, entry: AuditEntry) {
-        if self.sender.send(entry).await.is_err() {
+    /// Queues `entry` for the writer, at the clock's time.
+    pub async fn record(&self, mut entry: AuditEntry) {
+        entry.at = self.clock.now();
+        if self.sender.send(Message::Entry(entry)).await.is_err() {
             tracing::error!("The audit writer has stopped; an entry was lost");
+        }
+    }
+
+    /// Waits until every entry recorded before the call is stored (or
+    /// failed to be).
+    pub async fn flush(&self) {
+        let (done, stored) = oneshot::channel();
+        if self.sender.send(Message::Flush(done)).await.is_ok() {
+            let _ = stored.await;
         }
     }
 }
 
-async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<AuditEntry>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while receiver.recv_many(&mut batch, BATCH).await > 0 {
+async fn write_batches(store: Arc<dyn Store>, mut receiver: mpsc::Receiver<Message>) {
+    let mut messages = Vec::with_capacity(BATCH);
+    let flushing = |messages: &[Message]| messages.iter().any(|m| matches!(m, Message::Flush(_)));
+    while receiver.recv_many(&mut messages, BATCH).await > 0 {
         // Gather what follows for a moment, so that a busy server stores a
-        // few large batches a second rather than one statement per entry.
+        // few large batches a second rather than one statement per entry;
+        // a flush is answered at once.
         let until = tokio::time::Instant::now() + LINGER;
-        while batch.len() < BATCH {
-            let room = BATCH - batch.len();
-            match tokio::time::timeout_at(until, receiver.recv_many(&mut batch, room)).await {
+        while messages.len() < BATCH && !flushing(&messages) {
+            let room = BATCH - messages.len();
+            match tokio::time::timeout_at(until, receiver.recv_many(&mut messages, room)).await {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
         }
-        if let Err(error) = store.append_audit(&batch).await {
+        let mut batch = Vec::with_capacity(messages.len());
+        let mut waiting = Vec::new();
+        for message in messages.drain(..) {
+            match message {
+                Message::Entry(entry) => batch.push(entry),
+                Message::Flush(done) => waiting.push(done),
+            }
+        }
+        if !batch.is_empty()
+            && let Err(error) = store.append_audit(&batch).await
+        {
             tracing::error!(error = ?error, lost = batch.len(), "Writing the audit log failed");
         }
-        batch.clear();
+        for done in waiting {
+            let _ = done.send(());
+        }
     }
 }

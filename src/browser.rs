@@ -7,24 +7,27 @@
 //! redirect leaves through [`Browser::page`] or [`Browser::redirect`], which
 //! set the security headers.
 
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
-use anyhow::{Context, bail};
+use anyhow::Context;
 use askama::Template;
 use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use secrecy::ExposeSecret;
 
 use crate::clients::{Client, ClientRegistry, TokenDelivery};
-use crate::configuration::Settings;
-use crate::error::ApiError;
+use crate::clock::Clock;
+use crate::configuration::{Settings, logo_origin};
+use crate::error::{DATABASE_RETRY_AFTER, HASHING_RETRY_AFTER, SIGNING_RETRY_AFTER};
+use crate::password::HashError;
+use crate::sessions::SessionError;
+use crate::store::StoreError;
 
 /// How long a login or logout form may be submitted after it was shown, in
 /// seconds.
@@ -32,67 +35,6 @@ const CSRF_LIFETIME_SECS: i64 = 3600;
 
 /// The default look, served at `/static/tessera.css`.
 pub const DEFAULT_STYLESHEET: &str = include_str!("../static/tessera.css");
-
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LoginSettings {
-    /// Name shown on the login pages. `TESSERA_LOGIN__PRODUCT_NAME`.
-    pub product_name: String,
-    /// Absolute http(s) URL of a logo shown above the form; its origin is
-    /// allowed as an image source. `TESSERA_LOGIN__LOGO_URL`.
-    pub logo_url: Option<String>,
-    /// A CSS file read at start-up and served at `/static/brand.css`, after
-    /// the default stylesheet, so it can override any of it.
-    /// `TESSERA_LOGIN__STYLESHEET`.
-    pub stylesheet: Option<PathBuf>,
-    /// Key of the login forms' CSRF tokens, at least 32 bytes; random at
-    /// each start when unset. Set it when several replicas serve the pages
-    /// (or a form shown before a restart should still work).
-    /// `TESSERA_LOGIN__CSRF_SECRET`.
-    pub csrf_secret: Option<SecretString>,
-}
-
-impl Default for LoginSettings {
-    fn default() -> Self {
-        Self {
-            product_name: "Tessera".into(),
-            logo_url: None,
-            stylesheet: None,
-            csrf_secret: None,
-        }
-    }
-}
-
-impl LoginSettings {
-    pub fn validate(&self) -> anyhow::Result<()> {
-        if self.product_name.trim().is_empty() {
-            bail!("login.product_name must not be empty");
-        }
-        if let Some(logo) = &self.logo_url {
-            logo_origin(logo)?;
-        }
-        if let Some(path) = &self.stylesheet
-            && !path.is_file()
-        {
-            bail!("login.stylesheet {} is not a file", path.display());
-        }
-        if let Some(secret) = &self.csrf_secret
-            && secret.expose_secret().len() < 32
-        {
-            bail!("login.csrf_secret must be at least 32 bytes");
-        }
-        Ok(())
-    }
-}
-
-/// The origin of the logo URL, for the Content-Security-Policy.
-fn logo_origin(logo: &str) -> anyhow::Result<String> {
-    let url = url::Url::parse(logo).context("login.logo_url must be an absolute URL")?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        bail!("login.logo_url must be an http(s) URL");
-    }
-    Ok(url.origin().ascii_serialization())
-}
 
 /// What the pages show of the configuration.
 pub struct Brand {
@@ -114,10 +56,12 @@ pub struct Browser {
     secure: bool,
     session_lifetime: Option<std::time::Duration>,
     authorization_lifetime: std::time::Duration,
+    /// When a CSRF token expires.
+    clock: Arc<dyn Clock>,
 }
 
 impl Browser {
-    pub fn new(settings: &Settings, issuer: &str) -> anyhow::Result<Self> {
+    pub fn new(settings: &Settings, issuer: &str, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let clients = ClientRegistry::from_settings(
             &settings.clients,
             &settings.tokens.allowed_audiences,
@@ -159,6 +103,7 @@ impl Browser {
             secure: issuer.starts_with("https://"),
             session_lifetime: settings.tokens.session_lifetime,
             authorization_lifetime: settings.tokens.authorization_lifetime,
+            clock,
         })
     }
 
@@ -244,7 +189,7 @@ impl Browser {
         let mut nonce = [0u8; 32];
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| anyhow::anyhow!("no randomness"))?;
         let nonce = URL_SAFE_NO_PAD.encode(nonce);
-        let expires = chrono::Utc::now().timestamp() + CSRF_LIFETIME_SECS;
+        let expires = self.clock.now().timestamp() + CSRF_LIFETIME_SECS;
         let tag = hmac::sign(&self.csrf_key, csrf_message(&nonce, expires).as_bytes());
         let field = format!("{expires}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()));
         let mut cookie = self.cookie(self.cookie_name("tessera_csrf"), nonce);
@@ -264,7 +209,7 @@ impl Browser {
         let (Ok(expires), Ok(tag)) = (expires.parse::<i64>(), URL_SAFE_NO_PAD.decode(tag)) else {
             return false;
         };
-        expires >= chrono::Utc::now().timestamp()
+        expires >= self.clock.now().timestamp()
             && hmac::verify(
                 &self.csrf_key,
                 csrf_message(cookie.value(), expires).as_bytes(),
@@ -472,20 +417,33 @@ pub enum PageError {
     Unexpected(anyhow::Error),
 }
 
-impl From<ApiError> for PageError {
-    fn from(error: ApiError) -> Self {
+impl From<SessionError> for PageError {
+    fn from(error: SessionError) -> Self {
         match error {
-            ApiError::Forbidden(_) => Self::NoAccess,
-            ApiError::TooManyRequests { retry_after } => Self::TooManyRequests { retry_after },
-            ApiError::Unavailable { retry_after }
-            | ApiError::DatabaseUnavailable { retry_after } => Self::Unavailable { retry_after },
-            ApiError::AccountLocked => Self::Locked,
-            ApiError::InvalidToken(_) | ApiError::NotFound(_) => Self::SignedOut,
-            ApiError::SigningUnavailable(_) => Self::Unavailable {
-                retry_after: crate::error::SIGNING_RETRY_AFTER,
+            SessionError::AudienceNotAllowed(_)
+            | SessionError::ScopeNotGranted(_)
+            | SessionError::ScopeRequired(_) => Self::NoAccess,
+            SessionError::Throttled { retry_after } => Self::TooManyRequests { retry_after },
+            SessionError::Locked => Self::Locked,
+            SessionError::Token(_)
+            | SessionError::NotLive(_)
+            | SessionError::InvalidCredentials => Self::SignedOut,
+            SessionError::Store(StoreError::UserNotFound) => Self::SignedOut,
+            SessionError::Store(StoreError::Unavailable) => Self::Unavailable {
+                retry_after: DATABASE_RETRY_AFTER,
             },
-            ApiError::Unexpected(cause) => Self::Unexpected(cause),
-            other => Self::Unexpected(anyhow::anyhow!("{other}")),
+            SessionError::Store(StoreError::Unexpected(cause)) => Self::Unexpected(cause),
+            SessionError::Store(other @ StoreError::UsernameTaken) => {
+                Self::Unexpected(anyhow::anyhow!("{other}"))
+            }
+            SessionError::Hashing(HashError::Busy) => Self::Unavailable {
+                retry_after: HASHING_RETRY_AFTER,
+            },
+            SessionError::Hashing(HashError::Unexpected(cause))
+            | SessionError::Unexpected(cause) => Self::Unexpected(cause),
+            SessionError::Signing(_) => Self::Unavailable {
+                retry_after: SIGNING_RETRY_AFTER,
+            },
         }
     }
 }
@@ -532,6 +490,8 @@ pub struct MessagePage<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::configuration::LoginSettings;
+    use secrecy::SecretString;
 
     #[test]
     fn the_csrf_secret_never_shows_in_debug_output_and_must_be_long() {
@@ -550,7 +510,12 @@ mod tests {
 
     #[test]
     fn throttled_and_busy_logins_get_a_page_with_their_status_and_retry_after() {
-        let browser = Browser::new(&Settings::default(), "http://127.0.0.1:8080").unwrap();
+        let browser = Browser::new(
+            &Settings::default(),
+            "http://127.0.0.1:8080",
+            Arc::new(crate::clock::SystemClock),
+        )
+        .unwrap();
         for (error, status) in [
             (PageError::TooManyRequests { retry_after: 7 }, 429),
             (PageError::Unavailable { retry_after: 7 }, 503),

@@ -13,9 +13,11 @@ use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::admin::Admin;
+use crate::clients::ClientRegistry;
+use crate::clock::{Clock, SystemClock};
 use crate::configuration::Settings;
 use crate::domain::{Audience, Email, Password, Scope, Username};
-use crate::keys::{self, KeySet, Lifecycle, SystemClock};
+use crate::keys::{self, KeySet, Lifecycle};
 use crate::password::PasswordHasherPool;
 use crate::startup::{self, Application};
 use crate::store::{self, Store};
@@ -161,6 +163,12 @@ pub enum ClientsCommand {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let (settings, warnings) = Settings::load(cli.config.as_deref())?;
+    // The `[[clients]]` entries are checked by the registry they make.
+    ClientRegistry::from_settings(
+        &settings.clients,
+        &settings.tokens.allowed_audiences,
+        &settings.issuer(),
+    )?;
     telemetry::init(settings.log_format);
     for warning in &warnings {
         tracing::warn!("{warning}");
@@ -245,7 +253,9 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 async fn user(settings: Settings, command: UserCommand) -> anyhow::Result<()> {
     let store = open_store(&settings).await?;
     let admin = Admin::new(store.as_ref(), "cli");
-    let hasher = PasswordHasherPool::for_command_line(settings.hash_params())?;
+    let hasher = PasswordHasherPool::for_command_line(crate::password::HashParams::from_settings(
+        &settings.hashing,
+    ))?;
     match command {
         UserCommand::Add {
             name,
@@ -395,7 +405,7 @@ async fn keys_command(settings: Settings, command: KeysCommand) -> anyhow::Resul
     match command {
         KeysCommand::List => {
             let keys = spawn_blocking_with_tracing(load).await??;
-            let now = Utc::now();
+            let now = SystemClock.now();
             // The keys are listed even when the database cannot be reached.
             let sessions = match open_store(&settings).await {
                 Ok(store) => Some(store.count_live_sessions_by_kid(now).await?),
@@ -409,12 +419,18 @@ async fn keys_command(settings: Settings, command: KeysCommand) -> anyhow::Resul
         KeysCommand::Prune { revoke_sessions } => {
             let keys = spawn_blocking_with_tracing(load).await??;
             let store = open_store(&settings).await?;
-            let report =
-                keys::prune(&keys, &dir, store.as_ref(), Utc::now(), revoke_sessions).await?;
+            let report = keys::prune(
+                &keys,
+                &dir,
+                store.as_ref(),
+                SystemClock.now(),
+                revoke_sessions,
+            )
+            .await?;
             print_pruned(&report)?;
         }
         KeysCommand::Rotate { now: false } => {
-            let now = Utc::now();
+            let now = SystemClock.now();
             let kid =
                 spawn_blocking_with_tracing(move || keys::rotate(&dir, &lifecycle, now)).await??;
             println!(
@@ -463,7 +479,7 @@ fn revoke_key(
             "Created key {replacement} to sign in place of {kid}.\n"
         ));
     }
-    if !keys::revoke(dir, kid, Utc::now())? {
+    if !keys::revoke(dir, kid, SystemClock.now())? {
         message.push_str(&format!("{kid} was already revoked."));
         return Ok(message);
     }

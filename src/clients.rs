@@ -14,60 +14,13 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
-use serde::Deserialize;
 use url::{Host, Url};
 
+pub use crate::configuration::{ClientSettings, DeliveryKind};
 use crate::domain::{Audience, Scope};
 
 /// Longest `return_to` accepted, in bytes.
 const MAX_RETURN_TO_BYTES: usize = 2048;
-
-/// One `[[clients]]` entry, as written in the configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientSettings {
-    /// The `client_id` of `/login?client_id=…`; also the `cid` of the
-    /// sessions and tokens made through it.
-    pub id: String,
-    /// The audience of the tokens handed to this client; must be one of
-    /// `tokens.allowed_audiences`.
-    pub audience: String,
-    /// Where the browser may be sent back: exact URLs
-    /// (`https://hub.example.com/hub/login`; the query string may vary), or
-    /// an origin and path prefix ending in `/*` (`https://hub.example.com/hub/*`
-    /// allows `/hub` and everything under `/hub/`). No query or fragment.
-    pub redirect_uris: Vec<String>,
-    /// Scopes to request at the audience; when absent, every scope the user
-    /// holds there.
-    #[serde(default)]
-    pub scopes: Option<Vec<String>>,
-    /// How the authorization token reaches the client: `query`
-    /// (`return_to?token=…`, the default), `fragment` (`return_to#token=…`)
-    /// or `cookie` (a cookie set on `cookie_domain`).
-    #[serde(default)]
-    pub token_delivery: DeliveryKind,
-    /// Name of the query or fragment parameter carrying the token; default
-    /// `token`. Only with `query` and `fragment`.
-    #[serde(default)]
-    pub param_name: Option<String>,
-    /// Name of the cookie carrying the token; required with `cookie`.
-    #[serde(default)]
-    pub cookie_name: Option<String>,
-    /// Domain the token cookie is set on (e.g. `example.com` for sites under
-    /// it); the issuer's host and every redirect URI's host must lie within
-    /// it. When absent the cookie is for the issuer's host only.
-    #[serde(default)]
-    pub cookie_domain: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeliveryKind {
-    #[default]
-    Query,
-    Fragment,
-    Cookie,
-}
 
 /// How an authorization token is handed to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,9 +15,6 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::browser::LoginSettings;
-use crate::clients::{ClientRegistry, ClientSettings};
-
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "tessera.toml";
 
@@ -108,7 +105,7 @@ impl HttpSettings {
 /// Login throttling: failures make later attempts wait, growing with each
 /// failure; nothing locks an account for good unless `lockout_after` is set.
 /// Counters live in the database, so every replica shares them.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ThrottleSettings {
     /// `TESSERA_THROTTLE__ENABLED`.
@@ -389,7 +386,7 @@ impl Settings {
         if !(issuer.starts_with("http://") || issuer.starts_with("https://")) {
             bail!("issuer must be an http(s) URL, got {issuer:?}");
         }
-        if crate::store::Backend::of(self.database_url.expose_secret()).is_none() {
+        if DatabaseKind::of(self.database_url.expose_secret()).is_none() {
             bail!("database_url must be a sqlite:// or postgres:// URL");
         }
         for (name, value, whole_seconds) in self.durations() {
@@ -448,7 +445,6 @@ impl Settings {
         if self.http.body_timeout.is_zero() {
             bail!("http.body_timeout must be positive");
         }
-        ClientRegistry::from_settings(&self.clients, &tokens.allowed_audiences, &issuer)?;
         self.login.validate()?;
         let keys = &self.keys;
         if keys.rescan_interval.is_zero() {
@@ -517,23 +513,6 @@ impl Settings {
         }
     }
 
-    /// The `aud` of session tokens.
-    pub fn session_audience(&self) -> Vec<String> {
-        if self.tokens.session_audience.is_empty() {
-            vec![self.issuer()]
-        } else {
-            self.tokens.session_audience.clone()
-        }
-    }
-
-    pub fn hash_params(&self) -> crate::password::HashParams {
-        crate::password::HashParams {
-            memory_kib: self.hashing.memory_kib,
-            iterations: self.hashing.iterations,
-            parallelism: self.hashing.parallelism,
-        }
-    }
-
     pub fn hashing_concurrency(&self) -> usize {
         self.hashing.concurrency.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
@@ -545,6 +524,134 @@ impl Settings {
         self.workers.unwrap_or_else(|| {
             2 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         })
+    }
+}
+
+/// One `[[clients]]` entry, as written in the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    /// The `client_id` of `/login?client_id=…`; also the `cid` of the
+    /// sessions and tokens made through it.
+    pub id: String,
+    /// The audience of the tokens handed to this client; must be one of
+    /// `tokens.allowed_audiences`.
+    pub audience: String,
+    /// Where the browser may be sent back: exact URLs
+    /// (`https://hub.example.com/hub/login`; the query string may vary), or
+    /// an origin and path prefix ending in `/*` (`https://hub.example.com/hub/*`
+    /// allows `/hub` and everything under `/hub/`). No query or fragment.
+    pub redirect_uris: Vec<String>,
+    /// Scopes to request at the audience; when absent, every scope the user
+    /// holds there.
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// How the authorization token reaches the client: `query`
+    /// (`return_to?token=…`, the default), `fragment` (`return_to#token=…`)
+    /// or `cookie` (a cookie set on `cookie_domain`).
+    #[serde(default)]
+    pub token_delivery: DeliveryKind,
+    /// Name of the query or fragment parameter carrying the token; default
+    /// `token`. Only with `query` and `fragment`.
+    #[serde(default)]
+    pub param_name: Option<String>,
+    /// Name of the cookie carrying the token; required with `cookie`.
+    #[serde(default)]
+    pub cookie_name: Option<String>,
+    /// Domain the token cookie is set on (e.g. `example.com` for sites under
+    /// it); the issuer's host and every redirect URI's host must lie within
+    /// it. When absent the cookie is for the issuer's host only.
+    #[serde(default)]
+    pub cookie_domain: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryKind {
+    #[default]
+    Query,
+    Fragment,
+    Cookie,
+}
+
+/// The hosted login page (`[login]`).
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginSettings {
+    /// Name shown on the login pages. `TESSERA_LOGIN__PRODUCT_NAME`.
+    pub product_name: String,
+    /// Absolute http(s) URL of a logo shown above the form; its origin is
+    /// allowed as an image source. `TESSERA_LOGIN__LOGO_URL`.
+    pub logo_url: Option<String>,
+    /// A CSS file read at start-up and served at `/static/brand.css`, after
+    /// the default stylesheet, so it can override any of it.
+    /// `TESSERA_LOGIN__STYLESHEET`.
+    pub stylesheet: Option<PathBuf>,
+    /// Key of the login forms' CSRF tokens, at least 32 bytes; random at
+    /// each start when unset. Set it when several replicas serve the pages
+    /// (or a form shown before a restart should still work).
+    /// `TESSERA_LOGIN__CSRF_SECRET`.
+    pub csrf_secret: Option<SecretString>,
+}
+
+impl Default for LoginSettings {
+    fn default() -> Self {
+        Self {
+            product_name: "Tessera".into(),
+            logo_url: None,
+            stylesheet: None,
+            csrf_secret: None,
+        }
+    }
+}
+
+impl LoginSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.product_name.trim().is_empty() {
+            bail!("login.product_name must not be empty");
+        }
+        if let Some(logo) = &self.logo_url {
+            logo_origin(logo)?;
+        }
+        if let Some(path) = &self.stylesheet
+            && !path.is_file()
+        {
+            bail!("login.stylesheet {} is not a file", path.display());
+        }
+        if let Some(secret) = &self.csrf_secret
+            && secret.expose_secret().len() < 32
+        {
+            bail!("login.csrf_secret must be at least 32 bytes");
+        }
+        Ok(())
+    }
+}
+
+/// The origin of the logo URL, for the Content-Security-Policy.
+pub fn logo_origin(logo: &str) -> anyhow::Result<String> {
+    let url = url::Url::parse(logo).context("login.logo_url must be an absolute URL")?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        bail!("login.logo_url must be an http(s) URL");
+    }
+    Ok(url.origin().ascii_serialization())
+}
+
+/// The database a `database_url` names, by its scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Postgres,
+    Sqlite,
+}
+
+impl DatabaseKind {
+    pub fn of(url: &str) -> Option<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else {
+            None
+        }
     }
 }
 
@@ -565,7 +672,6 @@ mod environment {
     use super::{
         HashingSettings, HttpSettings, KeySettings, Settings, ThrottleSettings, TokenSettings,
     };
-    use crate::browser::LoginSettings;
 
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum EnvVar {
@@ -606,7 +712,7 @@ mod environment {
             "hashing" => serde_introspect::<HashingSettings>(),
             "throttle" => serde_introspect::<ThrottleSettings>(),
             "http" => serde_introspect::<HttpSettings>(),
-            "login" => serde_introspect::<LoginSettings>(),
+            "login" => serde_introspect::<super::LoginSettings>(),
             _ => return None,
         })
     }

@@ -10,11 +10,16 @@ use serde::Serialize;
 use crate::domain::InvalidInput;
 use crate::keys::SigningUnavailable;
 use crate::password::HashError;
+use crate::sessions::SessionError;
 use crate::store::StoreError;
 use crate::tokens::TokenError;
 
 /// `Retry-After` when no key can sign: about one key rescan.
-pub(crate) const SIGNING_RETRY_AFTER: u64 = 5;
+pub const SIGNING_RETRY_AFTER: u64 = 5;
+/// `Retry-After` when the database is unavailable.
+pub const DATABASE_RETRY_AFTER: u64 = 2;
+/// `Retry-After` when every password hashing slot is busy.
+pub const HASHING_RETRY_AFTER: u64 = 1;
 
 #[derive(thiserror::Error)]
 pub enum ApiError {
@@ -66,9 +71,16 @@ impl std::fmt::Debug for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// Every error: `{"error": "<code>", "message": "<text>"}`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": "invalid_token", "message": "the session has ended"}))]
+pub struct ErrorBody<'a> {
+    /// A stable code: `invalid_request`, `invalid_credentials`,
+    /// `invalid_token`, `forbidden`, `not_found`, `conflict`,
+    /// `method_not_allowed`, `payload_too_large`, `too_many_requests`,
+    /// `unavailable`, `internal_error`.
     error: &'a str,
+    /// For people; may change.
     message: String,
 }
 
@@ -164,7 +176,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unexpected(e) => Self::Unexpected(e),
-            StoreError::Unavailable => Self::DatabaseUnavailable { retry_after: 2 },
+            StoreError::Unavailable => Self::DatabaseUnavailable {
+                retry_after: DATABASE_RETRY_AFTER,
+            },
             // A user deleted while a request about them was under way.
             StoreError::UserNotFound => Self::NotFound(e.to_string()),
             StoreError::UsernameTaken => Self::Conflict(e.to_string()),
@@ -186,8 +200,29 @@ impl From<crate::admin::AdminError> for ApiError {
 impl From<HashError> for ApiError {
     fn from(e: HashError) -> Self {
         match e {
-            HashError::Busy => Self::Unavailable { retry_after: 1 },
+            HashError::Busy => Self::Unavailable {
+                retry_after: HASHING_RETRY_AFTER,
+            },
             HashError::Unexpected(e) => Self::Unexpected(e),
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::InvalidCredentials => Self::InvalidCredentials,
+            SessionError::Throttled { retry_after } => Self::TooManyRequests { retry_after },
+            SessionError::Locked => Self::AccountLocked,
+            SessionError::Token(e) => e.into(),
+            SessionError::NotLive(reason) => Self::InvalidToken(reason.into()),
+            SessionError::AudienceNotAllowed(_)
+            | SessionError::ScopeNotGranted(_)
+            | SessionError::ScopeRequired(_) => Self::Forbidden(e.to_string()),
+            SessionError::Signing(e) => e.into(),
+            SessionError::Hashing(e) => e.into(),
+            SessionError::Store(e) => e.into(),
+            SessionError::Unexpected(e) => Self::Unexpected(e),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod browser;
 pub mod cli;
 pub mod clients;
+pub mod clock;
 pub mod configuration;
 pub mod domain;
 pub mod error;

@@ -15,6 +15,7 @@ use argon2::password_hash::{PasswordHash, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::oneshot;
 
+use crate::configuration::HashingSettings;
 use crate::domain::Password;
 
 /// argon2id parameters. The default, 19 MiB, two passes, one lane, is
@@ -24,6 +25,17 @@ pub struct HashParams {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
+}
+
+impl HashParams {
+    /// The parameters `[hashing]` sets.
+    pub fn from_settings(hashing: &HashingSettings) -> Self {
+        Self {
+            memory_kib: hashing.memory_kib,
+            iterations: hashing.iterations,
+            parallelism: hashing.parallelism,
+        }
+    }
 }
 
 impl Default for HashParams {

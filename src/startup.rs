@@ -14,17 +14,18 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::audit::{AuditLog, AuditWriter};
 use crate::browser::Browser;
+use crate::clock::{Clock, SystemClock};
 use crate::configuration::Settings;
 use crate::domain::Password;
 use crate::error::ApiError;
-use crate::keys::{Clock, KeyStore, Lifecycle, SystemClock};
+use crate::keys::{KeyStore, Lifecycle};
 use crate::metrics::Metrics;
 use crate::password::{HashMetrics, PasswordHasherPool};
 use crate::routes;
+use crate::sessions::{self, Policy, Sessions};
 use crate::state::AppState;
 use crate::store::{self, NewUser, Store};
 use crate::telemetry::spawn_blocking_with_tracing;
-use crate::tokens::{AuthorizationValidation, SessionValidation};
 
 /// How long a stopping server waits for the audit log to be written.
 const AUDIT_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
@@ -37,6 +38,7 @@ pub struct Application {
     key_maintenance: tokio::task::JoinHandle<()>,
     /// Stores audit entries; drained when the server stops.
     audit_writer: AuditWriter,
+    audit: AuditLog,
     /// `GET /metrics` on its own address (`metrics_bind`), if set.
     metrics_server: Option<MetricsServer>,
 }
@@ -76,13 +78,15 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let (dir, generate) = (settings.keys.dir.clone(), settings.keys.generate);
         let lifecycle = Lifecycle::from_settings(&settings);
-        let keys =
-            spawn_blocking_with_tracing(move || KeyStore::open(&dir, lifecycle, clock, generate))
-                .await
-                .context("loading keys panicked")??;
+        let key_clock = clock.clone();
+        let keys = spawn_blocking_with_tracing(move || {
+            KeyStore::open(&dir, lifecycle, key_clock, generate)
+        })
+        .await
+        .context("loading keys panicked")??;
         let concurrency = settings.hashing_concurrency();
         let (queue, timeout) = (settings.hashing.queue, settings.hash_queue_timeout());
-        let params = settings.hash_params();
+        let params = crate::password::HashParams::from_settings(&settings.hashing);
         let metrics = Metrics::new()?;
         let hash_metrics = HashMetrics {
             queue_depth: metrics.hash_queue_depth.clone(),
@@ -102,39 +106,35 @@ impl Application {
             Some(_) => settings.issuer(),
             None => format!("http://{address}"),
         };
-        let session_audience = if settings.tokens.session_audience.is_empty() {
-            vec![issuer.clone()]
-        } else {
-            settings.tokens.session_audience.clone()
-        };
-        let session_validation =
-            SessionValidation::new(&issuer, &session_audience, settings.tokens.leeway.as_secs());
-        let authorization_validation =
-            AuthorizationValidation::new(&issuer, settings.tokens.leeway.as_secs());
         let trusted_proxies = settings.throttle.trusted_networks()?;
-        let (audit, audit_writer) = AuditLog::start(store.clone());
-        let browser = web::Data::new(Browser::new(&settings, &issuer)?);
+        let (audit, audit_writer) = AuditLog::start(store.clone(), clock.clone());
+        let browser = web::Data::new(Browser::new(&settings, &issuer, clock.clone())?);
         let discovery = serde_json::to_vec(&routes::discovery_document(&issuer))?.into();
         let openapi = serde_json::to_vec(&crate::openapi::document())?.into();
         let key_maintenance = tokio::spawn(keys.clone().maintain(settings.keys.rescan_interval));
+        let sessions = Sessions::new(sessions::Parts {
+            store: store.clone(),
+            keys: keys.clone(),
+            hasher: hasher.clone(),
+            audit: audit.clone(),
+            clock,
+            metrics: metrics.clone(),
+            policy: Policy::from_settings(&settings, issuer)?,
+        });
         let state = web::Data::new(AppState {
             settings,
-            issuer,
-            session_audience,
+            sessions,
             store,
             keys,
             hasher,
-            session_validation,
-            authorization_validation,
             discovery,
             openapi,
             trusted_proxies,
-            audit,
             metrics,
         });
         tracing::info!(
             address = %address,
-            issuer = %state.issuer,
+            issuer = %state.issuer(),
             signing_kid = %state.keys.current().signing_kid(),
             "Tessera is listening"
         );
@@ -177,6 +177,7 @@ impl Application {
             state,
             key_maintenance,
             audit_writer,
+            audit,
             metrics_server,
         })
     }
@@ -191,7 +192,7 @@ impl Application {
     }
 
     pub fn issuer(&self) -> &str {
-        &self.state.issuer
+        self.state.issuer()
     }
 
     pub fn store(&self) -> Arc<dyn Store> {
@@ -201,6 +202,12 @@ impl Application {
     /// The running service's password hashing pool.
     pub fn hasher(&self) -> &PasswordHasherPool {
         &self.state.hasher
+    }
+
+    /// The running service's audit log. A handle keeps its writer running:
+    /// the server's shutdown waits for it (at most a few seconds).
+    pub fn audit(&self) -> AuditLog {
+        self.audit.clone()
     }
 
     /// The running service's keys.
@@ -222,6 +229,7 @@ impl Application {
         // The workers have dropped their handles; with ours gone too, the
         // writer stores what is queued and finishes.
         drop(self.state);
+        drop(self.audit);
         self.audit_writer.drain(AUDIT_DRAIN).await;
         stopped
     }

@@ -3,11 +3,12 @@
 //! Claims are a superset of djangorestframework-sso's (`token`, `sid`, `uid`,
 //! `email`, `scopes`), so services that verify that library's tokens accept
 //! Tessera's. Verification pins everything: RS256 only, a known `kid`,
-//! `iss`, `aud`, `exp`/`nbf` with the configured leeway, and the token kind.
+//! `iss`, `aud`, `exp`/`nbf` with the configured leeway against the time the
+//! caller gives (the service's clock), and the token kind.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
@@ -101,30 +102,64 @@ impl From<jsonwebtoken::errors::Error> for TokenError {
     }
 }
 
+/// The times of a token, checked against `now`: expired once `exp` plus
+/// the leeway has passed, not valid yet while `nbf` minus the leeway is
+/// ahead. (The JWT library would read the system clock; Tessera's time is
+/// its clock's.)
+fn check_times(
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    now: DateTime<Utc>,
+    leeway: TimeDelta,
+) -> Result<(), TokenError> {
+    let (now, leeway) = (now.timestamp(), leeway.num_seconds());
+    if exp.is_some_and(|exp| exp.saturating_add(leeway) < now) {
+        return Err(TokenError::Expired);
+    }
+    if nbf.is_some_and(|nbf| nbf.saturating_sub(leeway) > now) {
+        return Err(TokenError::NotYetValid);
+    }
+    Ok(())
+}
+
+/// A validation of the signature, algorithm, issuer and (when set)
+/// audience; times are checked by [`check_times`].
+fn validation(issuer: &str, required: &[&str]) -> Validation {
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_issuer(&[issuer]);
+    validation.set_required_spec_claims(required);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation
+}
+
 /// What verifying a session token checks against.
 pub struct SessionValidation {
     validation: Validation,
+    leeway: TimeDelta,
 }
 
 impl SessionValidation {
-    pub fn new(issuer: &str, audience: &[String], leeway: u64) -> Self {
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(audience);
+    pub fn new(issuer: &str, audience: &[String], leeway: TimeDelta) -> Self {
         // Session tokens carry `exp` only when a session lifetime is set;
         // when present it is checked.
-        validation.set_required_spec_claims(&["iss", "aud", "sub"]);
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.leeway = leeway;
-        Self { validation }
+        let mut validation = validation(issuer, &["iss", "aud", "sub"]);
+        validation.set_audience(audience);
+        Self { validation, leeway }
     }
 
-    /// Verifies a session token's signature and claims. The session itself
-    /// (revoked? expired? user active?) is the caller's to check.
-    pub fn verify(&self, token: &str, keys: &KeySet) -> Result<SessionClaims, TokenError> {
+    /// Verifies a session token's signature and claims at `now`. The
+    /// session itself (revoked? expired? user active?) is the caller's to
+    /// check.
+    pub fn verify(
+        &self,
+        token: &str,
+        keys: &KeySet,
+        now: DateTime<Utc>,
+    ) -> Result<SessionClaims, TokenError> {
         let key = signing_key(token, keys)?;
         let data = jsonwebtoken::decode::<SessionClaims>(token, &key.decoding, &self.validation)?;
+        check_times(data.claims.exp, None, now, self.leeway)?;
         if data.claims.token != SESSION {
             return Err(TokenError::NotASessionToken);
         }
@@ -153,31 +188,31 @@ fn signing_key<'k>(
 pub struct AuthorizationValidation {
     validation: Validation,
     any_audience: Validation,
+    leeway: TimeDelta,
 }
 
 impl AuthorizationValidation {
-    pub fn new(issuer: &str, leeway: u64) -> Self {
-        let mut any_audience = Validation::new(Algorithm::RS256);
-        any_audience.set_issuer(&[issuer]);
-        any_audience.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        any_audience.validate_nbf = true;
+    pub fn new(issuer: &str, leeway: TimeDelta) -> Self {
+        let mut any_audience = validation(issuer, &["exp", "iss", "aud", "sub"]);
         any_audience.validate_aud = false;
-        any_audience.leeway = leeway;
         let mut validation = any_audience.clone();
         validation.validate_aud = true;
         Self {
             validation,
             any_audience,
+            leeway,
         }
     }
 
-    /// Verifies an authorization token, for `audience` when given (else for
-    /// any audience). The session behind it is the caller's to check.
+    /// Verifies an authorization token at `now`, for `audience` when given
+    /// (else for any audience). The session behind it is the caller's to
+    /// check.
     pub fn verify(
         &self,
         token: &str,
         keys: &KeySet,
         audience: Option<&str>,
+        now: DateTime<Utc>,
     ) -> Result<AuthorizationClaims, TokenError> {
         let key = signing_key(token, keys)?;
         let data = match audience {
@@ -192,6 +227,12 @@ impl AuthorizationValidation {
                 &self.any_audience,
             )?,
         };
+        check_times(
+            Some(data.claims.exp),
+            Some(data.claims.nbf),
+            now,
+            self.leeway,
+        )?;
         if data.claims.token != AUTHORIZATION {
             return Err(TokenError::NotAnAuthorizationToken);
         }
@@ -234,8 +275,11 @@ mod tests {
     fn setup() -> (tempfile::TempDir, KeySet, SessionValidation) {
         let dir = tempfile::tempdir().unwrap();
         let keys = KeySet::load_or_generate(dir.path()).unwrap();
-        let validation =
-            SessionValidation::new("http://tessera.test", &["http://tessera.test".into()], 30);
+        let validation = SessionValidation::new(
+            "http://tessera.test",
+            &["http://tessera.test".into()],
+            TimeDelta::seconds(30),
+        );
         (dir, keys, validation)
     }
 
@@ -244,7 +288,7 @@ mod tests {
         let (_dir, keys, validation) = setup();
         let claims = session_claims(Utc::now().timestamp());
         let token = keys.signing().unwrap().sign(&claims).unwrap();
-        let verified = validation.verify(&token, &keys).unwrap();
+        let verified = validation.verify(&token, &keys, Utc::now()).unwrap();
         assert_eq!(verified.sid, claims.sid);
     }
 
@@ -255,7 +299,7 @@ mod tests {
         claims.token = AUTHORIZATION.into();
         let token = keys.signing().unwrap().sign(&claims).unwrap();
         assert_eq!(
-            validation.verify(&token, &keys).unwrap_err(),
+            validation.verify(&token, &keys, Utc::now()).unwrap_err(),
             TokenError::NotASessionToken
         );
     }
@@ -268,7 +312,7 @@ mod tests {
         claims.exp = Some(now - 100);
         let token = keys.signing().unwrap().sign(&claims).unwrap();
         assert_eq!(
-            validation.verify(&token, &keys).unwrap_err(),
+            validation.verify(&token, &keys, Utc::now()).unwrap_err(),
             TokenError::Expired
         );
     }
@@ -282,9 +326,9 @@ mod tests {
             URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
             URL_SAFE_NO_PAD.encode(&claims)
         );
-        assert!(validation.verify(&none, &keys).is_err());
+        assert!(validation.verify(&none, &keys, Utc::now()).is_err());
         for garbage in ["", ".", "..", "a.b.c", "not a token", "\u{0}"] {
-            assert!(validation.verify(garbage, &keys).is_err());
+            assert!(validation.verify(garbage, &keys, Utc::now()).is_err());
         }
     }
 
@@ -295,7 +339,7 @@ mod tests {
         #[test]
         fn arbitrary_strings_never_panic_the_verifier(token in ".{0,600}") {
             let (_dir, keys, validation) = shared_setup();
-            proptest::prop_assert!(validation.verify(&token, keys).is_err());
+            proptest::prop_assert!(validation.verify(&token, keys, Utc::now()).is_err());
         }
 
         /// Nor is any three-part token with arbitrary base64url parts.
@@ -312,7 +356,7 @@ mod tests {
                 URL_SAFE_NO_PAD.encode(payload),
                 URL_SAFE_NO_PAD.encode(signature)
             );
-            proptest::prop_assert!(validation.verify(&token, keys).is_err());
+            proptest::prop_assert!(validation.verify(&token, keys, Utc::now()).is_err());
         }
 
         /// A real token with any one character changed is refused.
@@ -327,7 +371,7 @@ mod tests {
             proptest::prop_assume!(tampered != token);
             // The last character of a base64url signature carries spare bits:
             // some changes there decode to the same bytes.
-            if let Ok(claims) = validation.verify(&tampered, keys) {
+            if let Ok(claims) = validation.verify(&tampered, keys, Utc::now()) {
                 proptest::prop_assert!(position >= token.len() - 1, "accepted at {position}");
                 proptest::prop_assert_eq!(claims.sid, jsonwebtoken::dangerous::insecure_decode_claims::<SessionClaims>(&token).unwrap().sid);
             }
@@ -353,7 +397,7 @@ mod tests {
         claims.iss = "http://elsewhere.test".into();
         let token = keys.signing().unwrap().sign(&claims).unwrap();
         assert_eq!(
-            validation.verify(&token, &keys).unwrap_err(),
+            validation.verify(&token, &keys, Utc::now()).unwrap_err(),
             TokenError::WrongIssuerOrAudience
         );
     }

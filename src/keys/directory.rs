@@ -8,6 +8,7 @@
 //! file, not two.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,7 +21,37 @@ use aws_lc_rs::rsa::{KeyPair, KeySize};
 use chrono::{DateTime, Utc};
 
 use super::lifecycle::{Lifecycle, STAMP};
-use super::set::{KeyProblem, KeySet};
+
+/// Why a file of the key directory is not used. Its `Display` is the
+/// sentence logged and shown by `/readyz`; it never holds key material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyProblem {
+    pub file: PathBuf,
+    pub reason: String,
+    /// The file had loaded before: its last good copy is still in use.
+    pub kept: bool,
+}
+
+impl KeyProblem {
+    pub(super) fn new(file: &Path, reason: impl Into<String>) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            reason: reason.into(),
+            kept: false,
+        }
+    }
+}
+
+impl fmt::Display for KeyProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let outcome = if self.kept {
+            "still using the copy loaded before"
+        } else {
+            "skipped"
+        };
+        write!(f, "{}: {}; {outcome}", self.file.display(), self.reason)
+    }
+}
 
 /// What one read of the directory found, before any key is parsed.
 pub(super) struct Scan {
@@ -276,37 +307,6 @@ pub(super) fn delete_key(dir: &Path, kid: &str) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("deleting {}", path.display())),
     }
-}
-
-/// Writes the public key of every published key as `{kid}.pem` in `out`
-/// (djangorestframework-sso's "otherapp" looks keys up by file name = kid),
-/// and removes the files of revoked keys from an earlier export. Returns
-/// the kids written.
-pub fn export_public(keys: &KeySet, keys_dir: &Path, out: &Path) -> anyhow::Result<Vec<String>> {
-    fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let same = |a: &Path, b: &Path| match (fs::canonicalize(a), fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    if same(keys_dir, out) {
-        bail!("refusing to export public keys into the private key directory");
-    }
-    let mut written = Vec::new();
-    for key in keys.published() {
-        let target = out.join(format!("{}.pem", key.kid));
-        let temporary = out.join(format!(".{}.pem.tmp", key.kid));
-        fs::write(&temporary, key.pem.as_bytes())
-            .and_then(|()| fs::rename(&temporary, &target))
-            .with_context(|| format!("writing {}", target.display()))?;
-        written.push(key.kid.clone());
-    }
-    for kid in keys.revoked().keys() {
-        let stale = out.join(format!("{kid}.pem"));
-        if stale.is_file() {
-            fs::remove_file(&stale).with_context(|| format!("removing {}", stale.display()))?;
-        }
-    }
-    Ok(written)
 }
 
 #[cfg(test)]

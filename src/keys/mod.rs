@@ -18,16 +18,15 @@
 //! only from file names found here: a `kid` from a request is looked up in a
 //! map, never used as a path.
 
-mod clock;
 mod directory;
 pub mod lifecycle;
 mod prune;
 mod set;
 mod store;
 
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use directory::{create_key, export_public, generate, revoke, rotate};
+pub use crate::clock::{Clock, ManualClock, SystemClock};
+pub use directory::{KeyProblem, create_key, generate, revoke, rotate};
 pub use lifecycle::{KeyState, KeyStatus, Lifecycle};
 pub use prune::{KeptKey, PruneReport, prune};
-pub use set::{Jwk, KeyProblem, KeySet, PublicKey, SigningKey, SigningUnavailable};
+pub use set::{Jwk, KeySet, PublicKey, SigningKey, SigningUnavailable, export_public};
 pub use store::KeyStore;

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use actix_web::web::Bytes;
@@ -31,9 +31,9 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::DecodingKey;
 use serde::Serialize;
 
-use super::clock::{Clock, SystemClock};
-use super::directory::{self, Scan};
+use super::directory::{self, KeyProblem, Scan};
 use super::lifecycle::{KeyState, KeyStatus, Lifecycle, timestamp_in_kid};
+use crate::clock::{Clock, SystemClock};
 
 /// One private key, parsed once, able to sign.
 pub struct SigningKey {
@@ -123,37 +123,6 @@ pub struct Jwk {
 #[derive(Serialize)]
 struct JwkSet<'a> {
     keys: Vec<&'a Jwk>,
-}
-
-/// Why a file of the key directory is not used. Its `Display` is the
-/// sentence logged and shown by `/readyz`; it never holds key material.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyProblem {
-    pub file: PathBuf,
-    pub reason: String,
-    /// The file had loaded before: its last good copy is still in use.
-    pub kept: bool,
-}
-
-impl KeyProblem {
-    pub(super) fn new(file: &Path, reason: impl Into<String>) -> Self {
-        Self {
-            file: file.to_path_buf(),
-            reason: reason.into(),
-            kept: false,
-        }
-    }
-}
-
-impl fmt::Display for KeyProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let outcome = if self.kept {
-            "still using the copy loaded before"
-        } else {
-            "skipped"
-        };
-        write!(f, "{}: {}; {outcome}", self.file.display(), self.reason)
-    }
 }
 
 /// The key that signs now, by the lifecycle, is not loaded on this replica:
@@ -617,6 +586,38 @@ pub(super) fn no_usable_key(dir: &Path, problems: &[KeyProblem]) -> String {
     }
 }
 
+/// Writes the public key of every published key as `{kid}.pem` in `out`
+/// (djangorestframework-sso's "otherapp" looks keys up by file name = kid),
+/// and removes the files of revoked keys from an earlier export. Returns
+/// the kids written.
+pub fn export_public(keys: &KeySet, keys_dir: &Path, out: &Path) -> anyhow::Result<Vec<String>> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same(keys_dir, out) {
+        bail!("refusing to export public keys into the private key directory");
+    }
+    let mut written = Vec::new();
+    for key in keys.published() {
+        let target = out.join(format!("{}.pem", key.kid));
+        let temporary = out.join(format!(".{}.pem.tmp", key.kid));
+        std::fs::write(&temporary, key.pem.as_bytes())
+            .and_then(|()| std::fs::rename(&temporary, &target))
+            .with_context(|| format!("writing {}", target.display()))?;
+        written.push(key.kid.clone());
+    }
+    for kid in keys.revoked().keys() {
+        let stale = out.join(format!("{kid}.pem"));
+        if stale.is_file() {
+            std::fs::remove_file(&stale)
+                .with_context(|| format!("removing {}", stale.display()))?;
+        }
+    }
+    Ok(written)
+}
+
 #[cfg(test)]
 mod tests {
     use std::fs;
@@ -624,7 +625,7 @@ mod tests {
     use chrono::TimeDelta;
 
     use super::*;
-    use crate::keys::clock::ManualClock;
+    use crate::clock::ManualClock;
     use crate::keys::directory::create_key;
 
     #[test]

@@ -14,10 +14,11 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 
-use super::clock::Clock;
 use super::directory;
+use super::directory::KeyProblem;
 use super::lifecycle::{Lifecycle, next_boundary};
-use super::set::{self, KeyProblem, KeySet, SigningUnavailable};
+use super::set::{self, KeySet, SigningUnavailable};
+use crate::clock::Clock;
 use crate::telemetry::spawn_blocking_with_tracing;
 
 /// The key set the service signs and verifies with, kept in step with the
@@ -326,7 +327,7 @@ mod tests {
     use chrono::TimeDelta;
 
     use super::*;
-    use crate::keys::clock::{ManualClock, SystemClock};
+    use crate::clock::{ManualClock, SystemClock};
 
     /// Log output, captured for one synchronous call.
     #[derive(Clone, Default)]

@@ -22,6 +22,7 @@ pub const ADMIN_SCOPE: &str = "tessera:admin";
 async fn admin<'a>(req: &HttpRequest, state: &'a AppState) -> Result<Admin<'a>, ApiError> {
     let caller = extract::authorized_caller(req, state, ADMIN_SCOPE).await?;
     Ok(Admin::new(state.store.as_ref(), caller.user.username)
+        .with_clock(state.sessions.clock())
         .in_session(caller.user.id, caller.session.id))
 }
 
@@ -96,11 +97,11 @@ fn default_limit() -> i64 {
     params(("offset" = Option<i64>, Query, description = "Users to skip; default 0"), ("limit" = Option<i64>, Query, description = "At most this many, 1 to 500; default 50")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "A page of users", body = crate::openapi::UserPage),
-        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
-        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 200, description = "A page of users", body = shapes::UserPage),
+        (status = 400, description = "The request or the username is malformed", body = crate::error::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn list_users(
@@ -144,12 +145,12 @@ struct NewUserBody {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The user is created", body = UserView),
-        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
-        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
-        (status = 409, description = "A user has that name", body = crate::openapi::ErrorBody),
-        (status = 413, description = "The body is larger than 16 KiB", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 400, description = "The request or the username is malformed", body = crate::error::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::error::ErrorBody),
+        (status = 409, description = "A user has that name", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn create_user(
@@ -180,12 +181,12 @@ async fn named(admin: &Admin<'_>, name: &str) -> Result<User, ApiError> {
     params(("name" = String, Path, description = "A username")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The user and their grants", body = crate::openapi::UserDetail),
-        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
-        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such user", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The user and their grants", body = shapes::UserDetail),
+        (status = 400, description = "The request or the username is malformed", body = crate::error::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::error::ErrorBody),
+        (status = 404, description = "No such user", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn show_user(
@@ -210,11 +211,11 @@ pub async fn show_user(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The user, their grants and sessions are deleted"),
-        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
-        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such user", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 400, description = "The request or the username is malformed", body = crate::error::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::error::ErrorBody),
+        (status = 404, description = "No such user", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn delete_user(
@@ -236,11 +237,11 @@ pub async fn delete_user(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The user can no longer log in; their tokens stop working"),
-        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
-        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such user", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 400, description = "The request or the username is malformed", body = crate::error::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::error::ErrorBody),
+        (status = 404, description = "No such user", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn disable_user(
@@ -259,11 +260,11 @@ pub async fn disable_user(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The user can log in again"),
-        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
-        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such user", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 400, description = "The request or the username is malformed", body = crate::error::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::error::ErrorBody),
+        (status = 404, description = "No such user", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn enable_user(
@@ -301,12 +302,12 @@ struct PasswordBody {
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The password is replaced"),
-        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
-        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such user", body = crate::openapi::ErrorBody),
-        (status = 413, description = "The body is larger than 16 KiB", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 400, description = "The request or the username is malformed", body = crate::error::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::error::ErrorBody),
+        (status = 404, description = "No such user", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn set_password(
@@ -344,12 +345,12 @@ async fn grants_json(admin: &Admin<'_>, user: &User) -> Result<serde_json::Value
     params(("name" = String, Path, description = "A username")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The user's grants", body = crate::openapi::GrantList),
-        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
-        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such user", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The user's grants", body = shapes::GrantList),
+        (status = 400, description = "The request or the username is malformed", body = crate::error::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::error::ErrorBody),
+        (status = 404, description = "No such user", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn list_grants(
@@ -392,12 +393,12 @@ fn parse_grants(req: &HttpRequest, body: &[u8]) -> Result<(Audience, Vec<Scope>)
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The scopes are granted at the audience"),
-        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
-        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such user", body = crate::openapi::ErrorBody),
-        (status = 413, description = "The body is larger than 16 KiB", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 400, description = "The request or the username is malformed", body = crate::error::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::error::ErrorBody),
+        (status = 404, description = "No such user", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn add_grants(
@@ -421,13 +422,13 @@ pub async fn add_grants(
     request_body(content = GrantsBody, content_type = "application/json"),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "How many of the grants were removed", body = crate::openapi::GrantsRemoved),
-        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
-        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such user", body = crate::openapi::ErrorBody),
-        (status = 413, description = "The body is larger than 16 KiB", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 200, description = "How many of the grants were removed", body = shapes::GrantsRemoved),
+        (status = 400, description = "The request or the username is malformed", body = crate::error::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::error::ErrorBody),
+        (status = 404, description = "No such user", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn remove_grants(
@@ -450,12 +451,12 @@ pub async fn remove_grants(
     params(("name" = String, Path, description = "A username")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The user's sessions", body = crate::openapi::SessionList),
-        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
-        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such user", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The user's sessions", body = shapes::SessionList),
+        (status = 400, description = "The request or the username is malformed", body = crate::error::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::error::ErrorBody),
+        (status = 404, description = "No such user", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn list_sessions(
@@ -481,12 +482,12 @@ pub async fn list_sessions(
     params(("name" = String, Path, description = "A username")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "How many live sessions were revoked", body = crate::openapi::SessionsRevoked),
-        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
-        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such user", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 200, description = "How many live sessions were revoked", body = shapes::SessionsRevoked),
+        (status = 400, description = "The request or the username is malformed", body = crate::error::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::error::ErrorBody),
+        (status = 404, description = "No such user", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn revoke_all_sessions(
@@ -508,11 +509,11 @@ pub async fn revoke_all_sessions(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "The session is revoked"),
-        (status = 400, description = "The request or the username is malformed", body = crate::openapi::ErrorBody),
-        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
-        (status = 404, description = "No such user, or no live session of theirs has that id", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 400, description = "The request or the username is malformed", body = crate::error::ErrorBody),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::error::ErrorBody),
+        (status = 404, description = "No such user, or no live session of theirs has that id", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn revoke_session(
@@ -539,10 +540,10 @@ pub async fn revoke_session(
     tag = "admin",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Every key and its lifecycle state, whether this server can sign, and the key files it does not use and why", body = crate::openapi::KeyList),
-        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 200, description = "Every key and its lifecycle state, whether this server can sign, and the key files it does not use and why", body = shapes::KeyList),
+        (status = 401, description = "The bearer token is missing, invalid, expired or its session has ended", body = crate::error::ErrorBody),
+        (status = 403, description = "The token lacks `tessera:admin` at audience `tessera`", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn list_keys(
@@ -584,4 +585,103 @@ pub async fn list_keys(
         "signing": current.signing().is_ok(),
         "problems": problems,
     })))
+}
+
+/// The shapes of bodies built with `serde_json::json!` or serialized from
+/// elsewhere, for the OpenAPI document; only described, never built.
+mod shapes {
+    #![expect(
+        dead_code,
+        reason = "these types only describe bodies; nothing builds them"
+    )]
+
+    use chrono::{DateTime, Utc};
+    use utoipa::ToSchema;
+
+    /// One grant: a scope at an audience.
+    #[derive(ToSchema)]
+    pub(crate) struct Grant {
+        audience: String,
+        scope: String,
+    }
+
+    /// `GET /admin/users`.
+    #[derive(ToSchema)]
+    pub(crate) struct UserPage {
+        users: Vec<super::UserView>,
+        offset: i64,
+        limit: i64,
+    }
+
+    /// `GET /admin/users/{name}`.
+    #[derive(ToSchema)]
+    pub(crate) struct UserDetail {
+        user: super::UserView,
+        grants: Vec<Grant>,
+    }
+
+    /// `GET /admin/users/{name}/grants`.
+    #[derive(ToSchema)]
+    pub(crate) struct GrantList {
+        grants: Vec<Grant>,
+    }
+
+    /// `DELETE /admin/users/{name}/grants`.
+    #[derive(ToSchema)]
+    pub(crate) struct GrantsRemoved {
+        /// How many of the named grants the user held.
+        removed: u64,
+    }
+
+    /// `GET /admin/users/{name}/sessions`.
+    #[derive(ToSchema)]
+    pub(crate) struct SessionList {
+        sessions: Vec<super::SessionView>,
+    }
+
+    /// `DELETE /admin/users/{name}/sessions`.
+    #[derive(ToSchema)]
+    pub(crate) struct SessionsRevoked {
+        /// How many live sessions ended.
+        revoked: u64,
+    }
+
+    /// One signing key and where it stands in its lifecycle.
+    #[derive(ToSchema)]
+    pub(crate) struct KeyStatus {
+        kid: String,
+        /// `published`, `active`, `retired` or `revoked`.
+        state: String,
+        /// Whether this server holds the key. One whose file it cannot
+        /// load keeps its place in the lifecycle; when that is `active`,
+        /// this server signs nothing.
+        loaded: bool,
+        created: Option<DateTime<Utc>>,
+        activates: Option<DateTime<Utc>>,
+        retires: Option<DateTime<Utc>>,
+        verifies_until: Option<DateTime<Utc>>,
+    }
+
+    /// A file of the key directory that this server does not use.
+    #[derive(ToSchema)]
+    pub(crate) struct KeyFileProblem {
+        /// The file's path on this server.
+        file: String,
+        /// Why it is not used.
+        reason: String,
+        /// The file had loaded before: its last good copy is still in use.
+        kept: bool,
+    }
+
+    /// `GET /admin/keys`.
+    #[derive(ToSchema)]
+    pub(crate) struct KeyList {
+        keys: Vec<KeyStatus>,
+        /// The key whose turn it is to sign, by the lifecycle.
+        signing_kid: String,
+        /// Whether this server can sign with it; when not, `/readyz`
+        /// answers 503.
+        signing: bool,
+        problems: Vec<KeyFileProblem>,
+    }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::extract;
 use crate::domain::{Audience, Scope};
 use crate::error::ApiError;
-use crate::sessions::{self, AuthorizationRequest};
+use crate::sessions::AuthorizationRequest;
 use crate::state::AppState;
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
@@ -37,11 +37,11 @@ struct AuthorizeResponse {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A short-lived authorization token", body = AuthorizeResponse),
-        (status = 400, description = "The request is malformed", body = crate::openapi::ErrorBody),
-        (status = 401, description = "The session token is missing, invalid, replaced, or its session has ended", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The user holds none of the requested scopes at that audience", body = crate::openapi::ErrorBody),
-        (status = 413, description = "The body is larger than 16 KiB", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable, or this server cannot sign now; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 400, description = "The request is malformed", body = crate::error::ErrorBody),
+        (status = 401, description = "The session token is missing, invalid, replaced, or its session has ended", body = crate::error::ErrorBody),
+        (status = 403, description = "The user holds none of the requested scopes at that audience", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable, or this server cannot sign now; see `Retry-After`", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn authorize(
@@ -49,7 +49,7 @@ pub async fn authorize(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (claims, sid) = extract::session_claims(&req, &state)?;
+    let verified = extract::verified_session(&req, &state)?;
     let body = extract::body(&req, &state, payload).await?;
     let body: AuthorizeBody = extract::optional_json(&req, &body)?;
     let request = AuthorizationRequest {
@@ -65,7 +65,7 @@ pub async fn authorize(
             .transpose()?,
         client_id: None,
     };
-    let authorized = sessions::authorize(&state, &claims, sid, request).await?;
+    let authorized = state.sessions.authorize(&verified, request).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(AuthorizeResponse {

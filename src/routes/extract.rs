@@ -1,5 +1,6 @@
-//! Reading requests: bounded bodies, JSON or form, bearer tokens, and the
-//! authenticated session behind a session token.
+//! Reading requests: bounded bodies, JSON or form, bearer tokens, where a
+//! request came from, and (through the session service) the session or
+//! caller behind a token.
 
 use actix_web::http::header;
 use actix_web::mime;
@@ -7,13 +8,11 @@ use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpRequest, web};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
-use uuid::Uuid;
 
 use super::MAX_BODY_BYTES;
 use crate::error::ApiError;
-use crate::state::{AppState, TESSERA_AUDIENCE};
-use crate::store::{Session, User};
-use crate::tokens::{AuthorizationClaims, SessionClaims};
+use crate::sessions::{Caller, LiveSession, Origin, VerifiedSession};
+use crate::state::AppState;
 
 /// Longest bearer token looked at.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -221,139 +220,35 @@ pub fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
     Ok(token)
 }
 
-/// The verified claims of the request's session token and its session id.
-pub fn session_claims(
-    req: &HttpRequest,
-    state: &AppState,
-) -> Result<(SessionClaims, Uuid), ApiError> {
-    let token = bearer_token(req)?;
-    let claims = state
-        .session_validation
-        .verify(token, &state.keys.current())?;
-    let sid = Uuid::parse_str(&claims.sid)
-        .map_err(|_| ApiError::InvalidToken("the token names no valid session".into()))?;
-    Ok((claims, sid))
+/// Where the request came from: its client's address and user agent.
+pub fn origin(req: &HttpRequest, state: &AppState) -> Origin {
+    Origin {
+        ip: client_ip(req, state),
+        user_agent: user_agent(req),
+    }
 }
 
-/// The verified session token of the request with its live session and
-/// user: 401 when the session is unknown, ended, of a disabled user, or no
-/// longer this token's.
-pub async fn live_session(
-    req: &HttpRequest,
-    state: &AppState,
-) -> Result<(SessionClaims, Session, User), ApiError> {
-    let (claims, sid) = session_claims(req, state)?;
-    let (session, user) = state
-        .store
-        .find_session(sid)
-        .await?
-        .ok_or_else(|| ApiError::InvalidToken("the session does not exist".into()))?;
-    ensure_live(&claims, &session, &user)?;
-    Ok((claims, session, user))
+/// The request's session token, verified; its session not yet read.
+pub fn verified_session(req: &HttpRequest, state: &AppState) -> Result<VerifiedSession, ApiError> {
+    Ok(state.sessions.verify(bearer_token(req)?)?)
 }
 
-/// Refuses a session that is revoked, expired, of a disabled user, or not
-/// the token's, and a token that a refresh has replaced.
-pub fn ensure_live(claims: &SessionClaims, session: &Session, user: &User) -> Result<(), ApiError> {
-    if session
-        .token_id
-        .as_deref()
-        .is_some_and(|current| current != claims.jti)
-    {
-        return Err(ApiError::InvalidToken(
-            "the session token has been replaced by a newer one".into(),
-        ));
-    }
-    if !session.is_live(chrono::Utc::now()) {
-        return Err(ApiError::InvalidToken("the session has ended".into()));
-    }
-    if !user.is_active {
-        return Err(ApiError::InvalidToken("the user is disabled".into()));
-    }
-    if claims.sub != user.id.to_string() {
-        return Err(ApiError::InvalidToken(
-            "the token does not match its session".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// A caller of Tessera's own API, as the store has it now.
-pub struct Caller {
-    pub session: Session,
-    pub user: User,
+/// The request's session token with its live session and user: 401 when
+/// the session is unknown, ended, of a disabled user, or no longer this
+/// token's.
+pub async fn live_session(req: &HttpRequest, state: &AppState) -> Result<LiveSession, ApiError> {
+    Ok(state.sessions.check(bearer_token(req)?).await?)
 }
 
 /// The caller of Tessera's own API behind the request's authorization token
-/// (audience `tessera`): 401 unless the token verifies, its session is live
-/// and its user active; 403 unless the token carries `scope` and the user
-/// holds it now. Both, checked on every call: a grant removed takes effect
-/// at the next call, not when the token expires, and a token narrowed at
-/// issue (`POST /authorize` with `scopes`) never gains what it left out.
+/// (audience `tessera`): 401 unless the token verifies and its session is
+/// live; 403 unless the token carries `scope` and the user holds it now.
 pub async fn authorized_caller(
     req: &HttpRequest,
     state: &AppState,
     scope: &str,
 ) -> Result<Caller, ApiError> {
-    let token = bearer_token(req)?;
-    let claims = state.authorization_validation.verify(
-        token,
-        &state.keys.current(),
-        Some(TESSERA_AUDIENCE),
-    )?;
-    let found = state
-        .store
-        .session_grant(token_session(&claims)?, TESSERA_AUDIENCE, scope)
-        .await?
-        .ok_or_else(|| ApiError::InvalidToken("the session does not exist".into()))?;
-    ensure_authorization_live(&claims, &found.session, &found.user)?;
-    if !found.granted || !claims.scopes.iter().any(|held| held == scope) {
-        return Err(ApiError::Forbidden(format!(
-            "the scope {scope:?} is required"
-        )));
-    }
-    Ok(Caller {
-        session: found.session,
-        user: found.user,
-    })
-}
-
-fn token_session(claims: &AuthorizationClaims) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(&claims.sid)
-        .map_err(|_| ApiError::InvalidToken("the token names no valid session".into()))
-}
-
-/// Refuses an authorization token whose session has ended or whose user is
-/// disabled since it was issued.
-pub async fn live_authorization(
-    state: &AppState,
-    claims: &AuthorizationClaims,
-) -> Result<(), ApiError> {
-    let (session, user) = state
-        .store
-        .find_session(token_session(claims)?)
-        .await?
-        .ok_or_else(|| ApiError::InvalidToken("the session does not exist".into()))?;
-    ensure_authorization_live(claims, &session, &user)
-}
-
-fn ensure_authorization_live(
-    claims: &AuthorizationClaims,
-    session: &Session,
-    user: &User,
-) -> Result<(), ApiError> {
-    if !session.is_live(chrono::Utc::now()) {
-        return Err(ApiError::InvalidToken("the session has ended".into()));
-    }
-    if !user.is_active {
-        return Err(ApiError::InvalidToken("the user is disabled".into()));
-    }
-    if claims.sub != user.id.to_string() {
-        return Err(ApiError::InvalidToken(
-            "the token does not match its session".into(),
-        ));
-    }
-    Ok(())
+    Ok(state.sessions.caller(bearer_token(req)?, scope).await?)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use crate::state::AppState;
     path = "/healthz",
     tag = "operations",
     responses(
-        (status = 200, description = "The process answers", body = crate::openapi::Health),
+        (status = 200, description = "The process answers", body = shapes::Health),
     ),
 )]
 pub async fn healthz() -> HttpResponse {
@@ -31,8 +31,8 @@ pub async fn healthz() -> HttpResponse {
     path = "/readyz",
     tag = "operations",
     responses(
-        (status = 200, description = "The database answers and the active signing key is loaded", body = crate::openapi::Readiness),
-        (status = 503, description = "The database is unreachable, or the active signing key is not loaded; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The database answers and the active signing key is loaded", body = shapes::Readiness),
+        (status = 503, description = "The database is unreachable, or the active signing key is not loaded; see `Retry-After`", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -89,4 +89,31 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(metrics.render()?))
+}
+
+/// The shapes of bodies built with `serde_json::json!` or serialized from
+/// elsewhere, for the OpenAPI document; only described, never built.
+mod shapes {
+    #![expect(
+        dead_code,
+        reason = "these types only describe bodies; nothing builds them"
+    )]
+
+    use utoipa::ToSchema;
+
+    /// `GET /healthz`.
+    #[derive(ToSchema)]
+    pub(crate) struct Health {
+        /// Always `ok`.
+        status: String,
+    }
+
+    /// `GET /readyz`.
+    #[derive(ToSchema)]
+    pub(crate) struct Readiness {
+        /// Always `ready`.
+        status: String,
+        /// The key that signs new tokens.
+        signing_kid: String,
+    }
 }

@@ -7,8 +7,9 @@ use serde_json::{Value, json};
 
 use super::extract;
 use crate::error::ApiError;
+use crate::sessions::SessionError;
 use crate::state::AppState;
-use crate::tokens::{self, AuthorizationClaims};
+use crate::tokens;
 
 /// The scope a caller of `/introspect` must hold at audience `tessera`.
 pub const INTROSPECT_SCOPE: &str = "tessera:introspect";
@@ -36,12 +37,12 @@ struct IntrospectRequest {
     request_body(description = "A form (RFC 7662) or JSON", content((IntrospectRequest = "application/x-www-form-urlencoded"), (IntrospectRequest = "application/json"))),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Whether the token is active, and its claims if so", body = crate::openapi::Introspection),
-        (status = 400, description = "The request is malformed", body = crate::openapi::ErrorBody),
-        (status = 401, description = "The caller's token is missing, invalid or its session has ended", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The caller's token lacks `tessera:introspect` at audience `tessera`", body = crate::openapi::ErrorBody),
-        (status = 413, description = "The body is larger than 16 KiB", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 200, description = "Whether the token is active, and its claims if so", body = shapes::Introspection),
+        (status = 400, description = "The request is malformed", body = crate::error::ErrorBody),
+        (status = 401, description = "The caller's token is missing, invalid or its session has ended", body = crate::error::ErrorBody),
+        (status = 403, description = "The caller's token lacks `tessera:introspect` at audience `tessera`", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn introspect(
@@ -76,34 +77,27 @@ pub async fn introspect(
 /// The claims of `token` when it is active: a session or authorization token
 /// of ours, unexpired, whose session is live and whose user is active.
 async fn introspected(state: &AppState, token: &str) -> Result<Option<Value>, ApiError> {
-    if let Ok(claims) = state
-        .authorization_validation
-        .verify(token, &state.keys.current(), None)
-    {
-        return Ok(match extract::live_authorization(state, &claims).await {
-            Ok(()) => Some(serde_json::to_value(claims).map_err(anyhow::Error::from)?),
-            Err(ApiError::InvalidToken(_)) => None,
-            Err(other) => return Err(other),
-        });
+    let sessions = &state.sessions;
+    match sessions.check_authorization(token, None).await {
+        Ok(claims) => {
+            return Ok(Some(
+                serde_json::to_value(claims).map_err(anyhow::Error::from)?,
+            ));
+        }
+        // A token of ours whose session is not live is inactive.
+        Err(SessionError::NotLive(_)) => return Ok(None),
+        // Not an authorization token: perhaps a session token.
+        Err(SessionError::Token(_)) => {}
+        Err(other) => return Err(other.into()),
     }
-    let Ok(claims) = state
-        .session_validation
-        .verify(token, &state.keys.current())
-    else {
-        return Ok(None);
+    let live = match sessions.check(token).await {
+        Ok(live) => live,
+        Err(error) if error.is_not_live() => return Ok(None),
+        Err(other) => return Err(other.into()),
     };
-    let Ok(sid) = uuid::Uuid::parse_str(&claims.sid) else {
-        return Ok(None);
-    };
-    let Some((session, user)) = state.store.find_session(sid).await? else {
-        return Ok(None);
-    };
-    if extract::ensure_live(&claims, &session, &user).is_err() {
-        return Ok(None);
-    }
-    let mut value = serde_json::to_value(&claims).map_err(anyhow::Error::from)?;
-    value["username"] = json!(user.username);
-    debug_assert_eq!(claims.token, tokens::SESSION);
+    let mut value = serde_json::to_value(&live.claims).map_err(anyhow::Error::from)?;
+    value["username"] = json!(live.user.username);
+    debug_assert_eq!(live.claims.token, tokens::SESSION);
     Ok(Some(value))
 }
 
@@ -128,8 +122,8 @@ struct UserInfo {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Who the authorization token belongs to and what it allows", body = UserInfo),
-        (status = 401, description = "The authorization token is missing, invalid or its session has ended", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 401, description = "The authorization token is missing, invalid or its session has ended", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn userinfo(
@@ -137,11 +131,7 @@ pub async fn userinfo(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let token = extract::bearer_token(&req)?;
-    let claims: AuthorizationClaims =
-        state
-            .authorization_validation
-            .verify(token, &state.keys.current(), None)?;
-    extract::live_authorization(&state, &claims).await?;
+    let claims = state.sessions.check_authorization(token, None).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
         .json(UserInfo {
@@ -153,4 +143,27 @@ pub async fn userinfo(
             scopes: claims.scopes,
             aud: claims.aud,
         }))
+}
+
+/// The shapes of bodies built with `serde_json::json!` or serialized from
+/// elsewhere, for the OpenAPI document; only described, never built.
+mod shapes {
+    #![expect(
+        dead_code,
+        reason = "these types only describe bodies; nothing builds them"
+    )]
+
+    use utoipa::ToSchema;
+
+    /// `POST /introspect` (RFC 7662): `{"active": false}`, or `active: true`
+    /// with the token's claims (`sub`, `aud`, `exp`, `scopes`, …) beside it.
+    #[derive(ToSchema)]
+    pub(crate) struct Introspection {
+        active: bool,
+        /// The scopes, space-separated (authorization tokens).
+        scope: Option<String>,
+        client_id: Option<String>,
+        /// `session` or `authorization`.
+        token_type: Option<String>,
+    }
 }

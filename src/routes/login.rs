@@ -2,9 +2,10 @@
 //! `GET`/`POST /logout`, and the stylesheets the pages use. Only a form
 //! posted with its CSRF token signs in or out; a link never does.
 //!
-//! Logging in goes through [`sessions::log_in`] and tokens through
-//! [`sessions::authorize`], exactly as `POST /session` and `POST /authorize`
-//! do, so every check, record and limit of the API applies here too. A
+//! Logging in, handing over and logging out go through the session service
+//! ([`crate::sessions::Sessions`]), exactly as `POST /session`,
+//! `POST /authorize` and `DELETE /session` do, so every check, record and
+//! limit of the API applies here too. A
 //! `client_id` or `return_to` the registry does not allow gets a 400 page,
 //! never a redirect. Passwords, tokens and cookies are never logged or shown.
 
@@ -13,16 +14,14 @@ use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::extract;
 use crate::browser::{Browser, DEFAULT_STYLESHEET, LoginPage, LogoutPage, PageError};
 use crate::clients::{Client, ReturnTo};
 use crate::domain::{Password, Username};
 use crate::error::ApiError;
-use crate::sessions::{self, AuthorizationRequest, LoginAttempt};
+use crate::sessions::{AuthorizationRequest, Authorized, LoginAttempt, SessionError};
 use crate::state::AppState;
-use crate::tokens::SessionClaims;
 
 /// The one message for every failed login: it must not tell an unknown
 /// user from a wrong password or a disabled account.
@@ -95,61 +94,55 @@ async fn show_page(
     tracing::Span::current().record("client_id", client.id.as_str());
     let mut cookies = Vec::new();
     if let Some(token) = browser.session_token(req) {
-        match session_of(state, &token) {
-            Some((claims, sid)) => {
-                match hand_over(state, browser, client, &target, &claims, sid).await {
-                    Ok(response) => {
-                        tracing::info!("Signed in from the session cookie");
-                        return Ok(response);
-                    }
-                    // Revoked, expired or of a disabled user: sign in afresh.
-                    Err(ApiError::InvalidToken(_)) => {
-                        cookies.push(browser.session_cookie_removal());
-                    }
-                    Err(other) => return Err(other.into()),
-                }
+        // One read: the session, its user and their scopes at once.
+        let handed = match state.sessions.verify(&token) {
+            Ok(verified) => {
+                state
+                    .sessions
+                    .authorize(&verified, request_for(client))
+                    .await
             }
-            None => cookies.push(browser.session_cookie_removal()),
+            Err(error) => Err(error),
+        };
+        match handed {
+            Ok(authorized) => {
+                tracing::info!("Signed in from the session cookie");
+                return Ok(deliver(browser, client, &target, &authorized));
+            }
+            // Not ours, revoked, expired or of a disabled user: sign in
+            // afresh.
+            Err(error) if error.is_not_live() => cookies.push(browser.session_cookie_removal()),
+            Err(other) => return Err(other.into()),
         }
     }
     login_form(browser, client, &target, "", None, StatusCode::OK, cookies)
 }
 
-/// The verified claims and session id of a session token, if it is one of
-/// ours.
-fn session_of(state: &AppState, token: &str) -> Option<(SessionClaims, Uuid)> {
-    let claims = state
-        .session_validation
-        .verify(token, &state.keys.current())
-        .ok()?;
-    let sid = Uuid::parse_str(&claims.sid).ok()?;
-    Some((claims, sid))
-}
-
-/// A fresh authorization token for `client`, delivered on a redirect to
-/// `target`.
-async fn hand_over(
-    state: &AppState,
-    browser: &Browser,
-    client: &Client,
-    target: &ReturnTo,
-    claims: &SessionClaims,
-    sid: Uuid,
-) -> Result<HttpResponse, ApiError> {
-    let request = AuthorizationRequest {
+/// The authorization token a client is handed.
+fn request_for(client: &Client) -> AuthorizationRequest {
+    AuthorizationRequest {
         audience: Some(client.audience.clone()),
         scopes: client.scopes.clone(),
         client_id: Some(client.id.clone()),
-    };
-    let authorized = sessions::authorize(state, claims, sid, request).await?;
+    }
+}
+
+/// An authorization token for `client`, delivered on a redirect to
+/// `target`.
+fn deliver(
+    browser: &Browser,
+    client: &Client,
+    target: &ReturnTo,
+    authorized: &Authorized,
+) -> HttpResponse {
     let cookies = browser
         .token_cookie(&client.delivery, &authorized.token)
         .into_iter()
         .collect();
-    Ok(browser.redirect(
+    browser.redirect(
         &target.with_token(&client.delivery, &authorized.token),
         cookies,
-    ))
+    )
 }
 
 fn login_form(
@@ -231,20 +224,22 @@ async fn submit_form(
         username,
         password,
         client_id: client.id.clone(),
-        ip: extract::client_ip(req, state),
-        user_agent: extract::user_agent(req),
+        origin: extract::origin(req, state),
     };
-    let logged_in = match sessions::log_in(state, attempt).await {
+    let logged_in = match state.sessions.log_in(attempt).await {
         Ok(logged_in) => logged_in,
-        Err(ApiError::InvalidCredentials) => return failed(Vec::new()),
+        Err(SessionError::InvalidCredentials) => return failed(Vec::new()),
         Err(other) => return Err(other.into()),
     };
 
-    let session_cookie = browser.session_cookie(logged_in.token.clone());
-    let (claims, sid) = session_of(state, &logged_in.token)
-        .ok_or_else(|| anyhow::anyhow!("a session token just issued does not verify"))?;
-    let mut response = match hand_over(state, browser, client, &target, &claims, sid).await {
-        Ok(response) => response,
+    let session_cookie = browser.session_cookie(logged_in.token);
+    // The login yielded the session and user: only the grants are read.
+    let handed = state
+        .sessions
+        .authorize_live(&logged_in.live, request_for(client))
+        .await;
+    let mut response = match handed {
+        Ok(authorized) => deliver(browser, client, &target, &authorized),
         // Signed in, but not for this client: the page says so, the session
         // stays.
         Err(other) => browser.error_page(other.into()),
@@ -345,11 +340,12 @@ fn logout_target(browser: &Browser, link: &Link) -> Result<Option<ReturnTo>, Pag
     )
 }
 
-/// Revokes the browser's session (the revocation feed carries it), clears
+/// Revokes the browser's session (the revocation feed carries it, the
+/// audit log records it), clears
 /// Tessera's cookies and the clients' token cookies, then goes back to an
 /// allowed `return_to` or shows the signed-out page. A link that is not
 /// allowed changes nothing.
-#[tracing::instrument(name = "log out page", skip_all, fields(session_id = tracing::field::Empty))]
+#[tracing::instrument(name = "log out page", skip_all)]
 async fn sign_out(
     req: &HttpRequest,
     state: &AppState,
@@ -357,18 +353,11 @@ async fn sign_out(
     link: Link,
 ) -> Result<HttpResponse, PageError> {
     let target = logout_target(browser, &link)?;
-    if let Some(token) = browser.session_token(req)
-        && let Some((_, sid)) = session_of(state, &token)
-    {
-        tracing::Span::current().record("session_id", tracing::field::display(sid));
-        if state
-            .store
-            .revoke_session(sid)
-            .await
-            .map_err(ApiError::from)?
-        {
-            tracing::info!("Session revoked");
-        }
+    if let Some(token) = browser.session_token(req) {
+        state
+            .sessions
+            .log_out_token(&token, &extract::origin(req, state))
+            .await?;
     }
     let mut cookies = vec![
         browser.session_cookie_removal(),

@@ -14,7 +14,6 @@ pub(crate) mod session;
 pub(crate) mod well_known;
 
 pub use admin::ADMIN_SCOPE;
-pub use extract::ensure_live;
 pub use introspect::INTROSPECT_SCOPE;
 pub use observe::observe;
 pub use well_known::discovery_document;

@@ -11,7 +11,6 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::configuration::time_delta;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -45,8 +44,8 @@ struct Entry {
     params(("since" = Option<String>, Query, description = "The `cursor` of the previous answer")),
     responses(
         (status = 200, description = "What verifiers must stop accepting", body = Feed),
-        (status = 400, description = "`since` is not a cursor from this feed", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 400, description = "`since` is not a cursor from this feed", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn feed(
@@ -62,8 +61,7 @@ pub async fn feed(
             })
         })
         .transpose()?;
-    let tokens = &state.settings.tokens;
-    let horizon = Utc::now() - time_delta(tokens.authorization_lifetime + tokens.leeway);
+    let horizon = state.sessions.revocation_horizon();
     let (mut entries, latest) = state.store.revocations(since.unwrap_or(0), horizon).await?;
     // A cursor beyond the feed's end is from another database: start over.
     let reset = since.is_none_or(|cursor| cursor > latest);

@@ -6,11 +6,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::extract;
-use crate::audit::{self, AuditEntryExt};
 use crate::browser::Browser;
 use crate::domain::{Password, Username};
 use crate::error::ApiError;
-use crate::sessions::{self, LoginAttempt};
+use crate::sessions::{LiveSession, LoginAttempt};
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -50,11 +49,11 @@ fn registered_client_id(browser: &Browser, value: Option<String>) -> Result<Stri
     request_body(description = "JSON or a form", content((LoginRequest = "application/json"), (LoginRequest = "application/x-www-form-urlencoded"))),
     responses(
         (status = 200, description = "Logged in: a session token", body = LoginResponse),
-        (status = 400, description = "The request is malformed", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Unknown user, wrong password or disabled user", body = crate::openapi::ErrorBody),
-        (status = 413, description = "The body is larger than 16 KiB", body = crate::openapi::ErrorBody),
-        (status = 429, description = "Too many failed logins; see `Retry-After`", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable, or this server cannot sign now; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 400, description = "The request is malformed", body = crate::error::ErrorBody),
+        (status = 401, description = "Unknown user, wrong password or disabled user", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many failed logins; see `Retry-After`", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable, or this server cannot sign now; see `Retry-After`", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn create(
@@ -69,16 +68,16 @@ pub async fn create(
         username: Username::parse(&login.username)?,
         password: Password::parse(login.password)?,
         client_id: registered_client_id(&browser, login.client_id)?,
-        ip: extract::client_ip(&req, &state),
-        user_agent: extract::user_agent(&req),
+        origin: extract::origin(&req, &state),
     };
-    let logged_in = sessions::log_in(&state, attempt).await?;
+    let logged_in = state.sessions.log_in(attempt).await?;
+    let session = &logged_in.live.session;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(LoginResponse {
+            session_id: session.id.to_string(),
+            expires_at: session.expires_at,
             token: logged_in.token,
-            session_id: logged_in.session.id.to_string(),
-            expires_at: logged_in.session.expires_at,
         }))
 }
 
@@ -104,12 +103,12 @@ struct SessionInfo {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The session behind the session token", body = SessionInfo),
-        (status = 401, description = "The session token is missing, invalid, replaced, or its session has ended", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 401, description = "The session token is missing, invalid, replaced, or its session has ended", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let (_, session, user) = extract::live_session(&req, &state).await?;
+    let LiveSession { session, user, .. } = extract::live_session(&req, &state).await?;
     Ok(HttpResponse::Ok().json(SessionInfo {
         session_id: session.id.to_string(),
         user_id: user.id.to_string(),
@@ -123,7 +122,6 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     }))
 }
 
-#[tracing::instrument(name = "log out", skip_all, fields(session_id = tracing::field::Empty))]
 #[utoipa::path(
     delete,
     path = "/session",
@@ -132,32 +130,18 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Logged out: the session is revoked"),
-        (status = 401, description = "The session token is missing, invalid, replaced, or its session has ended", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::openapi::ErrorBody),
+        (status = 401, description = "The session token is missing, invalid, replaced, or its session has ended", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the password hasher is busy or unreachable; see `Retry-After`", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn delete(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (_, session, user) = extract::live_session(&req, &state).await?;
-    let sid = session.id;
-    tracing::Span::current().record("session_id", tracing::field::display(sid));
-    if !state.store.revoke_session(sid).await? {
-        return Err(ApiError::InvalidToken("the session has ended".into()));
-    }
-    tracing::info!("Session revoked");
+    let live = extract::live_session(&req, &state).await?;
     state
-        .audit
-        .record(
-            audit::entry("logout", "success")
-                .user(&user.username, Some(user.id))
-                .client(
-                    extract::client_ip(&req, &state).as_deref(),
-                    extract::user_agent(&req).as_deref(),
-                )
-                .detail(format!("session {sid}")),
-        )
-        .await;
+        .sessions
+        .log_out(&live, &extract::origin(&req, &state))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -21,8 +21,8 @@ pub struct KidQuery {
     tag = "keys",
     params(("kid" = Option<String>, Query, description = "Only the key with this kid"), ("kid" = Option<String>, Header, description = "Only the key with this kid")),
     responses(
-        (status = 200, description = "The published keys", body = crate::openapi::Jwks),
-        (status = 404, description = "No published key has that kid", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The published keys", body = shapes::Jwks),
+        (status = 404, description = "No published key has that kid", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn jwks(
@@ -58,7 +58,7 @@ pub async fn jwks(
     path = "/.well-known/openid-configuration",
     tag = "keys",
     responses(
-        (status = 200, description = "The discovery document (also at `/.well-known/oauth-authorization-server`)", body = crate::openapi::Discovery),
+        (status = 200, description = "The discovery document (also at `/.well-known/oauth-authorization-server`)", body = shapes::Discovery),
     ),
 )]
 pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {
@@ -77,7 +77,7 @@ pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {
     params(("file" = String, Path, description = "`{kid}.pem`")),
     responses(
         (status = 200, description = "The public key as a SubjectPublicKeyInfo PEM", body = String, content_type = "application/x-pem-file"),
-        (status = 404, description = "No published key has that kid", body = crate::openapi::ErrorBody),
+        (status = 404, description = "No published key has that kid", body = crate::error::ErrorBody),
     ),
 )]
 pub async fn public_key_pem(
@@ -137,4 +137,41 @@ pub fn discovery_document(issuer: &str) -> serde_json::Value {
             "uid", "email", "username", "scopes"
         ],
     })
+}
+
+/// The shapes of bodies built with `serde_json::json!` or serialized from
+/// elsewhere, for the OpenAPI document; only described, never built.
+mod shapes {
+    #![expect(
+        dead_code,
+        reason = "these types only describe bodies; nothing builds them"
+    )]
+
+    use utoipa::ToSchema;
+
+    /// A JSON Web Key Set (RFC 7517): `{"keys": [...]}`.
+    #[derive(ToSchema)]
+    pub(crate) struct Jwks {
+        #[schema(value_type = Vec<Object>)]
+        keys: Vec<String>,
+    }
+
+    /// The discovery document: issuer, endpoints and supported algorithms.
+    #[derive(ToSchema)]
+    pub(crate) struct Discovery {
+        issuer: String,
+        jwks_uri: String,
+        session_endpoint: String,
+        authorization_token_endpoint: String,
+        public_key_pem_uri_template: String,
+        introspection_endpoint: String,
+        userinfo_endpoint: String,
+        revocation_feed_endpoint: String,
+        response_types_supported: Vec<String>,
+        subject_types_supported: Vec<String>,
+        grant_types_supported: Vec<String>,
+        id_token_signing_alg_values_supported: Vec<String>,
+        token_endpoint_auth_signing_alg_values_supported: Vec<String>,
+        claims_supported: Vec<String>,
+    }
 }

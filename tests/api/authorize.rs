@@ -1,6 +1,13 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, assert_error, spawn_app, spawn_app_with, verify_with_jwks};
+use std::sync::Arc;
+
+use chrono::{TimeDelta, Utc};
+use tessera::keys::ManualClock;
+
+use crate::helpers::{
+    Backend, assert_error, spawn_app, spawn_app_with, spawn_app_with_clock, verify_with_jwks,
+};
 
 async fn an_authorization_token_verifies_with_only_the_jwks_and_carries_the_claims(
     backend: Backend,
@@ -137,17 +144,24 @@ async fn an_authorization_token_cannot_mint_another(backend: Backend) {
 }
 
 async fn an_expired_authorization_token_fails_verification(backend: Backend) {
-    let app = spawn_app_with(backend, |s| {
+    // Started in the past, so that the clock can be set back below without
+    // going back beyond the first key's activation.
+    let clock = Arc::new(ManualClock::new(Utc::now() - TimeDelta::seconds(10)));
+    let app = spawn_app_with_clock(backend, clock.clone(), |s| {
         s.tokens.authorization_lifetime = std::time::Duration::from_secs(1)
     })
     .await;
     app.add_user("alice", None).await;
     let session_token = app.session_token("alice").await;
+    clock.set(Utc::now());
     let token = app.authorization_token(&session_token, None).await;
     let jwks = app.jwks().await;
     assert!(verify_with_jwks(&token, &jwks, &app.issuer, "tessera").is_ok());
 
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    // A verifier checks `exp` against its own clock: a token issued 2.1 s
+    // ago with a 1 s lifetime is one it sees expired now.
+    clock.set(Utc::now() - TimeDelta::milliseconds(2100));
+    let token = app.authorization_token(&session_token, None).await;
 
     let error = verify_with_jwks(&token, &jwks, &app.issuer, "tessera").unwrap_err();
     assert_eq!(
@@ -157,7 +171,8 @@ async fn an_expired_authorization_token_fails_verification(backend: Backend) {
 }
 
 async fn an_expired_session_is_refused(backend: Backend) {
-    let app = spawn_app_with(backend, |s| {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let app = spawn_app_with_clock(backend, clock.clone(), |s| {
         s.tokens.session_lifetime = Some(std::time::Duration::from_secs(1));
         s.tokens.leeway = std::time::Duration::ZERO;
     })
@@ -165,7 +180,7 @@ async fn an_expired_session_is_refused(backend: Backend) {
     app.add_user("alice", None).await;
     let session_token = app.session_token("alice").await;
 
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    clock.advance(TimeDelta::milliseconds(2100));
 
     let body = assert_error(
         app.authorize(&session_token, None).await,

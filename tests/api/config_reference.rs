@@ -13,7 +13,7 @@ const SECTIONS: &[(&str, &str, &str)] = &[
     ("src/configuration.rs", "HashingSettings", "hashing."),
     ("src/configuration.rs", "ThrottleSettings", "throttle."),
     ("src/configuration.rs", "HttpSettings", "http."),
-    ("src/browser.rs", "LoginSettings", "login."),
+    ("src/configuration.rs", "LoginSettings", "login."),
 ];
 
 /// Fields that are sections of their own, documented key by key.

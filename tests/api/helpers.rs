@@ -127,6 +127,8 @@ pub struct TestApp {
     pub keys_dir: PathBuf,
     /// The running service's keys: rescan or rotate without waiting.
     pub key_store: KeyStore,
+    /// The running service's audit log, to flush before reading it.
+    pub audit: tessera::audit::AuditLog,
     // Dropped last: the key directory and the database outlive the server.
     _keys: Arc<TempDir>,
     pub database: Arc<TestDatabase>,
@@ -207,6 +209,7 @@ async fn start_with_clock(
     let issuer = application.issuer().to_owned();
     let store = application.store();
     let key_store = application.keys();
+    let audit = application.audit();
     tokio::spawn(application.run_until_stopped());
     TestApp {
         address,
@@ -216,6 +219,7 @@ async fn start_with_clock(
         store,
         keys_dir: keys.path().to_path_buf(),
         key_store,
+        audit,
         _keys: keys,
         database,
         configure,

@@ -1,12 +1,15 @@
-//! The time the key lifecycle runs on. Production reads the system clock;
-//! tests move a [`ManualClock`] forward instead of sleeping.
+//! The one source of the current time. Everything that reads the time (the
+//! session service, the key lifecycle, the login page's forms, the
+//! extractors) asks the [`Clock`] built once at start-up: production reads
+//! the system clock; tests move a [`ManualClock`] forward instead of
+//! sleeping.
 
 use std::sync::Mutex;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-/// Where the key store learns the time: which key signs, which are
-/// retired, when the next rotation is due.
+/// Where Tessera learns the time: which key signs, when a session or token
+/// has expired, how long a throttled login waits.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
 }
