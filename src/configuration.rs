@@ -15,6 +15,8 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::domain::Audience;
+
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "tessera.toml";
 
@@ -413,6 +415,9 @@ impl Settings {
         }
         if tokens.allowed_audiences.iter().any(|a| a.trim().is_empty()) {
             bail!("tokens.allowed_audiences may not contain an empty audience");
+        }
+        for audience in &tokens.allowed_audiences {
+            Audience::parse(audience).context("tokens.allowed_audiences")?;
         }
         if !tokens.allowed_audiences.contains(&tokens.default_audience) {
             bail!(

@@ -2,6 +2,16 @@
 //! token, exchange it for short-lived RS256 authorization tokens carrying
 //! their scopes, and downstream services verify those offline with the
 //! published keys.
+//!
+//! The modules form layers, and every `use crate::…` points down or
+//! sideways: the ways in (`startup`, `cli`) build the rest; the HTTP layer
+//! (`routes`, `browser`, `error`, `state`, `openapi`) translates requests
+//! into calls of the services (`sessions`, `admin`, `clients`, `throttle`,
+//! `audit`, `tokens`, `keys`, `password`, `transfer`), which answer their
+//! own errors and never an HTTP type; the services reach the database
+//! through `store`. Beside them all stand `configuration` (plain settings
+//! structs), `domain`, `clock`, `metrics` and `telemetry`, which import
+//! nothing of the layers.
 
 pub mod admin;
 pub mod audit;

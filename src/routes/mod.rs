@@ -1,5 +1,7 @@
 //! The route table: the whole HTTP API at a glance. One file an endpoint
-//! group.
+//! group. Handlers translate: they read the request ([`extract`]), call the
+//! session service or another service, and map its answer or error to HTTP
+//! ([`crate::error`] for JSON, [`crate::browser`] for the login pages).
 
 pub(crate) mod admin;
 pub(crate) mod authorize;
