@@ -11,7 +11,9 @@
 //! no skeleton, and keeps logging in by its exact name. Nothing here logs a
 //! password hash.
 
+mod portable;
 mod postgres;
+mod rows;
 mod sqlite;
 
 use std::sync::Arc;

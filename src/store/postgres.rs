@@ -9,10 +9,12 @@ use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
 
+use super::portable::{Dialect, Portable};
+use super::rows::{self, read_all, records_use, session_user_columns};
 use super::{
     AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Reservation, Revocation,
     Session, SessionGrant, Store, StoreError, StoreResult, ThrottleCounter, ThrottleKeys, User,
-    UserGrant, legacy_username_key, on_missing_user, username_key, username_skeleton,
+    on_missing_user, username_key, username_skeleton,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -55,103 +57,10 @@ impl PostgresStore {
     }
 }
 
-#[derive(FromRow)]
-struct SessionRow {
-    id: Uuid,
-    user_id: Uuid,
-    client_id: String,
-    ip: Option<String>,
-    user_agent: Option<String>,
-    kid: String,
-    created_at: DateTime<Utc>,
-    last_used_at: DateTime<Utc>,
-    expires_at: Option<DateTime<Utc>>,
-    revoked_at: Option<DateTime<Utc>>,
-    token_id: Option<String>,
-}
-
-impl From<SessionRow> for Session {
-    fn from(r: SessionRow) -> Self {
-        Session {
-            id: r.id,
-            user_id: r.user_id,
-            client_id: r.client_id,
-            ip: r.ip,
-            user_agent: r.user_agent,
-            kid: r.kid,
-            created_at: r.created_at,
-            last_used_at: r.last_used_at,
-            expires_at: r.expires_at,
-            revoked_at: r.revoked_at,
-            token_id: r.token_id,
-        }
-    }
-}
-
-#[derive(FromRow)]
-struct UserRow {
-    id: Uuid,
-    username: String,
-    email: Option<String>,
-    password_hash: String,
-    is_active: bool,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-impl From<UserRow> for User {
-    fn from(r: UserRow) -> Self {
-        User {
-            id: r.id,
-            username: r.username,
-            email: r.email,
-            password_hash: r.password_hash,
-            is_active: r.is_active,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
-}
-
-/// A session joined with its user, columns of the user prefixed `u_`.
-#[derive(FromRow)]
-struct SessionUserRow {
-    #[sqlx(flatten)]
-    session: SessionRow,
-    u_username: String,
-    u_email: Option<String>,
-    u_password_hash: String,
-    u_is_active: bool,
-    u_created_at: DateTime<Utc>,
-    u_updated_at: DateTime<Utc>,
-}
-
-impl SessionUserRow {
-    fn split(self) -> (Session, User) {
-        let user = User {
-            id: self.session.user_id,
-            username: self.u_username,
-            email: self.u_email,
-            password_hash: self.u_password_hash,
-            is_active: self.u_is_active,
-            created_at: self.u_created_at,
-            updated_at: self.u_updated_at,
-        };
-        (self.session.into(), user)
-    }
-}
-
-/// The columns of a [`SessionUserRow`], for `concat!` into static queries.
-macro_rules! session_user_columns {
-    () => {
-        r#"
-        s.id, s.user_id, s.client_id, s.ip, s.user_agent, s.kid, s.created_at,
-        s.last_used_at, s.expires_at, s.revoked_at, s.token_id,
-        u.username as u_username, u.email as u_email, u.password_hash as u_password_hash,
-        u.is_active as u_is_active, u.created_at as u_created_at, u.updated_at as u_updated_at
-        "#
-    };
-}
+type UserRow = rows::UserRow<Uuid, DateTime<Utc>>;
+type SessionRow = rows::SessionRow<Uuid, DateTime<Utc>>;
+type SessionUserRow = rows::SessionUserRow<Uuid, DateTime<Utc>>;
+type AuditRow = rows::AuditRow<Uuid, DateTime<Utc>>;
 
 fn on_unique_username(error: sqlx::Error) -> StoreError {
     match &error {
@@ -167,46 +76,21 @@ fn on_unique_username(error: sqlx::Error) -> StoreError {
     }
 }
 
-impl PostgresStore {
-    /// Gives every user without a skeleton today's key and its skeleton,
-    /// oldest first, unless an older user holds them: that user keeps its
-    /// own, the younger keeps what it had. Runs at each migration; after
-    /// the first, only such younger users are read again.
-    async fn fold_usernames(&self) -> StoreResult<()> {
-        let unfolded: Vec<(Uuid, String)> = sqlx::query_as(
-            "select id, username from users where username_skeleton is null order by created_at, id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        for (id, username) in unfolded {
-            for (column, update, value) in [
-                (
-                    "username_key",
-                    "update users set username_key = $1 where id = $2",
-                    username_key(&username),
-                ),
-                (
-                    "username_skeleton",
-                    "update users set username_skeleton = $1 where id = $2",
-                    username_skeleton(&username),
-                ),
-            ] {
-                let updated = sqlx::query(update)
-                    .bind(value)
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(on_unique_username);
-                match updated {
-                    Ok(_) => {}
-                    Err(StoreError::UsernameTaken) => {
-                        tracing::warn!(user_id = %id, column, "A user's folded name is an older user's: it keeps its own");
-                    }
-                    Err(other) => return Err(other),
-                }
-            }
-        }
-        Ok(())
+impl Dialect for PostgresStore {
+    type Db = sqlx::Postgres;
+    type Id = Uuid;
+    type At = DateTime<Utc>;
+
+    fn id(id: Uuid) -> Uuid {
+        id
+    }
+
+    fn at(at: DateTime<Utc>) -> DateTime<Utc> {
+        at
+    }
+
+    fn on_unique_username(error: sqlx::Error) -> StoreError {
+        on_unique_username(error)
     }
 }
 
@@ -258,7 +142,7 @@ impl Store for PostgresStore {
             .run(&self.pool)
             .await
             .context("migrating Postgres")?;
-        self.fold_usernames()
+        Portable::<Self>::fold_usernames(&self.pool)
             .await
             .map_err(anyhow::Error::new)
             .context("folding user names")
@@ -298,7 +182,7 @@ impl Store for PostgresStore {
         .fetch_one(&self.pool)
         .await
         .map_err(on_unique_username)?;
-        Ok(row.into())
+        Ok(row.try_into()?)
     }
 
     async fn find_user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
@@ -314,7 +198,7 @@ impl Store for PostgresStore {
         .bind(username_key(username))
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(Into::into))
+        Ok(row.map(User::try_from).transpose()?)
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
@@ -326,7 +210,7 @@ impl Store for PostgresStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok(read_all(rows)?)
     }
 
     async fn list_users_page(&self, offset: i64, limit: i64) -> StoreResult<Vec<User>> {
@@ -340,7 +224,7 @@ impl Store for PostgresStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok(read_all(rows)?)
     }
 
     async fn find_user_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
@@ -353,7 +237,7 @@ impl Store for PostgresStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(Into::into))
+        Ok(row.map(User::try_from).transpose()?)
     }
 
     async fn delete_user(&self, id: Uuid) -> StoreResult<bool> {
@@ -385,7 +269,7 @@ impl Store for PostgresStore {
         .bind(user_id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok(read_all(rows)?)
     }
 
     async fn revoke_user_sessions(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>> {
@@ -545,7 +429,7 @@ impl Store for PostgresStore {
         .fetch_one(&self.pool)
         .await
         .map_err(on_missing_user)?;
-        Ok(row.into())
+        Ok(row.try_into()?)
     }
 
     async fn find_session(&self, id: Uuid) -> StoreResult<Option<(Session, User)>> {
@@ -557,7 +441,7 @@ impl Store for PostgresStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(SessionUserRow::split))
+        Ok(row.map(SessionUserRow::split).transpose()?)
     }
 
     async fn session_grant(
@@ -588,13 +472,14 @@ impl Store for PostgresStore {
         .bind(scope)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|row| {
-            let (session, user) = row.joined.split();
-            SessionGrant {
-                session,
-                user,
-                granted: row.granted,
-            }
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let (session, user) = row.joined.split()?;
+        Ok(Some(SessionGrant {
+            session,
+            user,
+            granted: row.granted,
         }))
     }
 
@@ -628,11 +513,9 @@ impl Store for PostgresStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        let (session, user) = row.joined.split();
+        let (session, user) = row.joined.split()?;
         // Record the use at most once a minute, so the hot path rarely writes.
-        if session.revoked_at.is_none()
-            && Utc::now() - session.last_used_at > chrono::Duration::seconds(60)
-        {
+        if records_use(&session, Utc::now()) {
             sqlx::query(
                 r#"
                 update sessions set last_used_at = now()
@@ -825,18 +708,7 @@ impl Store for PostgresStore {
     }
 
     async fn audit_tail(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
-        #[derive(FromRow)]
-        struct Row {
-            at: DateTime<Utc>,
-            event: String,
-            outcome: String,
-            username: Option<String>,
-            user_id: Option<Uuid>,
-            ip: Option<String>,
-            user_agent: Option<String>,
-            detail: String,
-        }
-        let mut rows: Vec<Row> = sqlx::query_as(
+        let mut rows: Vec<AuditRow> = sqlx::query_as(
             r#"
             select at, event, outcome, username, user_id, ip, user_agent, detail
             from audit_log order by id desc limit $1
@@ -846,19 +718,7 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         rows.reverse();
-        Ok(rows
-            .into_iter()
-            .map(|r| AuditEntry {
-                at: r.at,
-                event: r.event,
-                outcome: r.outcome,
-                username: r.username,
-                user_id: r.user_id,
-                ip: r.ip,
-                user_agent: r.user_agent,
-                detail: r.detail,
-            })
-            .collect())
+        Ok(read_all(rows)?)
     }
 
     async fn replace_session_token(
@@ -945,101 +805,10 @@ impl Store for PostgresStore {
     }
 
     async fn export(&self) -> StoreResult<Dump> {
-        let users: Vec<UserRow> = sqlx::query_as(
-            r#"
-            select id, username, email, password_hash, is_active, created_at, updated_at
-            from users order by created_at, id
-            "#,
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let grants: Vec<(Uuid, String, String, DateTime<Utc>)> = sqlx::query_as(
-            "select user_id, audience, scope, created_at from grants order by user_id, audience, scope",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let sessions: Vec<SessionRow> = sqlx::query_as(
-            r#"
-            select id, user_id, client_id, ip, user_agent, kid, created_at,
-                   last_used_at, expires_at, revoked_at, token_id
-            from sessions order by created_at, id
-            "#,
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(Dump {
-            users: users.into_iter().map(Into::into).collect(),
-            grants: grants
-                .into_iter()
-                .map(|(user_id, audience, scope, created_at)| UserGrant {
-                    user_id,
-                    audience,
-                    scope,
-                    created_at,
-                })
-                .collect(),
-            sessions: sessions.into_iter().map(Into::into).collect(),
-        })
+        Portable::<Self>::export(&self.pool).await
     }
 
     async fn import(&self, dump: &Dump) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        for user in &dump.users {
-            sqlx::query(
-                r#"
-                insert into users (id, username, username_key, email, password_hash, is_active,
-                                   created_at, updated_at)
-                values ($1, $2, $3, $4, $5, $6, $7, $8)
-                "#,
-            )
-            .bind(user.id)
-            .bind(&user.username)
-            .bind(legacy_username_key(&user.username))
-            .bind(&user.email)
-            .bind(&user.password_hash)
-            .bind(user.is_active)
-            .bind(user.created_at)
-            .bind(user.updated_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(on_unique_username)?;
-        }
-        for grant in &dump.grants {
-            sqlx::query(
-                "insert into grants (user_id, audience, scope, created_at) values ($1, $2, $3, $4)",
-            )
-            .bind(grant.user_id)
-            .bind(&grant.audience)
-            .bind(&grant.scope)
-            .bind(grant.created_at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for s in &dump.sessions {
-            sqlx::query(
-                r#"
-                insert into sessions (id, user_id, client_id, ip, user_agent, kid, created_at,
-                                      last_used_at, expires_at, revoked_at, token_id)
-                values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                "#,
-            )
-            .bind(s.id)
-            .bind(s.user_id)
-            .bind(&s.client_id)
-            .bind(&s.ip)
-            .bind(&s.user_agent)
-            .bind(&s.kid)
-            .bind(s.created_at)
-            .bind(s.last_used_at)
-            .bind(s.expires_at)
-            .bind(s.revoked_at)
-            .bind(&s.token_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        // The dump's names carry the old key; fold them as a migration does.
-        self.fold_usernames().await?;
-        Ok(())
+        Portable::<Self>::import(&self.pool, dump).await
     }
 }

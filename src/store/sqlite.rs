@@ -14,10 +14,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow, SqlitePool};
 use uuid::Uuid;
 
+use super::portable::{Dialect, Portable};
+use super::rows::{self, Stored, read_all, records_use, session_user_columns};
 use super::{
     AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Reservation, Revocation,
     Session, SessionGrant, Store, StoreError, StoreResult, ThrottleCounter, ThrottleKeys, User,
-    UserGrant, legacy_username_key, on_missing_user, username_key, username_skeleton,
+    on_missing_user, username_key, username_skeleton,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -66,106 +68,22 @@ fn parse_id(text: &str) -> anyhow::Result<Uuid> {
     Uuid::parse_str(text).with_context(|| format!("stored id {text:?}"))
 }
 
-#[derive(FromRow)]
-struct UserRow {
-    id: String,
-    username: String,
-    email: Option<String>,
-    password_hash: String,
-    is_active: bool,
-    created_at: String,
-    updated_at: String,
-}
-
-impl TryFrom<UserRow> for User {
-    type Error = anyhow::Error;
-    fn try_from(r: UserRow) -> anyhow::Result<Self> {
-        Ok(User {
-            id: parse_id(&r.id)?,
-            username: r.username,
-            email: r.email,
-            password_hash: r.password_hash,
-            is_active: r.is_active,
-            created_at: parse_ts(&r.created_at)?,
-            updated_at: parse_ts(&r.updated_at)?,
-        })
+impl Stored<Uuid> for String {
+    fn read(self) -> anyhow::Result<Uuid> {
+        parse_id(&self)
     }
 }
 
-#[derive(FromRow)]
-struct SessionRow {
-    id: String,
-    user_id: String,
-    client_id: String,
-    ip: Option<String>,
-    user_agent: Option<String>,
-    kid: String,
-    created_at: String,
-    last_used_at: String,
-    expires_at: Option<String>,
-    revoked_at: Option<String>,
-    token_id: Option<String>,
-}
-
-impl TryFrom<SessionRow> for Session {
-    type Error = anyhow::Error;
-    fn try_from(r: SessionRow) -> anyhow::Result<Self> {
-        Ok(Session {
-            id: parse_id(&r.id)?,
-            user_id: parse_id(&r.user_id)?,
-            client_id: r.client_id,
-            ip: r.ip,
-            user_agent: r.user_agent,
-            kid: r.kid,
-            created_at: parse_ts(&r.created_at)?,
-            last_used_at: parse_ts(&r.last_used_at)?,
-            expires_at: parse_opt_ts(r.expires_at)?,
-            revoked_at: parse_opt_ts(r.revoked_at)?,
-            token_id: r.token_id,
-        })
+impl Stored<DateTime<Utc>> for String {
+    fn read(self) -> anyhow::Result<DateTime<Utc>> {
+        parse_ts(&self)
     }
 }
 
-/// A session joined with its user, columns of the user prefixed `u_`.
-#[derive(FromRow)]
-struct SessionUserRow {
-    #[sqlx(flatten)]
-    session: SessionRow,
-    u_username: String,
-    u_email: Option<String>,
-    u_password_hash: String,
-    u_is_active: bool,
-    u_created_at: String,
-    u_updated_at: String,
-}
-
-impl SessionUserRow {
-    fn split(self) -> anyhow::Result<(Session, User)> {
-        let session: Session = self.session.try_into()?;
-        let user = User {
-            id: session.user_id,
-            username: self.u_username,
-            email: self.u_email,
-            password_hash: self.u_password_hash,
-            is_active: self.u_is_active,
-            created_at: parse_ts(&self.u_created_at)?,
-            updated_at: parse_ts(&self.u_updated_at)?,
-        };
-        Ok((session, user))
-    }
-}
-
-/// The columns of a [`SessionUserRow`], for `concat!` into static queries.
-macro_rules! session_user_columns {
-    () => {
-        r#"
-        s.id, s.user_id, s.client_id, s.ip, s.user_agent, s.kid, s.created_at,
-        s.last_used_at, s.expires_at, s.revoked_at, s.token_id,
-        u.username as u_username, u.email as u_email, u.password_hash as u_password_hash,
-        u.is_active as u_is_active, u.created_at as u_created_at, u.updated_at as u_updated_at
-        "#
-    };
-}
+type UserRow = rows::UserRow<String, String>;
+type SessionRow = rows::SessionRow<String, String>;
+type SessionUserRow = rows::SessionUserRow<String, String>;
+type AuditRow = rows::AuditRow<String, String>;
 
 fn on_unique_username(error: sqlx::Error) -> StoreError {
     match &error {
@@ -180,46 +98,21 @@ fn on_unique_username(error: sqlx::Error) -> StoreError {
     }
 }
 
-impl SqliteStore {
-    /// Gives every user without a skeleton today's key and its skeleton,
-    /// oldest first, unless an older user holds them: that user keeps its
-    /// own, the younger keeps what it had. Runs at each migration; after
-    /// the first, only such younger users are read again.
-    async fn fold_usernames(&self) -> StoreResult<()> {
-        let unfolded: Vec<(String, String)> = sqlx::query_as(
-            "select id, username from users where username_skeleton is null order by created_at, id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        for (id, username) in unfolded {
-            for (column, update, value) in [
-                (
-                    "username_key",
-                    "update users set username_key = ?1 where id = ?2",
-                    username_key(&username),
-                ),
-                (
-                    "username_skeleton",
-                    "update users set username_skeleton = ?1 where id = ?2",
-                    username_skeleton(&username),
-                ),
-            ] {
-                let updated = sqlx::query(update)
-                    .bind(value)
-                    .bind(&id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(on_unique_username);
-                match updated {
-                    Ok(_) => {}
-                    Err(StoreError::UsernameTaken) => {
-                        tracing::warn!(user_id = %id, column, "A user's folded name is an older user's: it keeps its own");
-                    }
-                    Err(other) => return Err(other),
-                }
-            }
-        }
-        Ok(())
+impl Dialect for SqliteStore {
+    type Db = sqlx::Sqlite;
+    type Id = String;
+    type At = String;
+
+    fn id(id: Uuid) -> String {
+        id.to_string()
+    }
+
+    fn at(at: DateTime<Utc>) -> String {
+        ts(at)
+    }
+
+    fn on_unique_username(error: sqlx::Error) -> StoreError {
+        on_unique_username(error)
     }
 }
 
@@ -259,7 +152,7 @@ async fn revoke_sessions_of(
 impl Store for SqliteStore {
     async fn migrate(&self) -> anyhow::Result<()> {
         MIGRATOR.run(&self.pool).await.context("migrating SQLite")?;
-        self.fold_usernames()
+        Portable::<Self>::fold_usernames(&self.pool)
             .await
             .map_err(anyhow::Error::new)
             .context("folding user names")
@@ -330,10 +223,7 @@ impl Store for SqliteStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(User::try_from)
-            .collect::<anyhow::Result<_>>()?)
+        Ok(read_all(rows)?)
     }
 
     async fn list_users_page(&self, offset: i64, limit: i64) -> StoreResult<Vec<User>> {
@@ -347,10 +237,7 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(User::try_from)
-            .collect::<anyhow::Result<_>>()?)
+        Ok(read_all(rows)?)
     }
 
     async fn find_user_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
@@ -395,10 +282,7 @@ impl Store for SqliteStore {
         .bind(user_id.to_string())
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(Session::try_from)
-            .collect::<anyhow::Result<_>>()?)
+        Ok(read_all(rows)?)
     }
 
     async fn revoke_user_sessions(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>> {
@@ -662,9 +546,7 @@ impl Store for SqliteStore {
         let (session, user) = row.joined.split()?;
         let now = Utc::now();
         // Record the use at most once a minute, so the hot path rarely writes.
-        if session.revoked_at.is_none()
-            && now - session.last_used_at > chrono::Duration::seconds(60)
-        {
+        if records_use(&session, now) {
             sqlx::query(
                 "update sessions set last_used_at = ?2 where id = ?1 and revoked_at is null",
             )
@@ -848,18 +730,7 @@ impl Store for SqliteStore {
     }
 
     async fn audit_tail(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
-        #[derive(FromRow)]
-        struct Row {
-            at: String,
-            event: String,
-            outcome: String,
-            username: Option<String>,
-            user_id: Option<String>,
-            ip: Option<String>,
-            user_agent: Option<String>,
-            detail: String,
-        }
-        let mut rows: Vec<Row> = sqlx::query_as(
+        let mut rows: Vec<AuditRow> = sqlx::query_as(
             r#"
             select at, event, outcome, username, user_id, ip, user_agent, detail
             from audit_log order by id desc limit ?1
@@ -869,21 +740,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.reverse();
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    at: parse_ts(&r.at)?,
-                    event: r.event,
-                    outcome: r.outcome,
-                    username: r.username,
-                    user_id: r.user_id.as_deref().map(parse_id).transpose()?,
-                    ip: r.ip,
-                    user_agent: r.user_agent,
-                    detail: r.detail,
-                })
-            })
-            .collect::<anyhow::Result<_>>()?)
+        Ok(read_all(rows)?)
     }
 
     async fn replace_session_token(
@@ -979,108 +836,10 @@ impl Store for SqliteStore {
     }
 
     async fn export(&self) -> StoreResult<Dump> {
-        let users: Vec<UserRow> = sqlx::query_as(concat!(
-            "select id, username, email, password_hash, is_active, created_at, updated_at",
-            " from users order by created_at, id"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        let grants: Vec<(String, String, String, String)> = sqlx::query_as(
-            "select user_id, audience, scope, created_at from grants order by user_id, audience, scope",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let sessions: Vec<SessionRow> = sqlx::query_as(
-            r#"
-            select id, user_id, client_id, ip, user_agent, kid, created_at,
-                   last_used_at, expires_at, revoked_at, token_id
-            from sessions order by created_at, id
-            "#,
-        )
-        .fetch_all(&self.pool)
-        .await?;
-
-        Ok(Dump {
-            users: users
-                .into_iter()
-                .map(User::try_from)
-                .collect::<anyhow::Result<_>>()?,
-            grants: grants
-                .into_iter()
-                .map(|(user_id, audience, scope, created_at)| {
-                    Ok(UserGrant {
-                        user_id: parse_id(&user_id)?,
-                        audience,
-                        scope,
-                        created_at: parse_ts(&created_at)?,
-                    })
-                })
-                .collect::<anyhow::Result<_>>()?,
-            sessions: sessions
-                .into_iter()
-                .map(Session::try_from)
-                .collect::<anyhow::Result<_>>()?,
-        })
+        Portable::<Self>::export(&self.pool).await
     }
 
     async fn import(&self, dump: &Dump) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        for user in &dump.users {
-            sqlx::query(
-                r#"
-                insert into users (id, username, username_key, email, password_hash, is_active,
-                                   created_at, updated_at)
-                values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                "#,
-            )
-            .bind(user.id.to_string())
-            .bind(&user.username)
-            .bind(legacy_username_key(&user.username))
-            .bind(&user.email)
-            .bind(&user.password_hash)
-            .bind(user.is_active)
-            .bind(ts(user.created_at))
-            .bind(ts(user.updated_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(on_unique_username)?;
-        }
-        for grant in &dump.grants {
-            sqlx::query(
-                "insert into grants (user_id, audience, scope, created_at) values (?1, ?2, ?3, ?4)",
-            )
-            .bind(grant.user_id.to_string())
-            .bind(&grant.audience)
-            .bind(&grant.scope)
-            .bind(ts(grant.created_at))
-            .execute(&mut *tx)
-            .await?;
-        }
-        for s in &dump.sessions {
-            sqlx::query(
-                r#"
-                insert into sessions (id, user_id, client_id, ip, user_agent, kid, created_at,
-                                      last_used_at, expires_at, revoked_at, token_id)
-                values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                "#,
-            )
-            .bind(s.id.to_string())
-            .bind(s.user_id.to_string())
-            .bind(&s.client_id)
-            .bind(&s.ip)
-            .bind(&s.user_agent)
-            .bind(&s.kid)
-            .bind(ts(s.created_at))
-            .bind(ts(s.last_used_at))
-            .bind(s.expires_at.map(ts))
-            .bind(s.revoked_at.map(ts))
-            .bind(&s.token_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        // The dump's names carry the old key; fold them as a migration does.
-        self.fold_usernames().await?;
-        Ok(())
+        Portable::<Self>::import(&self.pool, dump).await
     }
 }
