@@ -14,6 +14,7 @@
 mod portable;
 mod postgres;
 mod rows;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;

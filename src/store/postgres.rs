@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::portable::{Dialect, Portable};
 use super::rows::{self, read_all, records_use, session_user_columns};
+use super::sql;
 use super::{
     AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Reservation, Revocation,
     Session, SessionGrant, Store, StoreError, StoreResult, ThrottleCounter, ThrottleKeys, User,
@@ -158,7 +159,7 @@ impl Store for PostgresStore {
     }
 
     async fn count_users(&self) -> StoreResult<i64> {
-        let count: i64 = sqlx::query_scalar("select count(*) from users")
+        let count: i64 = sqlx::query_scalar(sql::COUNT_USERS)
             .fetch_one(&self.pool)
             .await?;
         Ok(count)
@@ -186,64 +187,42 @@ impl Store for PostgresStore {
     }
 
     async fn find_user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
-        let row: Option<UserRow> = sqlx::query_as(
-            r#"
-            select id, username, email, password_hash, is_active, created_at, updated_at
-            from users where username = $1 or username_key = $2
-            order by username = $1 desc
-            limit 1
-            "#,
-        )
-        .bind(username)
-        .bind(username_key(username))
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<UserRow> = sqlx::query_as(sql::FIND_USER_BY_NAME)
+            .bind(username)
+            .bind(username_key(username))
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(User::try_from).transpose()?)
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
-        let rows: Vec<UserRow> = sqlx::query_as(
-            r#"
-            select id, username, email, password_hash, is_active, created_at, updated_at
-            from users order by username_key
-            "#,
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<UserRow> = sqlx::query_as(sql::LIST_USERS)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(read_all(rows)?)
     }
 
     async fn list_users_page(&self, offset: i64, limit: i64) -> StoreResult<Vec<User>> {
-        let rows: Vec<UserRow> = sqlx::query_as(
-            r#"
-            select id, username, email, password_hash, is_active, created_at, updated_at
-            from users order by username_key offset $1 limit $2
-            "#,
-        )
-        .bind(offset)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<UserRow> = sqlx::query_as(sql::LIST_USERS_PAGE)
+            .bind(offset)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(read_all(rows)?)
     }
 
     async fn find_user_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
-        let row: Option<UserRow> = sqlx::query_as(
-            r#"
-            select id, username, email, password_hash, is_active, created_at, updated_at
-            from users where id = $1
-            "#,
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<UserRow> = sqlx::query_as(sql::FIND_USER_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(User::try_from).transpose()?)
     }
 
     async fn delete_user(&self, id: Uuid) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
         lock_feed(&mut tx).await?;
-        let done = sqlx::query("delete from users where id = $1")
+        let done = sqlx::query(sql::DELETE_USER)
             .bind(id)
             .execute(&mut *tx)
             .await?;
@@ -259,16 +238,10 @@ impl Store for PostgresStore {
     }
 
     async fn sessions_of_user(&self, user_id: Uuid) -> StoreResult<Vec<Session>> {
-        let rows: Vec<SessionRow> = sqlx::query_as(
-            r#"
-            select id, user_id, client_id, ip, user_agent, kid, created_at,
-                   last_used_at, expires_at, revoked_at, token_id
-            from sessions where user_id = $1 order by created_at desc, id
-            "#,
-        )
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<SessionRow> = sqlx::query_as(sql::SESSIONS_OF_USER)
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(read_all(rows)?)
     }
 
@@ -395,12 +368,10 @@ impl Store for PostgresStore {
     }
 
     async fn grants(&self, user_id: Uuid) -> StoreResult<Vec<Grant>> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "select audience, scope from grants where user_id = $1 order by audience, scope",
-        )
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(String, String)> = sqlx::query_as(sql::GRANTS)
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(audience, scope)| Grant { audience, scope })
@@ -433,14 +404,10 @@ impl Store for PostgresStore {
     }
 
     async fn find_session(&self, id: Uuid) -> StoreResult<Option<(Session, User)>> {
-        let row: Option<SessionUserRow> = sqlx::query_as(concat!(
-            "select ",
-            session_user_columns!(),
-            " from sessions s join users u on u.id = s.user_id where s.id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<SessionUserRow> = sqlx::query_as(sql::FIND_SESSION)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(SessionUserRow::split).transpose()?)
     }
 
@@ -456,22 +423,12 @@ impl Store for PostgresStore {
             joined: SessionUserRow,
             granted: bool,
         }
-        let row: Option<Row> = sqlx::query_as(concat!(
-            "select ",
-            session_user_columns!(),
-            r#",
-                   exists(select 1 from grants g
-                          where g.user_id = s.user_id and g.audience = $2 and g.scope = $3)
-                       as granted
-            from sessions s join users u on u.id = s.user_id
-            where s.id = $1
-            "#
-        ))
-        .bind(id)
-        .bind(audience)
-        .bind(scope)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<Row> = sqlx::query_as(sql::SESSION_GRANT)
+            .bind(id)
+            .bind(audience)
+            .bind(scope)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -561,21 +518,15 @@ impl Store for PostgresStore {
         after: i64,
         since: DateTime<Utc>,
     ) -> StoreResult<(Vec<Revocation>, i64)> {
-        let latest: i64 = sqlx::query_scalar("select coalesce(max(seq), 0) from revocations")
+        let latest: i64 = sqlx::query_scalar(sql::LATEST_REVOCATION)
             .fetch_one(&self.pool)
             .await?;
-        let rows: Vec<(i64, String, String, DateTime<Utc>)> = sqlx::query_as(
-            r#"
-            select seq, kind, subject, at from revocations
-            where seq > $1 and seq <= $2 and at > $3
-            order by seq
-            "#,
-        )
-        .bind(after)
-        .bind(latest)
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(i64, String, String, DateTime<Utc>)> = sqlx::query_as(sql::REVOCATIONS)
+            .bind(after)
+            .bind(latest)
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
         Ok((rows.into_iter().map(Revocation::from_row).collect(), latest))
     }
 
@@ -590,30 +541,19 @@ impl Store for PostgresStore {
             // The upsert locks the counter's row until the commit, so a
             // concurrent reservation waits and then sees this one's count
             // and block. A blocked counter is left as it is: no row returns.
-            let failures: Option<i32> = sqlx::query_scalar(
-                r#"
-                insert into login_throttle as t (key, failures, last_failure_at)
-                values ($1, 1, $2)
-                on conflict (key) do update set
-                    failures = case when t.last_failure_at < $3 then 1 else t.failures + 1 end,
-                    last_failure_at = $2
-                where t.blocked_until is null or t.blocked_until <= $2
-                returning failures
-                "#,
-            )
-            .bind(counter.key)
-            .bind(now)
-            .bind(counter.window_start)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let failures: Option<i32> = sqlx::query_scalar(sql::COUNT_LOGIN_FAILURE)
+                .bind(counter.key)
+                .bind(now)
+                .bind(counter.window_start)
+                .fetch_optional(&mut *tx)
+                .await?;
             let Some(failures) = failures else {
                 // The refused upsert still locked the row: it is there.
-                let until: Option<DateTime<Utc>> =
-                    sqlx::query_scalar("select blocked_until from login_throttle where key = $1")
-                        .bind(counter.key)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .flatten();
+                let until: Option<DateTime<Utc>> = sqlx::query_scalar(sql::BLOCKED_UNTIL)
+                    .bind(counter.key)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .flatten();
                 // Dropping the transaction rolls back what was counted.
                 return Ok(Reservation::Blocked {
                     index,
@@ -621,7 +561,7 @@ impl Store for PostgresStore {
                 });
             };
             if let Some(until) = block(index, i64::from(failures)) {
-                sqlx::query("update login_throttle set blocked_until = $2 where key = $1")
+                sqlx::query(sql::SET_BLOCKED_UNTIL)
                     .bind(counter.key)
                     .bind(until)
                     .execute(&mut *tx)
@@ -649,11 +589,11 @@ impl Store for PostgresStore {
     }
 
     async fn clear_login_failures(&self, keys: &ThrottleKeys<'_>) -> StoreResult<()> {
-        sqlx::query("delete from login_throttle where key = $1")
+        sqlx::query(sql::CLEAR_LOGIN_FAILURES)
             .bind(keys.account)
             .execute(&self.pool)
             .await?;
-        sqlx::query("delete from login_throttle where key >= $1 and key < $2")
+        sqlx::query(sql::CLEAR_LOGIN_FAILURES_IN_RANGE)
             .bind(keys.user_from)
             .bind(keys.user_until)
             .execute(&self.pool)
@@ -708,15 +648,10 @@ impl Store for PostgresStore {
     }
 
     async fn audit_tail(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
-        let mut rows: Vec<AuditRow> = sqlx::query_as(
-            r#"
-            select at, event, outcome, username, user_id, ip, user_agent, detail
-            from audit_log order by id desc limit $1
-            "#,
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let mut rows: Vec<AuditRow> = sqlx::query_as(sql::AUDIT_TAIL)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.reverse();
         Ok(read_all(rows)?)
     }
@@ -749,16 +684,10 @@ impl Store for PostgresStore {
         &self,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<(String, i64)>> {
-        let counts = sqlx::query_as(
-            r#"
-            select kid, count(*) from sessions
-            where revoked_at is null and (expires_at is null or expires_at > $1)
-            group by kid order by kid
-            "#,
-        )
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
+        let counts = sqlx::query_as(sql::COUNT_LIVE_SESSIONS_BY_KID)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(counts)
     }
 
@@ -767,17 +696,11 @@ impl Store for PostgresStore {
         kid: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<Uuid>> {
-        let ids = sqlx::query_scalar(
-            r#"
-            select id from sessions
-            where kid = $1 and revoked_at is null and (expires_at is null or expires_at > $2)
-            order by created_at, id
-            "#,
-        )
-        .bind(kid)
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
+        let ids = sqlx::query_scalar(sql::LIVE_SESSIONS_SIGNED_BY)
+            .bind(kid)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(ids)
     }
 
