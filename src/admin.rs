@@ -88,11 +88,14 @@ impl<'a> Admin<'a> {
     ) -> Result<User, AdminError> {
         let user = self
             .store
-            .create_user(crate::store::NewUser {
-                username: name.as_str(),
-                email: email.map(Email::as_str),
-                password_hash,
-            })
+            .create_user(
+                crate::store::NewUser {
+                    username: name.as_str(),
+                    email: email.map(Email::as_str),
+                    password_hash,
+                },
+                chrono::Utc::now(),
+            )
             .await
             .map_err(|e| match e {
                 StoreError::UsernameTaken => AdminError::UsernameTaken(name.to_string()),
@@ -116,7 +119,7 @@ impl<'a> Admin<'a> {
             .map(|(_, session)| session);
         let revoked = self
             .store
-            .set_password_hash(user.id, password_hash, keep)
+            .set_password_hash(user.id, password_hash, keep, chrono::Utc::now())
             .await
             .map_err(on(user))?;
         self.record(
@@ -134,7 +137,7 @@ impl<'a> Admin<'a> {
     pub async fn set_active(&self, user: &User, active: bool) -> Result<Vec<Uuid>, AdminError> {
         let revoked = self
             .store
-            .set_active(user.id, active)
+            .set_active(user.id, active, chrono::Utc::now())
             .await
             .map_err(on(user))?;
         if active {
@@ -154,7 +157,7 @@ impl<'a> Admin<'a> {
     ) -> Result<(), AdminError> {
         let scopes: Vec<String> = scopes.iter().map(|s| s.as_str().to_owned()).collect();
         self.store
-            .add_grants(user.id, audience.as_str(), &scopes)
+            .add_grants(user.id, audience.as_str(), &scopes, chrono::Utc::now())
             .await
             .map_err(on(user))?;
         self.record(
@@ -199,7 +202,7 @@ impl<'a> Admin<'a> {
     /// Deletes a user, their grants and sessions; verifiers learn of it
     /// through the revocation feed.
     pub async fn delete_user(&self, user: &User) -> Result<(), AdminError> {
-        if !self.store.delete_user(user.id).await? {
+        if !self.store.delete_user(user.id, chrono::Utc::now()).await? {
             return Err(AdminError::UnknownUser(user.username.clone()));
         }
         self.record("user.deleted", user, String::new()).await
@@ -211,7 +214,10 @@ impl<'a> Admin<'a> {
 
     /// Logs a user out everywhere; returns the sessions revoked.
     pub async fn revoke_all_sessions(&self, user: &User) -> Result<Vec<Uuid>, AdminError> {
-        let revoked = self.store.revoke_user_sessions(user.id).await?;
+        let revoked = self
+            .store
+            .revoke_user_sessions(user.id, chrono::Utc::now())
+            .await?;
         self.record(
             "session.revoked_all",
             user,
@@ -231,7 +237,10 @@ impl<'a> Admin<'a> {
         if !owned {
             return Ok(false);
         }
-        let revoked = self.store.revoke_session(session_id).await?;
+        let revoked = self
+            .store
+            .revoke_session(session_id, chrono::Utc::now())
+            .await?;
         if revoked {
             self.record("session.revoked", user, format!("session {session_id}"))
                 .await?;

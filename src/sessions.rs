@@ -144,7 +144,7 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
         // The same password under new parameters: no reason to end sessions,
         // and a password changed since it was verified stays changed.
         if store
-            .upgrade_password_hash(user.id, &user.password_hash, &upgraded)
+            .upgrade_password_hash(user.id, &user.password_hash, &upgraded, chrono::Utc::now())
             .await?
         {
             tracing::info!("Password hash upgraded to the configured parameters");
@@ -181,16 +181,19 @@ pub async fn log_in(state: &AppState, attempt: LoginAttempt) -> Result<LoggedIn,
     let token = signing.sign(&claims)?;
     let session = state
         .store
-        .create_session(NewSession {
-            id: session_id,
-            user_id: user.id,
-            client_id: &attempt.client_id,
-            ip: attempt.ip.as_deref(),
-            user_agent: attempt.user_agent.as_deref(),
-            kid: signing.kid(),
-            expires_at,
-            token_id: &token_id,
-        })
+        .create_session(
+            NewSession {
+                id: session_id,
+                user_id: user.id,
+                client_id: &attempt.client_id,
+                ip: attempt.ip.as_deref(),
+                user_agent: attempt.user_agent.as_deref(),
+                kid: signing.kid(),
+                expires_at,
+                token_id: &token_id,
+            },
+            chrono::Utc::now(),
+        )
         .await
         .map_err(deleted_meanwhile)?;
     tracing::info!("Session created");
@@ -266,7 +269,7 @@ pub async fn authorize(
 
     let context = state
         .store
-        .authorization_context(sid, audience.as_str())
+        .authorization_context(sid, audience.as_str(), chrono::Utc::now())
         .await?
         .ok_or_else(|| ApiError::InvalidToken("the session does not exist".into()))?;
     ensure_live(session_claims, &context.session, &context.user)?;

@@ -363,7 +363,7 @@ async fn sign_out(
         tracing::Span::current().record("session_id", tracing::field::display(sid));
         if state
             .store
-            .revoke_session(sid)
+            .revoke_session(sid, chrono::Utc::now())
             .await
             .map_err(ApiError::from)?
         {

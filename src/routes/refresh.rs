@@ -67,7 +67,13 @@ pub async fn refresh(
     let token = signing.sign(&claims)?;
     let replaced = state
         .store
-        .replace_session_token(sid, &presented.jti, &token_id, signing.kid())
+        .replace_session_token(
+            sid,
+            &presented.jti,
+            &token_id,
+            signing.kid(),
+            chrono::Utc::now(),
+        )
         .await?;
     if !replaced {
         // Another refresh with the same token won, or the session just ended.

@@ -143,7 +143,7 @@ pub async fn delete(
     let (_, session, user) = extract::live_session(&req, &state).await?;
     let sid = session.id;
     tracing::Span::current().record("session_id", tracing::field::display(sid));
-    if !state.store.revoke_session(sid).await? {
+    if !state.store.revoke_session(sid, chrono::Utc::now()).await? {
         return Err(ApiError::InvalidToken("the session has ended".into()));
     }
     tracing::info!("Session revoked");

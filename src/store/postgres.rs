@@ -10,7 +10,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::portable::{Dialect, Portable};
-use super::rows::{self, read_all, records_use, session_user_columns};
+use super::rows::{self, LAST_USE_PRECISION, read_all, records_use, session_user_columns};
 use super::sql;
 use super::{
     AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Reservation, Revocation,
@@ -114,23 +114,26 @@ async fn revoke_sessions_of(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     user_id: Uuid,
     keep: Option<Uuid>,
+    now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<Uuid>> {
     let revoked: Vec<Uuid> = sqlx::query_scalar(
         r#"
-        update sessions set revoked_at = now()
+        update sessions set revoked_at = $3
         where user_id = $1 and revoked_at is null and id is distinct from $2::uuid
         returning id
         "#,
     )
     .bind(user_id)
     .bind(keep)
+    .bind(now)
     .fetch_all(&mut **tx)
     .await?;
     let subjects: Vec<String> = revoked.iter().map(Uuid::to_string).collect();
     sqlx::query(
-        "insert into revocations (kind, subject) select 'session_revoked', s from unnest($1::text[]) as s",
+        "insert into revocations (kind, subject, at) select 'session_revoked', s, $2 from unnest($1::text[]) as s",
     )
     .bind(&subjects)
+    .bind(now)
     .execute(&mut **tx)
     .await?;
     Ok(revoked)
@@ -166,11 +169,12 @@ impl Store for PostgresStore {
     }
 
     #[tracing::instrument(skip_all, fields(username = %user.username))]
-    async fn create_user(&self, user: NewUser<'_>) -> StoreResult<User> {
+    async fn create_user(&self, user: NewUser<'_>, now: DateTime<Utc>) -> StoreResult<User> {
         let row: UserRow = sqlx::query_as(
             r#"
-            insert into users (id, username, username_key, username_skeleton, email, password_hash)
-            values ($1, $2, $3, $4, $5, $6)
+            insert into users (id, username, username_key, username_skeleton, email,
+                               password_hash, created_at, updated_at)
+            values ($1, $2, $3, $4, $5, $6, $7, $7)
             returning id, username, email, password_hash, is_active, created_at, updated_at
             "#,
         )
@@ -180,6 +184,7 @@ impl Store for PostgresStore {
         .bind(username_skeleton(user.username))
         .bind(user.email)
         .bind(user.password_hash)
+        .bind(now)
         .fetch_one(&self.pool)
         .await
         .map_err(on_unique_username)?;
@@ -219,7 +224,7 @@ impl Store for PostgresStore {
         Ok(row.map(User::try_from).transpose()?)
     }
 
-    async fn delete_user(&self, id: Uuid) -> StoreResult<bool> {
+    async fn delete_user(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
         lock_feed(&mut tx).await?;
         let done = sqlx::query(sql::DELETE_USER)
@@ -229,8 +234,9 @@ impl Store for PostgresStore {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query("insert into revocations (kind, subject) values ('user_disabled', $1)")
+        sqlx::query("insert into revocations (kind, subject, at) values ('user_disabled', $1, $2)")
             .bind(id.to_string())
+            .bind(now)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -245,10 +251,14 @@ impl Store for PostgresStore {
         Ok(read_all(rows)?)
     }
 
-    async fn revoke_user_sessions(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>> {
+    async fn revoke_user_sessions(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>> {
         let mut tx = self.pool.begin().await?;
         lock_feed(&mut tx).await?;
-        let revoked = revoke_sessions_of(&mut tx, user_id, None).await?;
+        let revoked = revoke_sessions_of(&mut tx, user_id, None, now).await?;
         tx.commit().await?;
         Ok(revoked)
     }
@@ -258,20 +268,22 @@ impl Store for PostgresStore {
         user_id: Uuid,
         password_hash: &str,
         keep: Option<Uuid>,
+        now: DateTime<Utc>,
     ) -> StoreResult<Vec<Uuid>> {
         let mut tx = self.pool.begin().await?;
         // The feed lock before the user's row, as in `set_active`.
         lock_feed(&mut tx).await?;
         let done =
-            sqlx::query("update users set password_hash = $2, updated_at = now() where id = $1")
+            sqlx::query("update users set password_hash = $2, updated_at = $3 where id = $1")
                 .bind(user_id)
                 .bind(password_hash)
+                .bind(now)
                 .execute(&mut *tx)
                 .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::UserNotFound);
         }
-        let revoked = revoke_sessions_of(&mut tx, user_id, keep).await?;
+        let revoked = revoke_sessions_of(&mut tx, user_id, keep, now).await?;
         tx.commit().await?;
         Ok(revoked)
     }
@@ -281,30 +293,38 @@ impl Store for PostgresStore {
         user_id: Uuid,
         current: &str,
         upgraded: &str,
+        now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let done = sqlx::query(
             r#"
-            update users set password_hash = $3, updated_at = now()
+            update users set password_hash = $3, updated_at = $4
             where id = $1 and password_hash = $2
             "#,
         )
         .bind(user_id)
         .bind(current)
         .bind(upgraded)
+        .bind(now)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<Vec<Uuid>> {
+    async fn set_active(
+        &self,
+        user_id: Uuid,
+        active: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>> {
         let mut tx = self.pool.begin().await?;
         // The feed lock before the user's row, as every writer of the feed
         // takes them (`delete_user` locks the feed, then the row): the other
         // order deadlocks against a deletion.
         lock_feed(&mut tx).await?;
-        let done = sqlx::query("update users set is_active = $2, updated_at = now() where id = $1")
+        let done = sqlx::query("update users set is_active = $2, updated_at = $3 where id = $1")
             .bind(user_id)
             .bind(active)
+            .bind(now)
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
@@ -313,15 +333,16 @@ impl Store for PostgresStore {
         let revoked = if active {
             Vec::new()
         } else {
-            revoke_sessions_of(&mut tx, user_id, None).await?
+            revoke_sessions_of(&mut tx, user_id, None, now).await?
         };
-        sqlx::query("insert into revocations (kind, subject) values ($1, $2)")
+        sqlx::query("insert into revocations (kind, subject, at) values ($1, $2, $3)")
             .bind(if active {
                 "user_enabled"
             } else {
                 "user_disabled"
             })
             .bind(user_id.to_string())
+            .bind(now)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -333,17 +354,19 @@ impl Store for PostgresStore {
         user_id: Uuid,
         audience: &str,
         scopes: &[String],
+        now: DateTime<Utc>,
     ) -> StoreResult<()> {
         sqlx::query(
             r#"
-            insert into grants (user_id, audience, scope)
-            select $1, $2, scope from unnest($3::text[]) as scope
+            insert into grants (user_id, audience, scope, created_at)
+            select $1, $2, scope, $4 from unnest($3::text[]) as scope
             on conflict do nothing
             "#,
         )
         .bind(user_id)
         .bind(audience)
         .bind(scopes)
+        .bind(now)
         .execute(&self.pool)
         .await
         .map_err(on_missing_user)?;
@@ -379,12 +402,16 @@ impl Store for PostgresStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %session.user_id))]
-    async fn create_session(&self, session: NewSession<'_>) -> StoreResult<Session> {
+    async fn create_session(
+        &self,
+        session: NewSession<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Session> {
         let row: SessionRow = sqlx::query_as(
             r#"
-            insert into sessions (id, user_id, client_id, ip, user_agent, kid, expires_at,
-                                  token_id)
-            values ($1, $2, $3, $4, $5, $6, $7, $8)
+            insert into sessions (id, user_id, client_id, ip, user_agent, kid, created_at,
+                                  last_used_at, expires_at, token_id)
+            values ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)
             returning id, user_id, client_id, ip, user_agent, kid, created_at,
                       last_used_at, expires_at, revoked_at, token_id
             "#,
@@ -395,6 +422,7 @@ impl Store for PostgresStore {
         .bind(session.ip)
         .bind(session.user_agent)
         .bind(session.kid)
+        .bind(now)
         .bind(session.expires_at)
         .bind(session.token_id)
         .fetch_one(&self.pool)
@@ -444,6 +472,7 @@ impl Store for PostgresStore {
         &self,
         id: Uuid,
         audience: &str,
+        now: DateTime<Utc>,
     ) -> StoreResult<Option<AuthorizationContext>> {
         #[derive(FromRow)]
         struct Row {
@@ -472,15 +501,16 @@ impl Store for PostgresStore {
         };
         let (session, user) = row.joined.split()?;
         // Record the use at most once a minute, so the hot path rarely writes.
-        if records_use(&session, Utc::now()) {
+        if records_use(&session, now) {
             sqlx::query(
                 r#"
-                update sessions set last_used_at = now()
-                where id = $1 and revoked_at is null
-                  and last_used_at < now() - interval '60 seconds'
+                update sessions set last_used_at = $2
+                where id = $1 and revoked_at is null and last_used_at < $3
                 "#,
             )
             .bind(id)
+            .bind(now)
+            .bind(now - LAST_USE_PRECISION)
             .execute(&self.pool)
             .await?;
         }
@@ -491,22 +521,23 @@ impl Store for PostgresStore {
         }))
     }
 
-    async fn revoke_session(&self, id: Uuid) -> StoreResult<bool> {
+    async fn revoke_session(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
         // The revocation and its feed entry in one statement: both or neither.
         let mut tx = self.pool.begin().await?;
         lock_feed(&mut tx).await?;
         let done = sqlx::query(
             r#"
             with revoked as (
-                update sessions set revoked_at = now()
+                update sessions set revoked_at = $2
                 where id = $1 and revoked_at is null
                 returning id
             )
-            insert into revocations (kind, subject)
-            select 'session_revoked', id::text from revoked
+            insert into revocations (kind, subject, at)
+            select 'session_revoked', id::text, $2 from revoked
             "#,
         )
         .bind(id)
+        .bind(now)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -662,12 +693,13 @@ impl Store for PostgresStore {
         current: &str,
         new_token_id: &str,
         kid: &str,
+        now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let done = sqlx::query(
             r#"
             update sessions set token_id = $3, kid = $4
             where id = $1 and revoked_at is null
-              and (expires_at is null or expires_at > now())
+              and (expires_at is null or expires_at > $5)
               and (token_id = $2 or token_id is null)
             "#,
         )
@@ -675,6 +707,7 @@ impl Store for PostgresStore {
         .bind(current)
         .bind(new_token_id)
         .bind(kid)
+        .bind(now)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -704,23 +737,24 @@ impl Store for PostgresStore {
         Ok(ids)
     }
 
-    async fn revoke_sessions_signed_by(&self, kid: &str) -> StoreResult<u64> {
+    async fn revoke_sessions_signed_by(&self, kid: &str, now: DateTime<Utc>) -> StoreResult<u64> {
         // The revocations and their feed entries in one statement.
         let mut tx = self.pool.begin().await?;
         lock_feed(&mut tx).await?;
         let done = sqlx::query(
             r#"
             with revoked as (
-                update sessions set revoked_at = now()
+                update sessions set revoked_at = $2
                 where kid = $1 and revoked_at is null
-                  and (expires_at is null or expires_at > now())
+                  and (expires_at is null or expires_at > $2)
                 returning id
             )
-            insert into revocations (kind, subject)
-            select 'session_revoked', id::text from revoked
+            insert into revocations (kind, subject, at)
+            select 'session_revoked', id::text, $2 from revoked
             "#,
         )
         .bind(kid)
+        .bind(now)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -176,8 +176,8 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(username = %user.username))]
-    async fn create_user(&self, user: NewUser<'_>) -> StoreResult<User> {
-        let now = ts(Utc::now());
+    async fn create_user(&self, user: NewUser<'_>, now: DateTime<Utc>) -> StoreResult<User> {
+        let now = ts(now);
         let row: UserRow = sqlx::query_as(
             r#"
             insert into users (id, username, username_key, username_skeleton, email,
@@ -232,7 +232,7 @@ impl Store for SqliteStore {
         Ok(row.map(User::try_from).transpose()?)
     }
 
-    async fn delete_user(&self, id: Uuid) -> StoreResult<bool> {
+    async fn delete_user(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(sql::DELETE_USER)
             .bind(id.to_string())
@@ -243,7 +243,7 @@ impl Store for SqliteStore {
         }
         sqlx::query("insert into revocations (kind, subject, at) values ('user_disabled', ?1, ?2)")
             .bind(id.to_string())
-            .bind(ts(Utc::now()))
+            .bind(ts(now))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -258,8 +258,12 @@ impl Store for SqliteStore {
         Ok(read_all(rows)?)
     }
 
-    async fn revoke_user_sessions(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>> {
-        let now = ts(Utc::now());
+    async fn revoke_user_sessions(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>> {
+        let now = ts(now);
         let mut tx = self.pool.begin().await?;
         let revoked = revoke_sessions_of(&mut tx, user_id, None, &now).await?;
         tx.commit().await?;
@@ -271,8 +275,9 @@ impl Store for SqliteStore {
         user_id: Uuid,
         password_hash: &str,
         keep: Option<Uuid>,
+        now: DateTime<Utc>,
     ) -> StoreResult<Vec<Uuid>> {
-        let now = ts(Utc::now());
+        let now = ts(now);
         // A write first, so that the transaction takes the write lock at
         // once and waits its turn instead of failing to upgrade a read.
         let mut tx = self.pool.begin().await?;
@@ -296,6 +301,7 @@ impl Store for SqliteStore {
         user_id: Uuid,
         current: &str,
         upgraded: &str,
+        now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let done = sqlx::query(
             r#"
@@ -306,14 +312,19 @@ impl Store for SqliteStore {
         .bind(user_id.to_string())
         .bind(current)
         .bind(upgraded)
-        .bind(ts(Utc::now()))
+        .bind(ts(now))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<Vec<Uuid>> {
-        let now = ts(Utc::now());
+    async fn set_active(
+        &self,
+        user_id: Uuid,
+        active: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>> {
+        let now = ts(now);
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query("update users set is_active = ?2, updated_at = ?3 where id = ?1")
             .bind(user_id.to_string())
@@ -348,8 +359,9 @@ impl Store for SqliteStore {
         user_id: Uuid,
         audience: &str,
         scopes: &[String],
+        now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let now = ts(Utc::now());
+        let now = ts(now);
         let mut tx = self.pool.begin().await?;
         for scope in scopes {
             sqlx::query(
@@ -406,8 +418,12 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %session.user_id))]
-    async fn create_session(&self, session: NewSession<'_>) -> StoreResult<Session> {
-        let now = ts(Utc::now());
+    async fn create_session(
+        &self,
+        session: NewSession<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Session> {
+        let now = ts(now);
         let row: SessionRow = sqlx::query_as(
             r#"
             insert into sessions (id, user_id, client_id, ip, user_agent, kid, created_at,
@@ -473,6 +489,7 @@ impl Store for SqliteStore {
         &self,
         id: Uuid,
         audience: &str,
+        now: DateTime<Utc>,
     ) -> StoreResult<Option<AuthorizationContext>> {
         #[derive(FromRow)]
         struct Row {
@@ -501,7 +518,6 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let (session, user) = row.joined.split()?;
-        let now = Utc::now();
         // Record the use at most once a minute, so the hot path rarely writes.
         if records_use(&session, now) {
             sqlx::query(
@@ -523,8 +539,8 @@ impl Store for SqliteStore {
         }))
     }
 
-    async fn revoke_session(&self, id: Uuid) -> StoreResult<bool> {
-        let now = ts(Utc::now());
+    async fn revoke_session(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
+        let now = ts(now);
         // The revocation and its feed entry in one transaction.
         let mut tx = self.pool.begin().await?;
         let done =
@@ -682,6 +698,7 @@ impl Store for SqliteStore {
         current: &str,
         new_token_id: &str,
         kid: &str,
+        now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let done = sqlx::query(
             r#"
@@ -695,7 +712,7 @@ impl Store for SqliteStore {
         .bind(current)
         .bind(new_token_id)
         .bind(kid)
-        .bind(ts(Utc::now()))
+        .bind(ts(now))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -728,8 +745,8 @@ impl Store for SqliteStore {
             .collect::<anyhow::Result<_>>()?)
     }
 
-    async fn revoke_sessions_signed_by(&self, kid: &str) -> StoreResult<u64> {
-        let now = ts(Utc::now());
+    async fn revoke_sessions_signed_by(&self, kid: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+        let now = ts(now);
         // The revocations and their feed entries in one transaction.
         let mut tx = self.pool.begin().await?;
         let revoked: Vec<String> = sqlx::query_scalar(

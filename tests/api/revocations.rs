@@ -43,7 +43,10 @@ async fn the_feed_lists_logouts_and_user_changes_after_the_cursor(backend: Backe
     let cursor = empty["cursor"].as_str().unwrap().to_owned();
 
     logout(&app, &first).await;
-    app.store.set_active(alice.id, false).await.unwrap();
+    app.store
+        .set_active(alice.id, false, chrono::Utc::now())
+        .await
+        .unwrap();
     let page = feed(&app, Some(&cursor)).await;
 
     assert_eq!(page["reset"], false);
