@@ -100,11 +100,14 @@ impl<'a> Admin<'a> {
     ) -> Result<User, AdminError> {
         let user = self
             .store
-            .create_user(crate::store::NewUser {
-                username: name.as_str(),
-                email: email.map(Email::as_str),
-                password_hash,
-            })
+            .create_user(
+                crate::store::NewUser {
+                    username: name.as_str(),
+                    email: email.map(Email::as_str),
+                    password_hash,
+                },
+                self.clock.now(),
+            )
             .await
             .map_err(|e| match e {
                 StoreError::UsernameTaken => AdminError::UsernameTaken(name.to_string()),
@@ -128,7 +131,7 @@ impl<'a> Admin<'a> {
             .map(|(_, session)| session);
         let revoked = self
             .store
-            .set_password_hash(user.id, password_hash, keep)
+            .set_password_hash(user.id, password_hash, keep, self.clock.now())
             .await
             .map_err(on(user))?;
         self.record(
@@ -146,7 +149,7 @@ impl<'a> Admin<'a> {
     pub async fn set_active(&self, user: &User, active: bool) -> Result<Vec<Uuid>, AdminError> {
         let revoked = self
             .store
-            .set_active(user.id, active)
+            .set_active(user.id, active, self.clock.now())
             .await
             .map_err(on(user))?;
         if active {
@@ -166,7 +169,7 @@ impl<'a> Admin<'a> {
     ) -> Result<(), AdminError> {
         let scopes: Vec<String> = scopes.iter().map(|s| s.as_str().to_owned()).collect();
         self.store
-            .add_grants(user.id, audience.as_str(), &scopes)
+            .add_grants(user.id, audience.as_str(), &scopes, self.clock.now())
             .await
             .map_err(on(user))?;
         self.record(
@@ -211,7 +214,7 @@ impl<'a> Admin<'a> {
     /// Deletes a user, their grants and sessions; verifiers learn of it
     /// through the revocation feed.
     pub async fn delete_user(&self, user: &User) -> Result<(), AdminError> {
-        if !self.store.delete_user(user.id).await? {
+        if !self.store.delete_user(user.id, self.clock.now()).await? {
             return Err(AdminError::UnknownUser(user.username.clone()));
         }
         self.record("user.deleted", user, String::new()).await
@@ -223,7 +226,10 @@ impl<'a> Admin<'a> {
 
     /// Logs a user out everywhere; returns the sessions revoked.
     pub async fn revoke_all_sessions(&self, user: &User) -> Result<Vec<Uuid>, AdminError> {
-        let revoked = self.store.revoke_user_sessions(user.id).await?;
+        let revoked = self
+            .store
+            .revoke_user_sessions(user.id, self.clock.now())
+            .await?;
         self.record(
             "session.revoked_all",
             user,
@@ -243,7 +249,10 @@ impl<'a> Admin<'a> {
         if !owned {
             return Ok(false);
         }
-        let revoked = self.store.revoke_session(session_id).await?;
+        let revoked = self
+            .store
+            .revoke_session(session_id, self.clock.now())
+            .await?;
         if revoked {
             self.record("session.revoked", user, format!("session {session_id}"))
                 .await?;

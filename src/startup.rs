@@ -278,14 +278,22 @@ pub async fn bootstrap_admin(
     let parsed = Password::parse_new(password.clone()).context("TESSERA_BOOTSTRAP_PASSWORD")?;
     let hash = hasher.hash(parsed).await?;
     let user = store
-        .create_user(NewUser {
-            username: "admin",
-            email: None,
-            password_hash: &hash,
-        })
+        .create_user(
+            NewUser {
+                username: "admin",
+                email: None,
+                password_hash: &hash,
+            },
+            SystemClock.now(),
+        )
         .await?;
     store
-        .add_grants(user.id, "tessera", &["tessera:admin".to_owned()])
+        .add_grants(
+            user.id,
+            "tessera",
+            &["tessera:admin".to_owned()],
+            SystemClock.now(),
+        )
         .await?;
     tracing::info!("Created the bootstrap user admin");
     Ok(generated.then(|| SecretString::from(password)))

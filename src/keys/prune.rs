@@ -61,7 +61,7 @@ pub async fn prune(
         let sessions = store.live_sessions_signed_by(&kid, now).await?;
         if !sessions.is_empty() {
             if revoke_sessions {
-                report.revoked_sessions += store.revoke_sessions_signed_by(&kid).await?;
+                report.revoked_sessions += store.revoke_sessions_signed_by(&kid, now).await?;
             } else if status.state != KeyState::Revoked {
                 // A revoked key's sessions fail anyway: its file can go.
                 report.kept.push(KeptKey { kid, sessions });

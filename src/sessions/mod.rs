@@ -288,7 +288,7 @@ impl Sessions {
             // sessions, and a password changed since it was verified stays
             // changed.
             if store
-                .upgrade_password_hash(user.id, &user.password_hash, &upgraded)
+                .upgrade_password_hash(user.id, &user.password_hash, &upgraded, now)
                 .await?
             {
                 tracing::info!("Password hash upgraded to the configured parameters");
@@ -316,16 +316,19 @@ impl Sessions {
         );
         let token = signing.sign(&claims)?;
         let session = store
-            .create_session(NewSession {
-                id: session_id,
-                user_id: user.id,
-                client_id: &attempt.client_id,
-                ip: origin.ip.as_deref(),
-                user_agent: origin.user_agent.as_deref(),
-                kid: signing.kid(),
-                expires_at,
-                token_id: &token_id,
-            })
+            .create_session(
+                NewSession {
+                    id: session_id,
+                    user_id: user.id,
+                    client_id: &attempt.client_id,
+                    ip: origin.ip.as_deref(),
+                    user_agent: origin.user_agent.as_deref(),
+                    kid: signing.kid(),
+                    expires_at,
+                    token_id: &token_id,
+                },
+                now,
+            )
             .await
             .map_err(|error| match error {
                 // A user deleted while logging in: the login fails as for
@@ -456,7 +459,7 @@ impl Sessions {
         let audience = self.audience(request.audience.as_ref())?;
         let context = self
             .store
-            .authorization_context(verified.sid, audience.as_str())
+            .authorization_context(verified.sid, audience.as_str(), self.now())
             .await?
             .ok_or(SessionError::NotLive("the session does not exist"))?;
         self.ensure_live(&verified.claims, &context.session, &context.user)?;
@@ -602,11 +605,12 @@ impl Sessions {
         let signing = keys.signing()?;
         tracing::Span::current().record("kid", signing.kid());
         let token_id = tokens::new_jti();
+        let now = self.now();
         let claims = self.session_claims(
             user,
             session.id,
             &session.client_id,
-            self.now(),
+            now,
             session.expires_at,
             token_id.clone(),
         );
@@ -615,7 +619,7 @@ impl Sessions {
         let token = signing.sign(&claims)?;
         let replaced = self
             .store
-            .replace_session_token(session.id, &presented.jti, &token_id, signing.kid())
+            .replace_session_token(session.id, &presented.jti, &token_id, signing.kid(), now)
             .await?;
         if !replaced {
             // Another refresh with the same token won, or the session just
@@ -642,7 +646,11 @@ impl Sessions {
     /// Ends a live session: refused when it has ended meanwhile.
     #[tracing::instrument(name = "log out", skip_all, fields(session_id = %live.session.id))]
     pub async fn log_out(&self, live: &LiveSession, origin: &Origin) -> Result<(), SessionError> {
-        if !self.store.revoke_session(live.session.id).await? {
+        if !self
+            .store
+            .revoke_session(live.session.id, self.now())
+            .await?
+        {
             return Err(SessionError::NotLive("the session has ended"));
         }
         tracing::info!("Session revoked");
@@ -661,7 +669,7 @@ impl Sessions {
         };
         tracing::Span::current().record("session_id", tracing::field::display(verified.sid));
         let found = self.store.find_session(verified.sid).await?;
-        if !self.store.revoke_session(verified.sid).await? {
+        if !self.store.revoke_session(verified.sid, self.now()).await? {
             return Ok(false);
         }
         tracing::info!("Session revoked");

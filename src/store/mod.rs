@@ -1,8 +1,10 @@
 //! The store of users, grants and sessions, behind one trait so that each
 //! database backend is a file of its own and routes never name a database.
 //!
-//! Timestamps are UTC; ids are UUIDs. User names are unique by their key
-//! (NFKC, lower case) and by their confusable skeleton (Unicode TR39), both
+//! Timestamps are UTC; ids are UUIDs. The store never reads a clock: every
+//! time it writes or compares with comes from the caller, as `now`.
+//!
+//! User names are unique by their key (NFKC, lower case) and by their confusable skeleton (Unicode TR39), both
 //! kept in columns with a unique index, so that two replicas cannot race
 //! two look-alike names in. SQL cannot compute either: users stored before
 //! the skeleton existed get theirs, and today's key, from the backend's
@@ -11,7 +13,10 @@
 //! no skeleton, and keeps logging in by its exact name. Nothing here logs a
 //! password hash.
 
+mod portable;
 mod postgres;
+mod rows;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
@@ -243,7 +248,7 @@ pub trait Store: Send + Sync + 'static {
     fn pool_status(&self) -> (u32, usize);
 
     async fn count_users(&self) -> StoreResult<i64>;
-    async fn create_user(&self, user: NewUser<'_>) -> StoreResult<User>;
+    async fn create_user(&self, user: NewUser<'_>, now: DateTime<Utc>) -> StoreResult<User>;
     /// Finds a user by name: the user of exactly that name, else the one
     /// whose key it folds to ([`username_key`]), so `ＡＤＭＩＮ` finds
     /// `admin`.
@@ -255,12 +260,16 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a user with their grants and sessions, and records it in the
     /// revocation feed (as `user_disabled`) so verifiers refuse their
     /// outstanding tokens; returns whether there was such a user.
-    async fn delete_user(&self, id: Uuid) -> StoreResult<bool>;
+    async fn delete_user(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Every session of a user, newest first.
     async fn sessions_of_user(&self, user_id: Uuid) -> StoreResult<Vec<Session>>;
     /// Revokes every live session of a user ("log out everywhere"), each
     /// recorded in the revocation feed; returns the sessions revoked.
-    async fn revoke_user_sessions(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>>;
+    async fn revoke_user_sessions(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>>;
     /// Replaces a user's password and, in the same transaction, revokes
     /// every live session of theirs but `keep` (the session making the
     /// change, if any), each recorded in the revocation feed: whoever knew
@@ -270,6 +279,7 @@ pub trait Store: Send + Sync + 'static {
         user_id: Uuid,
         password_hash: &str,
         keep: Option<Uuid>,
+        now: DateTime<Utc>,
     ) -> StoreResult<Vec<Uuid>>;
     /// Replaces `current`, the hash a login has just verified, with the same
     /// password hashed under new parameters; sessions stay. Returns whether
@@ -280,17 +290,28 @@ pub trait Store: Send + Sync + 'static {
         user_id: Uuid,
         current: &str,
         upgraded: &str,
+        now: DateTime<Utc>,
     ) -> StoreResult<bool>;
     /// Enables or disables a user, recording it in the revocation feed.
     /// Disabling also revokes every live session of theirs, in the same
     /// transaction, so that enabling the user again revives none; returns
     /// the sessions revoked.
-    async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<Vec<Uuid>>;
+    async fn set_active(
+        &self,
+        user_id: Uuid,
+        active: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>>;
 
     /// Adds grants; existing ones are kept as they are. `UserNotFound` when
     /// the user is gone.
-    async fn add_grants(&self, user_id: Uuid, audience: &str, scopes: &[String])
-    -> StoreResult<()>;
+    async fn add_grants(
+        &self,
+        user_id: Uuid,
+        audience: &str,
+        scopes: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
     /// Removes grants; returns how many there were.
     async fn remove_grants(
         &self,
@@ -301,7 +322,11 @@ pub trait Store: Send + Sync + 'static {
     async fn grants(&self, user_id: Uuid) -> StoreResult<Vec<Grant>>;
 
     /// `UserNotFound` when the user is gone.
-    async fn create_session(&self, session: NewSession<'_>) -> StoreResult<Session>;
+    async fn create_session(
+        &self,
+        session: NewSession<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Session>;
     async fn find_session(&self, id: Uuid) -> StoreResult<Option<(Session, User)>>;
     /// The session, its user and whether the user holds `scope` at
     /// `audience` now, in one query (the grant by its primary key); records
@@ -318,10 +343,11 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: Uuid,
         audience: &str,
+        now: DateTime<Utc>,
     ) -> StoreResult<Option<AuthorizationContext>>;
     /// Revokes a live session and records it in the revocation feed;
     /// returns whether one was revoked.
-    async fn revoke_session(&self, id: Uuid) -> StoreResult<bool>;
+    async fn revoke_session(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Feed entries after sequence number `after` and newer than `since`,
     /// oldest first, up to and with the latest sequence number in the feed:
     /// a client that asks again from it misses nothing. Entries are
@@ -370,6 +396,7 @@ pub trait Store: Send + Sync + 'static {
         current: &str,
         new_token_id: &str,
         kid: &str,
+        now: DateTime<Utc>,
     ) -> StoreResult<bool>;
     /// How many sessions live at `now` (neither revoked nor expired) each
     /// key signed, by kid.
@@ -384,7 +411,7 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<Uuid>>;
     /// Revokes every live session whose token `kid` signed; returns how many.
-    async fn revoke_sessions_signed_by(&self, kid: &str) -> StoreResult<u64>;
+    async fn revoke_sessions_signed_by(&self, kid: &str, now: DateTime<Utc>) -> StoreResult<u64>;
 
     /// Everything, ids, hashes and times included.
     async fn export(&self) -> StoreResult<Dump>;

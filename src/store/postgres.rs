@@ -9,10 +9,13 @@ use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
 
+use super::portable::{Dialect, Portable};
+use super::rows::{self, LAST_USE_PRECISION, read_all, records_use, session_user_columns};
+use super::sql;
 use super::{
     AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Reservation, Revocation,
     Session, SessionGrant, Store, StoreError, StoreResult, ThrottleCounter, ThrottleKeys, User,
-    UserGrant, legacy_username_key, on_missing_user, username_key, username_skeleton,
+    on_missing_user, username_key, username_skeleton,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -55,103 +58,10 @@ impl PostgresStore {
     }
 }
 
-#[derive(FromRow)]
-struct SessionRow {
-    id: Uuid,
-    user_id: Uuid,
-    client_id: String,
-    ip: Option<String>,
-    user_agent: Option<String>,
-    kid: String,
-    created_at: DateTime<Utc>,
-    last_used_at: DateTime<Utc>,
-    expires_at: Option<DateTime<Utc>>,
-    revoked_at: Option<DateTime<Utc>>,
-    token_id: Option<String>,
-}
-
-impl From<SessionRow> for Session {
-    fn from(r: SessionRow) -> Self {
-        Session {
-            id: r.id,
-            user_id: r.user_id,
-            client_id: r.client_id,
-            ip: r.ip,
-            user_agent: r.user_agent,
-            kid: r.kid,
-            created_at: r.created_at,
-            last_used_at: r.last_used_at,
-            expires_at: r.expires_at,
-            revoked_at: r.revoked_at,
-            token_id: r.token_id,
-        }
-    }
-}
-
-#[derive(FromRow)]
-struct UserRow {
-    id: Uuid,
-    username: String,
-    email: Option<String>,
-    password_hash: String,
-    is_active: bool,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-impl From<UserRow> for User {
-    fn from(r: UserRow) -> Self {
-        User {
-            id: r.id,
-            username: r.username,
-            email: r.email,
-            password_hash: r.password_hash,
-            is_active: r.is_active,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
-}
-
-/// A session joined with its user, columns of the user prefixed `u_`.
-#[derive(FromRow)]
-struct SessionUserRow {
-    #[sqlx(flatten)]
-    session: SessionRow,
-    u_username: String,
-    u_email: Option<String>,
-    u_password_hash: String,
-    u_is_active: bool,
-    u_created_at: DateTime<Utc>,
-    u_updated_at: DateTime<Utc>,
-}
-
-impl SessionUserRow {
-    fn split(self) -> (Session, User) {
-        let user = User {
-            id: self.session.user_id,
-            username: self.u_username,
-            email: self.u_email,
-            password_hash: self.u_password_hash,
-            is_active: self.u_is_active,
-            created_at: self.u_created_at,
-            updated_at: self.u_updated_at,
-        };
-        (self.session.into(), user)
-    }
-}
-
-/// The columns of a [`SessionUserRow`], for `concat!` into static queries.
-macro_rules! session_user_columns {
-    () => {
-        r#"
-        s.id, s.user_id, s.client_id, s.ip, s.user_agent, s.kid, s.created_at,
-        s.last_used_at, s.expires_at, s.revoked_at, s.token_id,
-        u.username as u_username, u.email as u_email, u.password_hash as u_password_hash,
-        u.is_active as u_is_active, u.created_at as u_created_at, u.updated_at as u_updated_at
-        "#
-    };
-}
+type UserRow = rows::UserRow<Uuid, DateTime<Utc>>;
+type SessionRow = rows::SessionRow<Uuid, DateTime<Utc>>;
+type SessionUserRow = rows::SessionUserRow<Uuid, DateTime<Utc>>;
+type AuditRow = rows::AuditRow<Uuid, DateTime<Utc>>;
 
 fn on_unique_username(error: sqlx::Error) -> StoreError {
     match &error {
@@ -167,46 +77,21 @@ fn on_unique_username(error: sqlx::Error) -> StoreError {
     }
 }
 
-impl PostgresStore {
-    /// Gives every user without a skeleton today's key and its skeleton,
-    /// oldest first, unless an older user holds them: that user keeps its
-    /// own, the younger keeps what it had. Runs at each migration; after
-    /// the first, only such younger users are read again.
-    async fn fold_usernames(&self) -> StoreResult<()> {
-        let unfolded: Vec<(Uuid, String)> = sqlx::query_as(
-            "select id, username from users where username_skeleton is null order by created_at, id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        for (id, username) in unfolded {
-            for (column, update, value) in [
-                (
-                    "username_key",
-                    "update users set username_key = $1 where id = $2",
-                    username_key(&username),
-                ),
-                (
-                    "username_skeleton",
-                    "update users set username_skeleton = $1 where id = $2",
-                    username_skeleton(&username),
-                ),
-            ] {
-                let updated = sqlx::query(update)
-                    .bind(value)
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(on_unique_username);
-                match updated {
-                    Ok(_) => {}
-                    Err(StoreError::UsernameTaken) => {
-                        tracing::warn!(user_id = %id, column, "A user's folded name is an older user's: it keeps its own");
-                    }
-                    Err(other) => return Err(other),
-                }
-            }
-        }
-        Ok(())
+impl Dialect for PostgresStore {
+    type Db = sqlx::Postgres;
+    type Id = Uuid;
+    type At = DateTime<Utc>;
+
+    fn id(id: Uuid) -> Uuid {
+        id
+    }
+
+    fn at(at: DateTime<Utc>) -> DateTime<Utc> {
+        at
+    }
+
+    fn on_unique_username(error: sqlx::Error) -> StoreError {
+        on_unique_username(error)
     }
 }
 
@@ -229,23 +114,26 @@ async fn revoke_sessions_of(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     user_id: Uuid,
     keep: Option<Uuid>,
+    now: DateTime<Utc>,
 ) -> sqlx::Result<Vec<Uuid>> {
     let revoked: Vec<Uuid> = sqlx::query_scalar(
         r#"
-        update sessions set revoked_at = now()
+        update sessions set revoked_at = $3
         where user_id = $1 and revoked_at is null and id is distinct from $2::uuid
         returning id
         "#,
     )
     .bind(user_id)
     .bind(keep)
+    .bind(now)
     .fetch_all(&mut **tx)
     .await?;
     let subjects: Vec<String> = revoked.iter().map(Uuid::to_string).collect();
     sqlx::query(
-        "insert into revocations (kind, subject) select 'session_revoked', s from unnest($1::text[]) as s",
+        "insert into revocations (kind, subject, at) select 'session_revoked', s, $2 from unnest($1::text[]) as s",
     )
     .bind(&subjects)
+    .bind(now)
     .execute(&mut **tx)
     .await?;
     Ok(revoked)
@@ -258,7 +146,7 @@ impl Store for PostgresStore {
             .run(&self.pool)
             .await
             .context("migrating Postgres")?;
-        self.fold_usernames()
+        Portable::<Self>::fold_usernames(&self.pool)
             .await
             .map_err(anyhow::Error::new)
             .context("folding user names")
@@ -274,18 +162,19 @@ impl Store for PostgresStore {
     }
 
     async fn count_users(&self) -> StoreResult<i64> {
-        let count: i64 = sqlx::query_scalar("select count(*) from users")
+        let count: i64 = sqlx::query_scalar(sql::COUNT_USERS)
             .fetch_one(&self.pool)
             .await?;
         Ok(count)
     }
 
     #[tracing::instrument(skip_all, fields(username = %user.username))]
-    async fn create_user(&self, user: NewUser<'_>) -> StoreResult<User> {
+    async fn create_user(&self, user: NewUser<'_>, now: DateTime<Utc>) -> StoreResult<User> {
         let row: UserRow = sqlx::query_as(
             r#"
-            insert into users (id, username, username_key, username_skeleton, email, password_hash)
-            values ($1, $2, $3, $4, $5, $6)
+            insert into users (id, username, username_key, username_skeleton, email,
+                               password_hash, created_at, updated_at)
+            values ($1, $2, $3, $4, $5, $6, $7, $7)
             returning id, username, email, password_hash, is_active, created_at, updated_at
             "#,
         )
@@ -295,79 +184,59 @@ impl Store for PostgresStore {
         .bind(username_skeleton(user.username))
         .bind(user.email)
         .bind(user.password_hash)
+        .bind(now)
         .fetch_one(&self.pool)
         .await
         .map_err(on_unique_username)?;
-        Ok(row.into())
+        Ok(row.try_into()?)
     }
 
     async fn find_user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
-        let row: Option<UserRow> = sqlx::query_as(
-            r#"
-            select id, username, email, password_hash, is_active, created_at, updated_at
-            from users where username = $1 or username_key = $2
-            order by username = $1 desc
-            limit 1
-            "#,
-        )
-        .bind(username)
-        .bind(username_key(username))
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(Into::into))
+        let row: Option<UserRow> = sqlx::query_as(sql::FIND_USER_BY_NAME)
+            .bind(username)
+            .bind(username_key(username))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(User::try_from).transpose()?)
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
-        let rows: Vec<UserRow> = sqlx::query_as(
-            r#"
-            select id, username, email, password_hash, is_active, created_at, updated_at
-            from users order by username_key
-            "#,
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        let rows: Vec<UserRow> = sqlx::query_as(sql::LIST_USERS)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(read_all(rows)?)
     }
 
     async fn list_users_page(&self, offset: i64, limit: i64) -> StoreResult<Vec<User>> {
-        let rows: Vec<UserRow> = sqlx::query_as(
-            r#"
-            select id, username, email, password_hash, is_active, created_at, updated_at
-            from users order by username_key offset $1 limit $2
-            "#,
-        )
-        .bind(offset)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        let rows: Vec<UserRow> = sqlx::query_as(sql::LIST_USERS_PAGE)
+            .bind(offset)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(read_all(rows)?)
     }
 
     async fn find_user_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
-        let row: Option<UserRow> = sqlx::query_as(
-            r#"
-            select id, username, email, password_hash, is_active, created_at, updated_at
-            from users where id = $1
-            "#,
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(Into::into))
+        let row: Option<UserRow> = sqlx::query_as(sql::FIND_USER_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(User::try_from).transpose()?)
     }
 
-    async fn delete_user(&self, id: Uuid) -> StoreResult<bool> {
+    async fn delete_user(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
         lock_feed(&mut tx).await?;
-        let done = sqlx::query("delete from users where id = $1")
+        let done = sqlx::query(sql::DELETE_USER)
             .bind(id)
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        sqlx::query("insert into revocations (kind, subject) values ('user_disabled', $1)")
+        sqlx::query("insert into revocations (kind, subject, at) values ('user_disabled', $1, $2)")
             .bind(id.to_string())
+            .bind(now)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -375,23 +244,21 @@ impl Store for PostgresStore {
     }
 
     async fn sessions_of_user(&self, user_id: Uuid) -> StoreResult<Vec<Session>> {
-        let rows: Vec<SessionRow> = sqlx::query_as(
-            r#"
-            select id, user_id, client_id, ip, user_agent, kid, created_at,
-                   last_used_at, expires_at, revoked_at, token_id
-            from sessions where user_id = $1 order by created_at desc, id
-            "#,
-        )
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        let rows: Vec<SessionRow> = sqlx::query_as(sql::SESSIONS_OF_USER)
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(read_all(rows)?)
     }
 
-    async fn revoke_user_sessions(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>> {
+    async fn revoke_user_sessions(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>> {
         let mut tx = self.pool.begin().await?;
         lock_feed(&mut tx).await?;
-        let revoked = revoke_sessions_of(&mut tx, user_id, None).await?;
+        let revoked = revoke_sessions_of(&mut tx, user_id, None, now).await?;
         tx.commit().await?;
         Ok(revoked)
     }
@@ -401,20 +268,22 @@ impl Store for PostgresStore {
         user_id: Uuid,
         password_hash: &str,
         keep: Option<Uuid>,
+        now: DateTime<Utc>,
     ) -> StoreResult<Vec<Uuid>> {
         let mut tx = self.pool.begin().await?;
         // The feed lock before the user's row, as in `set_active`.
         lock_feed(&mut tx).await?;
         let done =
-            sqlx::query("update users set password_hash = $2, updated_at = now() where id = $1")
+            sqlx::query("update users set password_hash = $2, updated_at = $3 where id = $1")
                 .bind(user_id)
                 .bind(password_hash)
+                .bind(now)
                 .execute(&mut *tx)
                 .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::UserNotFound);
         }
-        let revoked = revoke_sessions_of(&mut tx, user_id, keep).await?;
+        let revoked = revoke_sessions_of(&mut tx, user_id, keep, now).await?;
         tx.commit().await?;
         Ok(revoked)
     }
@@ -424,30 +293,38 @@ impl Store for PostgresStore {
         user_id: Uuid,
         current: &str,
         upgraded: &str,
+        now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let done = sqlx::query(
             r#"
-            update users set password_hash = $3, updated_at = now()
+            update users set password_hash = $3, updated_at = $4
             where id = $1 and password_hash = $2
             "#,
         )
         .bind(user_id)
         .bind(current)
         .bind(upgraded)
+        .bind(now)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<Vec<Uuid>> {
+    async fn set_active(
+        &self,
+        user_id: Uuid,
+        active: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>> {
         let mut tx = self.pool.begin().await?;
         // The feed lock before the user's row, as every writer of the feed
         // takes them (`delete_user` locks the feed, then the row): the other
         // order deadlocks against a deletion.
         lock_feed(&mut tx).await?;
-        let done = sqlx::query("update users set is_active = $2, updated_at = now() where id = $1")
+        let done = sqlx::query("update users set is_active = $2, updated_at = $3 where id = $1")
             .bind(user_id)
             .bind(active)
+            .bind(now)
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
@@ -456,15 +333,16 @@ impl Store for PostgresStore {
         let revoked = if active {
             Vec::new()
         } else {
-            revoke_sessions_of(&mut tx, user_id, None).await?
+            revoke_sessions_of(&mut tx, user_id, None, now).await?
         };
-        sqlx::query("insert into revocations (kind, subject) values ($1, $2)")
+        sqlx::query("insert into revocations (kind, subject, at) values ($1, $2, $3)")
             .bind(if active {
                 "user_enabled"
             } else {
                 "user_disabled"
             })
             .bind(user_id.to_string())
+            .bind(now)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -476,17 +354,19 @@ impl Store for PostgresStore {
         user_id: Uuid,
         audience: &str,
         scopes: &[String],
+        now: DateTime<Utc>,
     ) -> StoreResult<()> {
         sqlx::query(
             r#"
-            insert into grants (user_id, audience, scope)
-            select $1, $2, scope from unnest($3::text[]) as scope
+            insert into grants (user_id, audience, scope, created_at)
+            select $1, $2, scope, $4 from unnest($3::text[]) as scope
             on conflict do nothing
             "#,
         )
         .bind(user_id)
         .bind(audience)
         .bind(scopes)
+        .bind(now)
         .execute(&self.pool)
         .await
         .map_err(on_missing_user)?;
@@ -511,12 +391,10 @@ impl Store for PostgresStore {
     }
 
     async fn grants(&self, user_id: Uuid) -> StoreResult<Vec<Grant>> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "select audience, scope from grants where user_id = $1 order by audience, scope",
-        )
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(String, String)> = sqlx::query_as(sql::GRANTS)
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(audience, scope)| Grant { audience, scope })
@@ -524,12 +402,16 @@ impl Store for PostgresStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %session.user_id))]
-    async fn create_session(&self, session: NewSession<'_>) -> StoreResult<Session> {
+    async fn create_session(
+        &self,
+        session: NewSession<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Session> {
         let row: SessionRow = sqlx::query_as(
             r#"
-            insert into sessions (id, user_id, client_id, ip, user_agent, kid, expires_at,
-                                  token_id)
-            values ($1, $2, $3, $4, $5, $6, $7, $8)
+            insert into sessions (id, user_id, client_id, ip, user_agent, kid, created_at,
+                                  last_used_at, expires_at, token_id)
+            values ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)
             returning id, user_id, client_id, ip, user_agent, kid, created_at,
                       last_used_at, expires_at, revoked_at, token_id
             "#,
@@ -540,24 +422,21 @@ impl Store for PostgresStore {
         .bind(session.ip)
         .bind(session.user_agent)
         .bind(session.kid)
+        .bind(now)
         .bind(session.expires_at)
         .bind(session.token_id)
         .fetch_one(&self.pool)
         .await
         .map_err(on_missing_user)?;
-        Ok(row.into())
+        Ok(row.try_into()?)
     }
 
     async fn find_session(&self, id: Uuid) -> StoreResult<Option<(Session, User)>> {
-        let row: Option<SessionUserRow> = sqlx::query_as(concat!(
-            "select ",
-            session_user_columns!(),
-            " from sessions s join users u on u.id = s.user_id where s.id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(SessionUserRow::split))
+        let row: Option<SessionUserRow> = sqlx::query_as(sql::FIND_SESSION)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(SessionUserRow::split).transpose()?)
     }
 
     async fn session_grant(
@@ -572,29 +451,20 @@ impl Store for PostgresStore {
             joined: SessionUserRow,
             granted: bool,
         }
-        let row: Option<Row> = sqlx::query_as(concat!(
-            "select ",
-            session_user_columns!(),
-            r#",
-                   exists(select 1 from grants g
-                          where g.user_id = s.user_id and g.audience = $2 and g.scope = $3)
-                       as granted
-            from sessions s join users u on u.id = s.user_id
-            where s.id = $1
-            "#
-        ))
-        .bind(id)
-        .bind(audience)
-        .bind(scope)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|row| {
-            let (session, user) = row.joined.split();
-            SessionGrant {
-                session,
-                user,
-                granted: row.granted,
-            }
+        let row: Option<Row> = sqlx::query_as(sql::SESSION_GRANT)
+            .bind(id)
+            .bind(audience)
+            .bind(scope)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let (session, user) = row.joined.split()?;
+        Ok(Some(SessionGrant {
+            session,
+            user,
+            granted: row.granted,
         }))
     }
 
@@ -602,6 +472,7 @@ impl Store for PostgresStore {
         &self,
         id: Uuid,
         audience: &str,
+        now: DateTime<Utc>,
     ) -> StoreResult<Option<AuthorizationContext>> {
         #[derive(FromRow)]
         struct Row {
@@ -628,19 +499,18 @@ impl Store for PostgresStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        let (session, user) = row.joined.split();
+        let (session, user) = row.joined.split()?;
         // Record the use at most once a minute, so the hot path rarely writes.
-        if session.revoked_at.is_none()
-            && Utc::now() - session.last_used_at > chrono::Duration::seconds(60)
-        {
+        if records_use(&session, now) {
             sqlx::query(
                 r#"
-                update sessions set last_used_at = now()
-                where id = $1 and revoked_at is null
-                  and last_used_at < now() - interval '60 seconds'
+                update sessions set last_used_at = $2
+                where id = $1 and revoked_at is null and last_used_at < $3
                 "#,
             )
             .bind(id)
+            .bind(now)
+            .bind(now - LAST_USE_PRECISION)
             .execute(&self.pool)
             .await?;
         }
@@ -651,22 +521,23 @@ impl Store for PostgresStore {
         }))
     }
 
-    async fn revoke_session(&self, id: Uuid) -> StoreResult<bool> {
+    async fn revoke_session(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
         // The revocation and its feed entry in one statement: both or neither.
         let mut tx = self.pool.begin().await?;
         lock_feed(&mut tx).await?;
         let done = sqlx::query(
             r#"
             with revoked as (
-                update sessions set revoked_at = now()
+                update sessions set revoked_at = $2
                 where id = $1 and revoked_at is null
                 returning id
             )
-            insert into revocations (kind, subject)
-            select 'session_revoked', id::text from revoked
+            insert into revocations (kind, subject, at)
+            select 'session_revoked', id::text, $2 from revoked
             "#,
         )
         .bind(id)
+        .bind(now)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -678,21 +549,15 @@ impl Store for PostgresStore {
         after: i64,
         since: DateTime<Utc>,
     ) -> StoreResult<(Vec<Revocation>, i64)> {
-        let latest: i64 = sqlx::query_scalar("select coalesce(max(seq), 0) from revocations")
+        let latest: i64 = sqlx::query_scalar(sql::LATEST_REVOCATION)
             .fetch_one(&self.pool)
             .await?;
-        let rows: Vec<(i64, String, String, DateTime<Utc>)> = sqlx::query_as(
-            r#"
-            select seq, kind, subject, at from revocations
-            where seq > $1 and seq <= $2 and at > $3
-            order by seq
-            "#,
-        )
-        .bind(after)
-        .bind(latest)
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(i64, String, String, DateTime<Utc>)> = sqlx::query_as(sql::REVOCATIONS)
+            .bind(after)
+            .bind(latest)
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
         Ok((rows.into_iter().map(Revocation::from_row).collect(), latest))
     }
 
@@ -707,30 +572,19 @@ impl Store for PostgresStore {
             // The upsert locks the counter's row until the commit, so a
             // concurrent reservation waits and then sees this one's count
             // and block. A blocked counter is left as it is: no row returns.
-            let failures: Option<i32> = sqlx::query_scalar(
-                r#"
-                insert into login_throttle as t (key, failures, last_failure_at)
-                values ($1, 1, $2)
-                on conflict (key) do update set
-                    failures = case when t.last_failure_at < $3 then 1 else t.failures + 1 end,
-                    last_failure_at = $2
-                where t.blocked_until is null or t.blocked_until <= $2
-                returning failures
-                "#,
-            )
-            .bind(counter.key)
-            .bind(now)
-            .bind(counter.window_start)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let failures: Option<i32> = sqlx::query_scalar(sql::COUNT_LOGIN_FAILURE)
+                .bind(counter.key)
+                .bind(now)
+                .bind(counter.window_start)
+                .fetch_optional(&mut *tx)
+                .await?;
             let Some(failures) = failures else {
                 // The refused upsert still locked the row: it is there.
-                let until: Option<DateTime<Utc>> =
-                    sqlx::query_scalar("select blocked_until from login_throttle where key = $1")
-                        .bind(counter.key)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .flatten();
+                let until: Option<DateTime<Utc>> = sqlx::query_scalar(sql::BLOCKED_UNTIL)
+                    .bind(counter.key)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .flatten();
                 // Dropping the transaction rolls back what was counted.
                 return Ok(Reservation::Blocked {
                     index,
@@ -738,7 +592,7 @@ impl Store for PostgresStore {
                 });
             };
             if let Some(until) = block(index, i64::from(failures)) {
-                sqlx::query("update login_throttle set blocked_until = $2 where key = $1")
+                sqlx::query(sql::SET_BLOCKED_UNTIL)
                     .bind(counter.key)
                     .bind(until)
                     .execute(&mut *tx)
@@ -766,11 +620,11 @@ impl Store for PostgresStore {
     }
 
     async fn clear_login_failures(&self, keys: &ThrottleKeys<'_>) -> StoreResult<()> {
-        sqlx::query("delete from login_throttle where key = $1")
+        sqlx::query(sql::CLEAR_LOGIN_FAILURES)
             .bind(keys.account)
             .execute(&self.pool)
             .await?;
-        sqlx::query("delete from login_throttle where key >= $1 and key < $2")
+        sqlx::query(sql::CLEAR_LOGIN_FAILURES_IN_RANGE)
             .bind(keys.user_from)
             .bind(keys.user_until)
             .execute(&self.pool)
@@ -825,40 +679,12 @@ impl Store for PostgresStore {
     }
 
     async fn audit_tail(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
-        #[derive(FromRow)]
-        struct Row {
-            at: DateTime<Utc>,
-            event: String,
-            outcome: String,
-            username: Option<String>,
-            user_id: Option<Uuid>,
-            ip: Option<String>,
-            user_agent: Option<String>,
-            detail: String,
-        }
-        let mut rows: Vec<Row> = sqlx::query_as(
-            r#"
-            select at, event, outcome, username, user_id, ip, user_agent, detail
-            from audit_log order by id desc limit $1
-            "#,
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let mut rows: Vec<AuditRow> = sqlx::query_as(sql::AUDIT_TAIL)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.reverse();
-        Ok(rows
-            .into_iter()
-            .map(|r| AuditEntry {
-                at: r.at,
-                event: r.event,
-                outcome: r.outcome,
-                username: r.username,
-                user_id: r.user_id,
-                ip: r.ip,
-                user_agent: r.user_agent,
-                detail: r.detail,
-            })
-            .collect())
+        Ok(read_all(rows)?)
     }
 
     async fn replace_session_token(
@@ -867,12 +693,13 @@ impl Store for PostgresStore {
         current: &str,
         new_token_id: &str,
         kid: &str,
+        now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let done = sqlx::query(
             r#"
             update sessions set token_id = $3, kid = $4
             where id = $1 and revoked_at is null
-              and (expires_at is null or expires_at > now())
+              and (expires_at is null or expires_at > $5)
               and (token_id = $2 or token_id is null)
             "#,
         )
@@ -880,6 +707,7 @@ impl Store for PostgresStore {
         .bind(current)
         .bind(new_token_id)
         .bind(kid)
+        .bind(now)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -889,16 +717,10 @@ impl Store for PostgresStore {
         &self,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<(String, i64)>> {
-        let counts = sqlx::query_as(
-            r#"
-            select kid, count(*) from sessions
-            where revoked_at is null and (expires_at is null or expires_at > $1)
-            group by kid order by kid
-            "#,
-        )
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
+        let counts = sqlx::query_as(sql::COUNT_LIVE_SESSIONS_BY_KID)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(counts)
     }
 
@@ -907,37 +729,32 @@ impl Store for PostgresStore {
         kid: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<Uuid>> {
-        let ids = sqlx::query_scalar(
-            r#"
-            select id from sessions
-            where kid = $1 and revoked_at is null and (expires_at is null or expires_at > $2)
-            order by created_at, id
-            "#,
-        )
-        .bind(kid)
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?;
+        let ids = sqlx::query_scalar(sql::LIVE_SESSIONS_SIGNED_BY)
+            .bind(kid)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(ids)
     }
 
-    async fn revoke_sessions_signed_by(&self, kid: &str) -> StoreResult<u64> {
+    async fn revoke_sessions_signed_by(&self, kid: &str, now: DateTime<Utc>) -> StoreResult<u64> {
         // The revocations and their feed entries in one statement.
         let mut tx = self.pool.begin().await?;
         lock_feed(&mut tx).await?;
         let done = sqlx::query(
             r#"
             with revoked as (
-                update sessions set revoked_at = now()
+                update sessions set revoked_at = $2
                 where kid = $1 and revoked_at is null
-                  and (expires_at is null or expires_at > now())
+                  and (expires_at is null or expires_at > $2)
                 returning id
             )
-            insert into revocations (kind, subject)
-            select 'session_revoked', id::text from revoked
+            insert into revocations (kind, subject, at)
+            select 'session_revoked', id::text, $2 from revoked
             "#,
         )
         .bind(kid)
+        .bind(now)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -945,101 +762,10 @@ impl Store for PostgresStore {
     }
 
     async fn export(&self) -> StoreResult<Dump> {
-        let users: Vec<UserRow> = sqlx::query_as(
-            r#"
-            select id, username, email, password_hash, is_active, created_at, updated_at
-            from users order by created_at, id
-            "#,
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let grants: Vec<(Uuid, String, String, DateTime<Utc>)> = sqlx::query_as(
-            "select user_id, audience, scope, created_at from grants order by user_id, audience, scope",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let sessions: Vec<SessionRow> = sqlx::query_as(
-            r#"
-            select id, user_id, client_id, ip, user_agent, kid, created_at,
-                   last_used_at, expires_at, revoked_at, token_id
-            from sessions order by created_at, id
-            "#,
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(Dump {
-            users: users.into_iter().map(Into::into).collect(),
-            grants: grants
-                .into_iter()
-                .map(|(user_id, audience, scope, created_at)| UserGrant {
-                    user_id,
-                    audience,
-                    scope,
-                    created_at,
-                })
-                .collect(),
-            sessions: sessions.into_iter().map(Into::into).collect(),
-        })
+        Portable::<Self>::export(&self.pool).await
     }
 
     async fn import(&self, dump: &Dump) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        for user in &dump.users {
-            sqlx::query(
-                r#"
-                insert into users (id, username, username_key, email, password_hash, is_active,
-                                   created_at, updated_at)
-                values ($1, $2, $3, $4, $5, $6, $7, $8)
-                "#,
-            )
-            .bind(user.id)
-            .bind(&user.username)
-            .bind(legacy_username_key(&user.username))
-            .bind(&user.email)
-            .bind(&user.password_hash)
-            .bind(user.is_active)
-            .bind(user.created_at)
-            .bind(user.updated_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(on_unique_username)?;
-        }
-        for grant in &dump.grants {
-            sqlx::query(
-                "insert into grants (user_id, audience, scope, created_at) values ($1, $2, $3, $4)",
-            )
-            .bind(grant.user_id)
-            .bind(&grant.audience)
-            .bind(&grant.scope)
-            .bind(grant.created_at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for s in &dump.sessions {
-            sqlx::query(
-                r#"
-                insert into sessions (id, user_id, client_id, ip, user_agent, kid, created_at,
-                                      last_used_at, expires_at, revoked_at, token_id)
-                values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                "#,
-            )
-            .bind(s.id)
-            .bind(s.user_id)
-            .bind(&s.client_id)
-            .bind(&s.ip)
-            .bind(&s.user_agent)
-            .bind(&s.kid)
-            .bind(s.created_at)
-            .bind(s.last_used_at)
-            .bind(s.expires_at)
-            .bind(s.revoked_at)
-            .bind(&s.token_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        // The dump's names carry the old key; fold them as a migration does.
-        self.fold_usernames().await?;
-        Ok(())
+        Portable::<Self>::import(&self.pool, dump).await
     }
 }

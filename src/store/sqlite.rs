@@ -14,10 +14,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow, SqlitePool};
 use uuid::Uuid;
 
+use super::portable::{Dialect, Portable};
+use super::rows::{self, Stored, read_all, records_use, session_user_columns};
+use super::sql;
 use super::{
     AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Reservation, Revocation,
     Session, SessionGrant, Store, StoreError, StoreResult, ThrottleCounter, ThrottleKeys, User,
-    UserGrant, legacy_username_key, on_missing_user, username_key, username_skeleton,
+    on_missing_user, username_key, username_skeleton,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -66,106 +69,22 @@ fn parse_id(text: &str) -> anyhow::Result<Uuid> {
     Uuid::parse_str(text).with_context(|| format!("stored id {text:?}"))
 }
 
-#[derive(FromRow)]
-struct UserRow {
-    id: String,
-    username: String,
-    email: Option<String>,
-    password_hash: String,
-    is_active: bool,
-    created_at: String,
-    updated_at: String,
-}
-
-impl TryFrom<UserRow> for User {
-    type Error = anyhow::Error;
-    fn try_from(r: UserRow) -> anyhow::Result<Self> {
-        Ok(User {
-            id: parse_id(&r.id)?,
-            username: r.username,
-            email: r.email,
-            password_hash: r.password_hash,
-            is_active: r.is_active,
-            created_at: parse_ts(&r.created_at)?,
-            updated_at: parse_ts(&r.updated_at)?,
-        })
+impl Stored<Uuid> for String {
+    fn read(self) -> anyhow::Result<Uuid> {
+        parse_id(&self)
     }
 }
 
-#[derive(FromRow)]
-struct SessionRow {
-    id: String,
-    user_id: String,
-    client_id: String,
-    ip: Option<String>,
-    user_agent: Option<String>,
-    kid: String,
-    created_at: String,
-    last_used_at: String,
-    expires_at: Option<String>,
-    revoked_at: Option<String>,
-    token_id: Option<String>,
-}
-
-impl TryFrom<SessionRow> for Session {
-    type Error = anyhow::Error;
-    fn try_from(r: SessionRow) -> anyhow::Result<Self> {
-        Ok(Session {
-            id: parse_id(&r.id)?,
-            user_id: parse_id(&r.user_id)?,
-            client_id: r.client_id,
-            ip: r.ip,
-            user_agent: r.user_agent,
-            kid: r.kid,
-            created_at: parse_ts(&r.created_at)?,
-            last_used_at: parse_ts(&r.last_used_at)?,
-            expires_at: parse_opt_ts(r.expires_at)?,
-            revoked_at: parse_opt_ts(r.revoked_at)?,
-            token_id: r.token_id,
-        })
+impl Stored<DateTime<Utc>> for String {
+    fn read(self) -> anyhow::Result<DateTime<Utc>> {
+        parse_ts(&self)
     }
 }
 
-/// A session joined with its user, columns of the user prefixed `u_`.
-#[derive(FromRow)]
-struct SessionUserRow {
-    #[sqlx(flatten)]
-    session: SessionRow,
-    u_username: String,
-    u_email: Option<String>,
-    u_password_hash: String,
-    u_is_active: bool,
-    u_created_at: String,
-    u_updated_at: String,
-}
-
-impl SessionUserRow {
-    fn split(self) -> anyhow::Result<(Session, User)> {
-        let session: Session = self.session.try_into()?;
-        let user = User {
-            id: session.user_id,
-            username: self.u_username,
-            email: self.u_email,
-            password_hash: self.u_password_hash,
-            is_active: self.u_is_active,
-            created_at: parse_ts(&self.u_created_at)?,
-            updated_at: parse_ts(&self.u_updated_at)?,
-        };
-        Ok((session, user))
-    }
-}
-
-/// The columns of a [`SessionUserRow`], for `concat!` into static queries.
-macro_rules! session_user_columns {
-    () => {
-        r#"
-        s.id, s.user_id, s.client_id, s.ip, s.user_agent, s.kid, s.created_at,
-        s.last_used_at, s.expires_at, s.revoked_at, s.token_id,
-        u.username as u_username, u.email as u_email, u.password_hash as u_password_hash,
-        u.is_active as u_is_active, u.created_at as u_created_at, u.updated_at as u_updated_at
-        "#
-    };
-}
+type UserRow = rows::UserRow<String, String>;
+type SessionRow = rows::SessionRow<String, String>;
+type SessionUserRow = rows::SessionUserRow<String, String>;
+type AuditRow = rows::AuditRow<String, String>;
 
 fn on_unique_username(error: sqlx::Error) -> StoreError {
     match &error {
@@ -180,46 +99,21 @@ fn on_unique_username(error: sqlx::Error) -> StoreError {
     }
 }
 
-impl SqliteStore {
-    /// Gives every user without a skeleton today's key and its skeleton,
-    /// oldest first, unless an older user holds them: that user keeps its
-    /// own, the younger keeps what it had. Runs at each migration; after
-    /// the first, only such younger users are read again.
-    async fn fold_usernames(&self) -> StoreResult<()> {
-        let unfolded: Vec<(String, String)> = sqlx::query_as(
-            "select id, username from users where username_skeleton is null order by created_at, id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        for (id, username) in unfolded {
-            for (column, update, value) in [
-                (
-                    "username_key",
-                    "update users set username_key = ?1 where id = ?2",
-                    username_key(&username),
-                ),
-                (
-                    "username_skeleton",
-                    "update users set username_skeleton = ?1 where id = ?2",
-                    username_skeleton(&username),
-                ),
-            ] {
-                let updated = sqlx::query(update)
-                    .bind(value)
-                    .bind(&id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(on_unique_username);
-                match updated {
-                    Ok(_) => {}
-                    Err(StoreError::UsernameTaken) => {
-                        tracing::warn!(user_id = %id, column, "A user's folded name is an older user's: it keeps its own");
-                    }
-                    Err(other) => return Err(other),
-                }
-            }
-        }
-        Ok(())
+impl Dialect for SqliteStore {
+    type Db = sqlx::Sqlite;
+    type Id = String;
+    type At = String;
+
+    fn id(id: Uuid) -> String {
+        id.to_string()
+    }
+
+    fn at(at: DateTime<Utc>) -> String {
+        ts(at)
+    }
+
+    fn on_unique_username(error: sqlx::Error) -> StoreError {
+        on_unique_username(error)
     }
 }
 
@@ -259,7 +153,7 @@ async fn revoke_sessions_of(
 impl Store for SqliteStore {
     async fn migrate(&self) -> anyhow::Result<()> {
         MIGRATOR.run(&self.pool).await.context("migrating SQLite")?;
-        self.fold_usernames()
+        Portable::<Self>::fold_usernames(&self.pool)
             .await
             .map_err(anyhow::Error::new)
             .context("folding user names")
@@ -275,15 +169,15 @@ impl Store for SqliteStore {
     }
 
     async fn count_users(&self) -> StoreResult<i64> {
-        let count: i64 = sqlx::query_scalar("select count(*) from users")
+        let count: i64 = sqlx::query_scalar(sql::COUNT_USERS)
             .fetch_one(&self.pool)
             .await?;
         Ok(count)
     }
 
     #[tracing::instrument(skip_all, fields(username = %user.username))]
-    async fn create_user(&self, user: NewUser<'_>) -> StoreResult<User> {
-        let now = ts(Utc::now());
+    async fn create_user(&self, user: NewUser<'_>, now: DateTime<Utc>) -> StoreResult<User> {
+        let now = ts(now);
         let row: UserRow = sqlx::query_as(
             r#"
             insert into users (id, username, username_key, username_skeleton, email,
@@ -306,69 +200,41 @@ impl Store for SqliteStore {
     }
 
     async fn find_user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
-        let row: Option<UserRow> = sqlx::query_as(
-            r#"
-            select id, username, email, password_hash, is_active, created_at, updated_at
-            from users where username = ?1 or username_key = ?2
-            order by username = ?1 desc
-            limit 1
-            "#,
-        )
-        .bind(username)
-        .bind(username_key(username))
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<UserRow> = sqlx::query_as(sql::FIND_USER_BY_NAME)
+            .bind(username)
+            .bind(username_key(username))
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(User::try_from).transpose()?)
     }
 
     async fn list_users(&self) -> StoreResult<Vec<User>> {
-        let rows: Vec<UserRow> = sqlx::query_as(
-            r#"
-            select id, username, email, password_hash, is_active, created_at, updated_at
-            from users order by username_key
-            "#,
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(User::try_from)
-            .collect::<anyhow::Result<_>>()?)
+        let rows: Vec<UserRow> = sqlx::query_as(sql::LIST_USERS)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(read_all(rows)?)
     }
 
     async fn list_users_page(&self, offset: i64, limit: i64) -> StoreResult<Vec<User>> {
-        let rows: Vec<UserRow> = sqlx::query_as(
-            r#"
-            select id, username, email, password_hash, is_active, created_at, updated_at
-            from users order by username_key limit ?2 offset ?1
-            "#,
-        )
-        .bind(offset)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(User::try_from)
-            .collect::<anyhow::Result<_>>()?)
+        let rows: Vec<UserRow> = sqlx::query_as(sql::LIST_USERS_PAGE)
+            .bind(offset)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(read_all(rows)?)
     }
 
     async fn find_user_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
-        let row: Option<UserRow> = sqlx::query_as(
-            r#"
-            select id, username, email, password_hash, is_active, created_at, updated_at
-            from users where id = ?1
-            "#,
-        )
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<UserRow> = sqlx::query_as(sql::FIND_USER_BY_ID)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(User::try_from).transpose()?)
     }
 
-    async fn delete_user(&self, id: Uuid) -> StoreResult<bool> {
+    async fn delete_user(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("delete from users where id = ?1")
+        let done = sqlx::query(sql::DELETE_USER)
             .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
@@ -377,7 +243,7 @@ impl Store for SqliteStore {
         }
         sqlx::query("insert into revocations (kind, subject, at) values ('user_disabled', ?1, ?2)")
             .bind(id.to_string())
-            .bind(ts(Utc::now()))
+            .bind(ts(now))
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -385,24 +251,19 @@ impl Store for SqliteStore {
     }
 
     async fn sessions_of_user(&self, user_id: Uuid) -> StoreResult<Vec<Session>> {
-        let rows: Vec<SessionRow> = sqlx::query_as(
-            r#"
-            select id, user_id, client_id, ip, user_agent, kid, created_at,
-                   last_used_at, expires_at, revoked_at, token_id
-            from sessions where user_id = ?1 order by created_at desc, id
-            "#,
-        )
-        .bind(user_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(Session::try_from)
-            .collect::<anyhow::Result<_>>()?)
+        let rows: Vec<SessionRow> = sqlx::query_as(sql::SESSIONS_OF_USER)
+            .bind(user_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(read_all(rows)?)
     }
 
-    async fn revoke_user_sessions(&self, user_id: Uuid) -> StoreResult<Vec<Uuid>> {
-        let now = ts(Utc::now());
+    async fn revoke_user_sessions(
+        &self,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>> {
+        let now = ts(now);
         let mut tx = self.pool.begin().await?;
         let revoked = revoke_sessions_of(&mut tx, user_id, None, &now).await?;
         tx.commit().await?;
@@ -414,8 +275,9 @@ impl Store for SqliteStore {
         user_id: Uuid,
         password_hash: &str,
         keep: Option<Uuid>,
+        now: DateTime<Utc>,
     ) -> StoreResult<Vec<Uuid>> {
-        let now = ts(Utc::now());
+        let now = ts(now);
         // A write first, so that the transaction takes the write lock at
         // once and waits its turn instead of failing to upgrade a read.
         let mut tx = self.pool.begin().await?;
@@ -439,6 +301,7 @@ impl Store for SqliteStore {
         user_id: Uuid,
         current: &str,
         upgraded: &str,
+        now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let done = sqlx::query(
             r#"
@@ -449,14 +312,19 @@ impl Store for SqliteStore {
         .bind(user_id.to_string())
         .bind(current)
         .bind(upgraded)
-        .bind(ts(Utc::now()))
+        .bind(ts(now))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    async fn set_active(&self, user_id: Uuid, active: bool) -> StoreResult<Vec<Uuid>> {
-        let now = ts(Utc::now());
+    async fn set_active(
+        &self,
+        user_id: Uuid,
+        active: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Uuid>> {
+        let now = ts(now);
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query("update users set is_active = ?2, updated_at = ?3 where id = ?1")
             .bind(user_id.to_string())
@@ -491,8 +359,9 @@ impl Store for SqliteStore {
         user_id: Uuid,
         audience: &str,
         scopes: &[String],
+        now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let now = ts(Utc::now());
+        let now = ts(now);
         let mut tx = self.pool.begin().await?;
         for scope in scopes {
             sqlx::query(
@@ -538,12 +407,10 @@ impl Store for SqliteStore {
     }
 
     async fn grants(&self, user_id: Uuid) -> StoreResult<Vec<Grant>> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "select audience, scope from grants where user_id = ?1 order by audience, scope",
-        )
-        .bind(user_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(String, String)> = sqlx::query_as(sql::GRANTS)
+            .bind(user_id.to_string())
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(audience, scope)| Grant { audience, scope })
@@ -551,8 +418,12 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %session.user_id))]
-    async fn create_session(&self, session: NewSession<'_>) -> StoreResult<Session> {
-        let now = ts(Utc::now());
+    async fn create_session(
+        &self,
+        session: NewSession<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Session> {
+        let now = ts(now);
         let row: SessionRow = sqlx::query_as(
             r#"
             insert into sessions (id, user_id, client_id, ip, user_agent, kid, created_at,
@@ -578,14 +449,10 @@ impl Store for SqliteStore {
     }
 
     async fn find_session(&self, id: Uuid) -> StoreResult<Option<(Session, User)>> {
-        let row: Option<SessionUserRow> = sqlx::query_as(concat!(
-            "select ",
-            session_user_columns!(),
-            " from sessions s join users u on u.id = s.user_id where s.id = ?1"
-        ))
-        .bind(id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<SessionUserRow> = sqlx::query_as(sql::FIND_SESSION)
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(SessionUserRow::split).transpose()?)
     }
 
@@ -601,22 +468,12 @@ impl Store for SqliteStore {
             joined: SessionUserRow,
             granted: bool,
         }
-        let row: Option<Row> = sqlx::query_as(concat!(
-            "select ",
-            session_user_columns!(),
-            r#",
-                   exists(select 1 from grants g
-                          where g.user_id = s.user_id and g.audience = ?2 and g.scope = ?3)
-                       as granted
-            from sessions s join users u on u.id = s.user_id
-            where s.id = ?1
-            "#
-        ))
-        .bind(id.to_string())
-        .bind(audience)
-        .bind(scope)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<Row> = sqlx::query_as(sql::SESSION_GRANT)
+            .bind(id.to_string())
+            .bind(audience)
+            .bind(scope)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -632,6 +489,7 @@ impl Store for SqliteStore {
         &self,
         id: Uuid,
         audience: &str,
+        now: DateTime<Utc>,
     ) -> StoreResult<Option<AuthorizationContext>> {
         #[derive(FromRow)]
         struct Row {
@@ -660,11 +518,8 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         let (session, user) = row.joined.split()?;
-        let now = Utc::now();
         // Record the use at most once a minute, so the hot path rarely writes.
-        if session.revoked_at.is_none()
-            && now - session.last_used_at > chrono::Duration::seconds(60)
-        {
+        if records_use(&session, now) {
             sqlx::query(
                 "update sessions set last_used_at = ?2 where id = ?1 and revoked_at is null",
             )
@@ -684,8 +539,8 @@ impl Store for SqliteStore {
         }))
     }
 
-    async fn revoke_session(&self, id: Uuid) -> StoreResult<bool> {
-        let now = ts(Utc::now());
+    async fn revoke_session(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
+        let now = ts(now);
         // The revocation and its feed entry in one transaction.
         let mut tx = self.pool.begin().await?;
         let done =
@@ -713,21 +568,15 @@ impl Store for SqliteStore {
         after: i64,
         since: DateTime<Utc>,
     ) -> StoreResult<(Vec<Revocation>, i64)> {
-        let latest: i64 = sqlx::query_scalar("select coalesce(max(seq), 0) from revocations")
+        let latest: i64 = sqlx::query_scalar(sql::LATEST_REVOCATION)
             .fetch_one(&self.pool)
             .await?;
-        let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
-            r#"
-            select seq, kind, subject, at from revocations
-            where seq > ?1 and seq <= ?2 and at > ?3
-            order by seq
-            "#,
-        )
-        .bind(after)
-        .bind(latest)
-        .bind(ts(since))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(i64, String, String, String)> = sqlx::query_as(sql::REVOCATIONS)
+            .bind(after)
+            .bind(latest)
+            .bind(ts(since))
+            .fetch_all(&self.pool)
+            .await?;
         let entries = rows
             .into_iter()
             .map(|(seq, kind, subject, at)| {
@@ -751,31 +600,18 @@ impl Store for SqliteStore {
             // Timestamps are stored in one fixed-width UTC form, so text
             // order is time order. A blocked counter is left as it is: no
             // row returns.
-            let failures: Option<i64> = sqlx::query_scalar(
-                r#"
-                insert into login_throttle (key, failures, last_failure_at)
-                values (?1, 1, ?2)
-                on conflict (key) do update set
-                    failures = case when login_throttle.last_failure_at < ?3 then 1
-                                    else login_throttle.failures + 1 end,
-                    last_failure_at = ?2
-                where login_throttle.blocked_until is null
-                   or login_throttle.blocked_until <= ?2
-                returning failures
-                "#,
-            )
-            .bind(counter.key)
-            .bind(ts(now))
-            .bind(ts(counter.window_start))
-            .fetch_optional(&mut *tx)
-            .await?;
+            let failures: Option<i64> = sqlx::query_scalar(sql::COUNT_LOGIN_FAILURE)
+                .bind(counter.key)
+                .bind(ts(now))
+                .bind(ts(counter.window_start))
+                .fetch_optional(&mut *tx)
+                .await?;
             let Some(failures) = failures else {
-                let until: Option<String> =
-                    sqlx::query_scalar("select blocked_until from login_throttle where key = ?1")
-                        .bind(counter.key)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .flatten();
+                let until: Option<String> = sqlx::query_scalar(sql::BLOCKED_UNTIL)
+                    .bind(counter.key)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .flatten();
                 // Dropping the transaction rolls back what was counted.
                 return Ok(Reservation::Blocked {
                     index,
@@ -783,7 +619,7 @@ impl Store for SqliteStore {
                 });
             };
             if let Some(until) = block(index, failures) {
-                sqlx::query("update login_throttle set blocked_until = ?2 where key = ?1")
+                sqlx::query(sql::SET_BLOCKED_UNTIL)
                     .bind(counter.key)
                     .bind(ts(until))
                     .execute(&mut *tx)
@@ -811,11 +647,11 @@ impl Store for SqliteStore {
     }
 
     async fn clear_login_failures(&self, keys: &ThrottleKeys<'_>) -> StoreResult<()> {
-        sqlx::query("delete from login_throttle where key = ?1")
+        sqlx::query(sql::CLEAR_LOGIN_FAILURES)
             .bind(keys.account)
             .execute(&self.pool)
             .await?;
-        sqlx::query("delete from login_throttle where key >= ?1 and key < ?2")
+        sqlx::query(sql::CLEAR_LOGIN_FAILURES_IN_RANGE)
             .bind(keys.user_from)
             .bind(keys.user_until)
             .execute(&self.pool)
@@ -848,42 +684,12 @@ impl Store for SqliteStore {
     }
 
     async fn audit_tail(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
-        #[derive(FromRow)]
-        struct Row {
-            at: String,
-            event: String,
-            outcome: String,
-            username: Option<String>,
-            user_id: Option<String>,
-            ip: Option<String>,
-            user_agent: Option<String>,
-            detail: String,
-        }
-        let mut rows: Vec<Row> = sqlx::query_as(
-            r#"
-            select at, event, outcome, username, user_id, ip, user_agent, detail
-            from audit_log order by id desc limit ?1
-            "#,
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let mut rows: Vec<AuditRow> = sqlx::query_as(sql::AUDIT_TAIL)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.reverse();
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    at: parse_ts(&r.at)?,
-                    event: r.event,
-                    outcome: r.outcome,
-                    username: r.username,
-                    user_id: r.user_id.as_deref().map(parse_id).transpose()?,
-                    ip: r.ip,
-                    user_agent: r.user_agent,
-                    detail: r.detail,
-                })
-            })
-            .collect::<anyhow::Result<_>>()?)
+        Ok(read_all(rows)?)
     }
 
     async fn replace_session_token(
@@ -892,6 +698,7 @@ impl Store for SqliteStore {
         current: &str,
         new_token_id: &str,
         kid: &str,
+        now: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let done = sqlx::query(
             r#"
@@ -905,7 +712,7 @@ impl Store for SqliteStore {
         .bind(current)
         .bind(new_token_id)
         .bind(kid)
-        .bind(ts(Utc::now()))
+        .bind(ts(now))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -915,16 +722,10 @@ impl Store for SqliteStore {
         &self,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<(String, i64)>> {
-        let counts = sqlx::query_as(
-            r#"
-            select kid, count(*) from sessions
-            where revoked_at is null and (expires_at is null or expires_at > ?1)
-            group by kid order by kid
-            "#,
-        )
-        .bind(ts(now))
-        .fetch_all(&self.pool)
-        .await?;
+        let counts = sqlx::query_as(sql::COUNT_LIVE_SESSIONS_BY_KID)
+            .bind(ts(now))
+            .fetch_all(&self.pool)
+            .await?;
         Ok(counts)
     }
 
@@ -933,25 +734,19 @@ impl Store for SqliteStore {
         kid: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Vec<Uuid>> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            r#"
-            select id from sessions
-            where kid = ?1 and revoked_at is null and (expires_at is null or expires_at > ?2)
-            order by created_at, id
-            "#,
-        )
-        .bind(kid)
-        .bind(ts(now))
-        .fetch_all(&self.pool)
-        .await?;
+        let ids: Vec<String> = sqlx::query_scalar(sql::LIVE_SESSIONS_SIGNED_BY)
+            .bind(kid)
+            .bind(ts(now))
+            .fetch_all(&self.pool)
+            .await?;
         Ok(ids
             .iter()
             .map(|id| parse_id(id))
             .collect::<anyhow::Result<_>>()?)
     }
 
-    async fn revoke_sessions_signed_by(&self, kid: &str) -> StoreResult<u64> {
-        let now = ts(Utc::now());
+    async fn revoke_sessions_signed_by(&self, kid: &str, now: DateTime<Utc>) -> StoreResult<u64> {
+        let now = ts(now);
         // The revocations and their feed entries in one transaction.
         let mut tx = self.pool.begin().await?;
         let revoked: Vec<String> = sqlx::query_scalar(
@@ -979,108 +774,10 @@ impl Store for SqliteStore {
     }
 
     async fn export(&self) -> StoreResult<Dump> {
-        let users: Vec<UserRow> = sqlx::query_as(concat!(
-            "select id, username, email, password_hash, is_active, created_at, updated_at",
-            " from users order by created_at, id"
-        ))
-        .fetch_all(&self.pool)
-        .await?;
-        let grants: Vec<(String, String, String, String)> = sqlx::query_as(
-            "select user_id, audience, scope, created_at from grants order by user_id, audience, scope",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let sessions: Vec<SessionRow> = sqlx::query_as(
-            r#"
-            select id, user_id, client_id, ip, user_agent, kid, created_at,
-                   last_used_at, expires_at, revoked_at, token_id
-            from sessions order by created_at, id
-            "#,
-        )
-        .fetch_all(&self.pool)
-        .await?;
-
-        Ok(Dump {
-            users: users
-                .into_iter()
-                .map(User::try_from)
-                .collect::<anyhow::Result<_>>()?,
-            grants: grants
-                .into_iter()
-                .map(|(user_id, audience, scope, created_at)| {
-                    Ok(UserGrant {
-                        user_id: parse_id(&user_id)?,
-                        audience,
-                        scope,
-                        created_at: parse_ts(&created_at)?,
-                    })
-                })
-                .collect::<anyhow::Result<_>>()?,
-            sessions: sessions
-                .into_iter()
-                .map(Session::try_from)
-                .collect::<anyhow::Result<_>>()?,
-        })
+        Portable::<Self>::export(&self.pool).await
     }
 
     async fn import(&self, dump: &Dump) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        for user in &dump.users {
-            sqlx::query(
-                r#"
-                insert into users (id, username, username_key, email, password_hash, is_active,
-                                   created_at, updated_at)
-                values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                "#,
-            )
-            .bind(user.id.to_string())
-            .bind(&user.username)
-            .bind(legacy_username_key(&user.username))
-            .bind(&user.email)
-            .bind(&user.password_hash)
-            .bind(user.is_active)
-            .bind(ts(user.created_at))
-            .bind(ts(user.updated_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(on_unique_username)?;
-        }
-        for grant in &dump.grants {
-            sqlx::query(
-                "insert into grants (user_id, audience, scope, created_at) values (?1, ?2, ?3, ?4)",
-            )
-            .bind(grant.user_id.to_string())
-            .bind(&grant.audience)
-            .bind(&grant.scope)
-            .bind(ts(grant.created_at))
-            .execute(&mut *tx)
-            .await?;
-        }
-        for s in &dump.sessions {
-            sqlx::query(
-                r#"
-                insert into sessions (id, user_id, client_id, ip, user_agent, kid, created_at,
-                                      last_used_at, expires_at, revoked_at, token_id)
-                values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                "#,
-            )
-            .bind(s.id.to_string())
-            .bind(s.user_id.to_string())
-            .bind(&s.client_id)
-            .bind(&s.ip)
-            .bind(&s.user_agent)
-            .bind(&s.kid)
-            .bind(ts(s.created_at))
-            .bind(ts(s.last_used_at))
-            .bind(s.expires_at.map(ts))
-            .bind(s.revoked_at.map(ts))
-            .bind(&s.token_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        // The dump's names carry the old key; fold them as a migration does.
-        self.fold_usernames().await?;
-        Ok(())
+        Portable::<Self>::import(&self.pool, dump).await
     }
 }

@@ -369,7 +369,10 @@ async fn an_admin_whose_grant_is_removed_loses_admin_rights_with_the_next_call(b
         200
     );
     // A disabled administrator is no caller at all.
-    app.store.set_active(admin2.id, false).await.unwrap();
+    app.store
+        .set_active(admin2.id, false, chrono::Utc::now())
+        .await
+        .unwrap();
     assert_error(
         call(&app, &token, Method::GET, "/admin/users", None).await,
         401,

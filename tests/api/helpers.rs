@@ -276,11 +276,14 @@ impl TestApp {
         .unwrap()
         .unwrap();
         self.store
-            .create_user(NewUser {
-                username,
-                email,
-                password_hash: &hash,
-            })
+            .create_user(
+                NewUser {
+                    username,
+                    email,
+                    password_hash: &hash,
+                },
+                SystemClock.now(),
+            )
             .await
             .expect("create a test user")
     }
@@ -288,7 +291,7 @@ impl TestApp {
     pub async fn grant(&self, user: &User, audience: &str, scopes: &[&str]) {
         let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
         self.store
-            .add_grants(user.id, audience, &scopes)
+            .add_grants(user.id, audience, &scopes, SystemClock.now())
             .await
             .unwrap();
     }

@@ -176,7 +176,10 @@ async fn a_service_whose_introspect_grant_is_removed_is_refused_with_the_next_ca
         "forbidden",
     )
     .await;
-    app.store.set_active(service.id, false).await.unwrap();
+    app.store
+        .set_active(service.id, false, chrono::Utc::now())
+        .await
+        .unwrap();
     assert_error(
         introspect(&app, Some(&caller), &session).await,
         401,

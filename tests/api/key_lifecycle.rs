@@ -560,16 +560,19 @@ async fn prune_refuses_while_a_session_depends_on_a_key_and_names_it(backend: Ba
     let alice = app.add_user("alice", None).await;
     let session = app
         .store
-        .create_session(NewSession {
-            id: uuid::Uuid::new_v4(),
-            user_id: alice.id,
-            client_id: "",
-            ip: None,
-            user_agent: None,
-            kid: &old,
-            expires_at: None,
-            token_id: "a-token",
-        })
+        .create_session(
+            NewSession {
+                id: uuid::Uuid::new_v4(),
+                user_id: alice.id,
+                client_id: "",
+                ip: None,
+                user_agent: None,
+                kid: &old,
+                expires_at: None,
+                token_id: "a-token",
+            },
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
 

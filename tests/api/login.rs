@@ -287,7 +287,10 @@ async fn a_wrong_password_shows_one_generic_message_and_keeps_only_the_username(
     let app = spawn(backend).await;
     app.add_user("alice", None).await;
     let disabled = app.add_user("mallory", None).await;
-    app.store.set_active(disabled.id, false).await.unwrap();
+    app.store
+        .set_active(disabled.id, false, chrono::Utc::now())
+        .await
+        .unwrap();
     let browser = browser();
 
     let mut messages = Vec::new();
@@ -631,7 +634,10 @@ async fn a_session_cookie_that_is_no_longer_live_leads_back_to_the_form(backend:
     let signed_in = sign_in(&browser, &app, "hub", HUB, "alice", PASSWORD).await;
     assert_eq!(signed_in.status(), 303);
 
-    app.store.set_active(alice.id, false).await.unwrap();
+    app.store
+        .set_active(alice.id, false, chrono::Utc::now())
+        .await
+        .unwrap();
     let response = login_page(&browser, &app, "hub", HUB).await;
 
     assert_eq!(response.status(), 200, "the form");

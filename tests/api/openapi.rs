@@ -306,16 +306,19 @@ async fn every_documented_route_answers_as_documented() {
             // the user's sessions: this one needs a live one.
             let session = app
                 .store
-                .create_session(tessera::store::NewSession {
-                    id: uuid::Uuid::new_v4(),
-                    user_id: dana_user.id,
-                    client_id: "",
-                    ip: None,
-                    user_agent: None,
-                    kid: &fixtures.kid,
-                    expires_at: None,
-                    token_id: "a-token",
-                })
+                .create_session(
+                    tessera::store::NewSession {
+                        id: uuid::Uuid::new_v4(),
+                        user_id: dana_user.id,
+                        client_id: "",
+                        ip: None,
+                        user_agent: None,
+                        kid: &fixtures.kid,
+                        expires_at: None,
+                        token_id: "a-token",
+                    },
+                    chrono::Utc::now(),
+                )
                 .await
                 .unwrap();
             fixtures.session_id = session.id.to_string();

@@ -44,7 +44,10 @@ async fn metrics_do_not_tell_why_a_login_failed() {
     let app = spawn_app(Backend::Sqlite).await;
     app.add_user("alice", None).await;
     let mallory = app.add_user("mallory", None).await;
-    app.store.set_active(mallory.id, false).await.unwrap();
+    app.store
+        .set_active(mallory.id, false, chrono::Utc::now())
+        .await
+        .unwrap();
     let logins = || async {
         let text = app.metrics().await;
         text.lines()

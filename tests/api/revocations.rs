@@ -43,7 +43,10 @@ async fn the_feed_lists_logouts_and_user_changes_after_the_cursor(backend: Backe
     let cursor = empty["cursor"].as_str().unwrap().to_owned();
 
     logout(&app, &first).await;
-    app.store.set_active(alice.id, false).await.unwrap();
+    app.store
+        .set_active(alice.id, false, chrono::Utc::now())
+        .await
+        .unwrap();
     let page = feed(&app, Some(&cursor)).await;
 
     assert_eq!(page["reset"], false);
@@ -108,8 +111,7 @@ async fn entries_older_than_every_token_are_left_out(backend: Backend) {
         1
     );
 
-    // Every authorization token of that time has expired 1.5 s later.
-    clock.set(chrono::Utc::now() + chrono::TimeDelta::milliseconds(1500));
+    clock.advance(chrono::TimeDelta::milliseconds(1500));
 
     assert_eq!(feed(&app, None).await["entries"], serde_json::json!([]));
 }

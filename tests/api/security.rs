@@ -290,7 +290,10 @@ async fn logins_authorizations_logouts_and_changes_are_audited(backend: Backend)
     let app = spawn_app(backend).await;
     let alice = app.add_user("alice", None).await;
     let disabled = app.add_user("carol", None).await;
-    app.store.set_active(disabled.id, false).await.unwrap();
+    app.store
+        .set_active(disabled.id, false, chrono::Utc::now())
+        .await
+        .unwrap();
 
     app.login("nobody", PASSWORD).await;
     app.login("alice", "wrong").await;
@@ -348,7 +351,7 @@ async fn a_hash_of_old_parameters_is_upgraded_at_login(backend: Backend) {
     let old_hash = tessera::password::hash(&password, old).unwrap();
     let alice = app.add_user("alice", None).await;
     app.store
-        .set_password_hash(alice.id, &old_hash, None)
+        .set_password_hash(alice.id, &old_hash, None, chrono::Utc::now())
         .await
         .unwrap();
 

@@ -74,7 +74,10 @@ async fn login_accepts_a_form_a_client_id_and_any_case_of_the_name(backend: Back
 async fn wrong_password_unknown_user_and_disabled_user_answer_alike(backend: Backend) {
     let app = spawn_app(backend).await;
     let disabled = app.add_user("disabled", None).await;
-    app.store.set_active(disabled.id, false).await.unwrap();
+    app.store
+        .set_active(disabled.id, false, chrono::Utc::now())
+        .await
+        .unwrap();
     app.add_user("alice", None).await;
 
     let wrong = assert_error(
@@ -181,7 +184,10 @@ async fn disabling_a_user_ends_their_sessions_at_authorize(backend: Backend) {
     let user = app.add_user("alice", None).await;
     let token = app.session_token("alice").await;
 
-    app.store.set_active(user.id, false).await.unwrap();
+    app.store
+        .set_active(user.id, false, chrono::Utc::now())
+        .await
+        .unwrap();
 
     // Disabling revoked the session itself.
     let body = assert_error(app.authorize(&token, None).await, 401, "invalid_token").await;

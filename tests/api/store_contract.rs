@@ -15,11 +15,14 @@ use crate::helpers::{Backend, TestDatabase};
 
 async fn user(store: &dyn Store, name: &str) -> User {
     store
-        .create_user(NewUser {
-            username: name,
-            email: Some("someone@example.com"),
-            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
-        })
+        .create_user(
+            NewUser {
+                username: name,
+                email: Some("someone@example.com"),
+                password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+            },
+            Utc::now(),
+        )
         .await
         .unwrap()
 }
@@ -43,11 +46,14 @@ async fn users_are_unique_regardless_of_case(backend: Backend) {
     let alice = user(store.as_ref(), "Ålice").await;
 
     let duplicate = store
-        .create_user(NewUser {
-            username: "åLICE",
-            email: None,
-            password_hash: "x",
-        })
+        .create_user(
+            NewUser {
+                username: "åLICE",
+                email: None,
+                password_hash: "x",
+            },
+            Utc::now(),
+        )
         .await;
 
     assert!(matches!(duplicate, Err(StoreError::UsernameTaken)));
@@ -65,10 +71,10 @@ async fn users_can_be_listed_changed_disabled_and_enabled(backend: Backend) {
     user(store.as_ref(), "alice").await;
 
     store
-        .set_password_hash(bob.id, "new-hash", None)
+        .set_password_hash(bob.id, "new-hash", None, Utc::now())
         .await
         .unwrap();
-    store.set_active(bob.id, false).await.unwrap();
+    store.set_active(bob.id, false, Utc::now()).await.unwrap();
 
     let names: Vec<String> = store
         .list_users()
@@ -82,7 +88,7 @@ async fn users_can_be_listed_changed_disabled_and_enabled(backend: Backend) {
     assert_eq!(bob.password_hash, "new-hash");
     assert!(!bob.is_active);
     assert!(bob.updated_at >= bob.created_at);
-    store.set_active(bob.id, true).await.unwrap();
+    store.set_active(bob.id, true, Utc::now()).await.unwrap();
     assert!(
         store
             .find_user_by_name("bob")
@@ -91,9 +97,11 @@ async fn users_can_be_listed_changed_disabled_and_enabled(backend: Backend) {
             .unwrap()
             .is_active
     );
-    let missing = store.set_active(Uuid::new_v4(), true).await;
+    let missing = store.set_active(Uuid::new_v4(), true, Utc::now()).await;
     assert!(matches!(missing, Err(StoreError::UserNotFound)));
-    let missing = store.set_password_hash(Uuid::new_v4(), "x", None).await;
+    let missing = store
+        .set_password_hash(Uuid::new_v4(), "x", None, Utc::now())
+        .await;
     assert!(matches!(missing, Err(StoreError::UserNotFound)));
 }
 
@@ -104,15 +112,20 @@ async fn grants_are_added_once_and_removed_by_audience(backend: Backend) {
     let scopes = |s: &[&str]| s.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
 
     store
-        .add_grants(alice.id, "notebooks", &scopes(&["write", "read"]))
+        .add_grants(
+            alice.id,
+            "notebooks",
+            &scopes(&["write", "read"]),
+            Utc::now(),
+        )
         .await
         .unwrap();
     store
-        .add_grants(alice.id, "notebooks", &scopes(&["read"]))
+        .add_grants(alice.id, "notebooks", &scopes(&["read"]), Utc::now())
         .await
         .unwrap();
     store
-        .add_grants(alice.id, "billing", &scopes(&["read"]))
+        .add_grants(alice.id, "billing", &scopes(&["read"]), Utc::now())
         .await
         .unwrap();
     let removed = store
@@ -144,10 +157,13 @@ async fn a_session_is_created_found_and_revoked_once(backend: Backend) {
     let expires = Utc::now() + Duration::hours(1);
 
     let session = store
-        .create_session(NewSession {
-            expires_at: Some(expires),
-            ..new_session(alice.id)
-        })
+        .create_session(
+            NewSession {
+                expires_at: Some(expires),
+                ..new_session(alice.id)
+            },
+            Utc::now(),
+        )
         .await
         .unwrap();
 
@@ -162,13 +178,18 @@ async fn a_session_is_created_found_and_revoked_once(backend: Backend) {
         expires.timestamp_micros()
     );
     assert!(found.is_live(Utc::now()));
-    assert!(store.revoke_session(session.id).await.unwrap());
-    assert!(!store.revoke_session(session.id).await.unwrap());
+    assert!(store.revoke_session(session.id, Utc::now()).await.unwrap());
+    assert!(!store.revoke_session(session.id, Utc::now()).await.unwrap());
     let (revoked, _) = store.find_session(session.id).await.unwrap().unwrap();
     assert!(revoked.revoked_at.is_some());
     assert!(!revoked.is_live(Utc::now()));
     assert!(store.find_session(Uuid::new_v4()).await.unwrap().is_none());
-    assert!(!store.revoke_session(Uuid::new_v4()).await.unwrap());
+    assert!(
+        !store
+            .revoke_session(Uuid::new_v4(), Utc::now())
+            .await
+            .unwrap()
+    );
 }
 
 async fn the_authorization_context_holds_the_scopes_of_one_audience(backend: Backend) {
@@ -177,22 +198,25 @@ async fn the_authorization_context_holds_the_scopes_of_one_audience(backend: Bac
     let alice = user(store.as_ref(), "alice").await;
     let scopes = ["b:write".to_owned(), "a:read".to_owned()];
     store
-        .add_grants(alice.id, "notebooks", &scopes)
+        .add_grants(alice.id, "notebooks", &scopes, Utc::now())
         .await
         .unwrap();
     store
-        .add_grants(alice.id, "billing", &["pay".to_owned()])
+        .add_grants(alice.id, "billing", &["pay".to_owned()], Utc::now())
         .await
         .unwrap();
-    let session = store.create_session(new_session(alice.id)).await.unwrap();
+    let session = store
+        .create_session(new_session(alice.id), Utc::now())
+        .await
+        .unwrap();
 
     let context = store
-        .authorization_context(session.id, "notebooks")
+        .authorization_context(session.id, "notebooks", Utc::now())
         .await
         .unwrap()
         .unwrap();
     let none = store
-        .authorization_context(session.id, "elsewhere")
+        .authorization_context(session.id, "elsewhere", Utc::now())
         .await
         .unwrap()
         .unwrap();
@@ -203,7 +227,7 @@ async fn the_authorization_context_holds_the_scopes_of_one_audience(backend: Bac
     assert!(none.scopes.is_empty());
     assert!(
         store
-            .authorization_context(Uuid::new_v4(), "notebooks")
+            .authorization_context(Uuid::new_v4(), "notebooks", Utc::now())
             .await
             .unwrap()
             .is_none()
@@ -218,7 +242,12 @@ async fn two_logins_for_one_user_at_once_make_two_sessions(backend: Backend) {
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let store = Arc::clone(&store);
-            tokio::spawn(async move { store.create_session(new_session(alice.id)).await.unwrap() })
+            tokio::spawn(async move {
+                store
+                    .create_session(new_session(alice.id), Utc::now())
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut ids = Vec::new();
@@ -238,7 +267,10 @@ async fn a_revocation_while_authorizing_is_seen_by_every_later_authorization(bac
     let db = TestDatabase::create(backend).await;
     let store = db.store().await;
     let alice = user(store.as_ref(), "alice").await;
-    let session = store.create_session(new_session(alice.id)).await.unwrap();
+    let session = store
+        .create_session(new_session(alice.id), Utc::now())
+        .await
+        .unwrap();
 
     let reader = {
         let store = Arc::clone(&store);
@@ -246,7 +278,7 @@ async fn a_revocation_while_authorizing_is_seen_by_every_later_authorization(bac
             let mut live = 0;
             for _ in 0..50 {
                 let context = store
-                    .authorization_context(session.id, "tessera")
+                    .authorization_context(session.id, "tessera", Utc::now())
                     .await
                     .unwrap()
                     .unwrap();
@@ -257,12 +289,12 @@ async fn a_revocation_while_authorizing_is_seen_by_every_later_authorization(bac
             live
         })
     };
-    let revoked = store.revoke_session(session.id).await.unwrap();
+    let revoked = store.revoke_session(session.id, Utc::now()).await.unwrap();
     reader.await.unwrap();
 
     assert!(revoked);
     let after = store
-        .authorization_context(session.id, "tessera")
+        .authorization_context(session.id, "tessera", Utc::now())
         .await
         .unwrap()
         .unwrap();
@@ -274,12 +306,18 @@ async fn an_export_imports_into_the_other_backend_unchanged(backend: Backend) {
     let source = source_db.store().await;
     let alice = user(source.as_ref(), "alice").await;
     source
-        .add_grants(alice.id, "notebooks", &["read".to_owned()])
+        .add_grants(alice.id, "notebooks", &["read".to_owned()], Utc::now())
         .await
         .unwrap();
-    let live = source.create_session(new_session(alice.id)).await.unwrap();
-    let ended = source.create_session(new_session(alice.id)).await.unwrap();
-    source.revoke_session(ended.id).await.unwrap();
+    let live = source
+        .create_session(new_session(alice.id), Utc::now())
+        .await
+        .unwrap();
+    let ended = source
+        .create_session(new_session(alice.id), Utc::now())
+        .await
+        .unwrap();
+    source.revoke_session(ended.id, Utc::now()).await.unwrap();
     let other = match backend {
         Backend::Postgres => Backend::Sqlite,
         Backend::Sqlite => Backend::Postgres,
@@ -312,17 +350,20 @@ async fn a_session_token_is_replaced_once_and_the_session_moves_to_the_new_key(b
     let db = TestDatabase::create(backend).await;
     let store = db.store().await;
     let alice = user(store.as_ref(), "alice").await;
-    let session = store.create_session(new_session(alice.id)).await.unwrap();
+    let session = store
+        .create_session(new_session(alice.id), Utc::now())
+        .await
+        .unwrap();
     let first = session.token_id.clone().unwrap();
     assert_eq!(first, "first-token");
 
     let replaced = store
-        .replace_session_token(session.id, &first, "second", "tessera-next")
+        .replace_session_token(session.id, &first, "second", "tessera-next", Utc::now())
         .await
         .unwrap();
     // The replaced token cannot refresh again: of two refreshes, one wins.
     let again = store
-        .replace_session_token(session.id, &first, "third", "tessera-next")
+        .replace_session_token(session.id, &first, "third", "tessera-next", Utc::now())
         .await
         .unwrap();
 
@@ -332,19 +373,25 @@ async fn a_session_token_is_replaced_once_and_the_session_moves_to_the_new_key(b
     assert_eq!(found.token_id.as_deref(), Some("second"));
     assert_eq!(found.kid, "tessera-next");
     let context = store
-        .authorization_context(session.id, "tessera")
+        .authorization_context(session.id, "tessera", Utc::now())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(context.session.token_id.as_deref(), Some("second"));
-    store.revoke_session(session.id).await.unwrap();
+    store.revoke_session(session.id, Utc::now()).await.unwrap();
     let ended = store
-        .replace_session_token(session.id, "second", "fourth", "tessera-next")
+        .replace_session_token(session.id, "second", "fourth", "tessera-next", Utc::now())
         .await
         .unwrap();
     assert!(!ended);
     let unknown = store
-        .replace_session_token(Uuid::new_v4(), "second", "fourth", "tessera-next")
+        .replace_session_token(
+            Uuid::new_v4(),
+            "second",
+            "fourth",
+            "tessera-next",
+            Utc::now(),
+        )
         .await
         .unwrap();
     assert!(!unknown);
@@ -360,26 +407,35 @@ async fn live_sessions_are_counted_listed_and_revoked_by_the_key_that_signed_the
     for _ in 0..2 {
         live.push(
             store
-                .create_session(new_session(alice.id))
+                .create_session(new_session(alice.id), Utc::now())
                 .await
                 .unwrap()
                 .id,
         );
     }
     store
-        .create_session(NewSession {
-            kid: "tessera-other",
-            ..new_session(alice.id)
-        })
+        .create_session(
+            NewSession {
+                kid: "tessera-other",
+                ..new_session(alice.id)
+            },
+            Utc::now(),
+        )
         .await
         .unwrap();
-    let revoked = store.create_session(new_session(alice.id)).await.unwrap();
-    store.revoke_session(revoked.id).await.unwrap();
+    let revoked = store
+        .create_session(new_session(alice.id), Utc::now())
+        .await
+        .unwrap();
+    store.revoke_session(revoked.id, Utc::now()).await.unwrap();
     let expired = store
-        .create_session(NewSession {
-            expires_at: Some(Utc::now() - Duration::seconds(1)),
-            ..new_session(alice.id)
-        })
+        .create_session(
+            NewSession {
+                expires_at: Some(Utc::now() - Duration::seconds(1)),
+                ..new_session(alice.id)
+            },
+            Utc::now(),
+        )
         .await
         .unwrap();
     let now = Utc::now();
@@ -390,7 +446,7 @@ async fn live_sessions_are_counted_listed_and_revoked_by_the_key_that_signed_the
         .await
         .unwrap();
     let revoked_now = store
-        .revoke_sessions_signed_by("tessera-test")
+        .revoke_sessions_signed_by("tessera-test", Utc::now())
         .await
         .unwrap();
 
@@ -440,10 +496,13 @@ async fn users_are_paged_found_by_id_and_deleted_with_their_sessions(backend: Ba
     }
     let bob = store.find_user_by_name("bob").await.unwrap().unwrap();
     store
-        .add_grants(bob.id, "notebooks", &["read".to_owned()])
+        .add_grants(bob.id, "notebooks", &["read".to_owned()], Utc::now())
         .await
         .unwrap();
-    let session = store.create_session(new_session(bob.id)).await.unwrap();
+    let session = store
+        .create_session(new_session(bob.id), Utc::now())
+        .await
+        .unwrap();
 
     let page: Vec<String> = store
         .list_users_page(1, 2)
@@ -457,8 +516,8 @@ async fn users_are_paged_found_by_id_and_deleted_with_their_sessions(backend: Ba
         store.find_user_by_id(bob.id).await.unwrap(),
         Some(bob.clone())
     );
-    assert!(store.delete_user(bob.id).await.unwrap());
-    assert!(!store.delete_user(bob.id).await.unwrap());
+    assert!(store.delete_user(bob.id, Utc::now()).await.unwrap());
+    assert!(!store.delete_user(bob.id, Utc::now()).await.unwrap());
 
     assert!(store.find_user_by_id(bob.id).await.unwrap().is_none());
     assert!(store.find_session(session.id).await.unwrap().is_none());
@@ -478,13 +537,28 @@ async fn logging_out_everywhere_revokes_every_live_session_once(backend: Backend
     let store = db.store().await;
     let alice = user(store.as_ref(), "alice").await;
     let other = user(store.as_ref(), "bob").await;
-    let first = store.create_session(new_session(alice.id)).await.unwrap();
-    let second = store.create_session(new_session(alice.id)).await.unwrap();
-    let ended = store.create_session(new_session(alice.id)).await.unwrap();
-    store.revoke_session(ended.id).await.unwrap();
-    let bobs = store.create_session(new_session(other.id)).await.unwrap();
+    let first = store
+        .create_session(new_session(alice.id), Utc::now())
+        .await
+        .unwrap();
+    let second = store
+        .create_session(new_session(alice.id), Utc::now())
+        .await
+        .unwrap();
+    let ended = store
+        .create_session(new_session(alice.id), Utc::now())
+        .await
+        .unwrap();
+    store.revoke_session(ended.id, Utc::now()).await.unwrap();
+    let bobs = store
+        .create_session(new_session(other.id), Utc::now())
+        .await
+        .unwrap();
 
-    let mut revoked = store.revoke_user_sessions(alice.id).await.unwrap();
+    let mut revoked = store
+        .revoke_user_sessions(alice.id, Utc::now())
+        .await
+        .unwrap();
 
     revoked.sort();
     let mut expected = vec![first.id, second.id];
@@ -492,7 +566,7 @@ async fn logging_out_everywhere_revokes_every_live_session_once(backend: Backend
     assert_eq!(revoked, expected);
     assert!(
         store
-            .revoke_user_sessions(alice.id)
+            .revoke_user_sessions(alice.id, Utc::now())
             .await
             .unwrap()
             .is_empty()
@@ -666,10 +740,13 @@ async fn last_use_is_recorded_at_most_once_a_minute(backend: Backend) {
     let db = TestDatabase::create(backend).await;
     let store = db.store().await;
     let alice = user(store.as_ref(), "alice").await;
-    let session = store.create_session(new_session(alice.id)).await.unwrap();
+    let session = store
+        .create_session(new_session(alice.id), Utc::now())
+        .await
+        .unwrap();
     let last_use = |store: Arc<dyn Store>| async move {
         store
-            .authorization_context(session.id, "notebooks")
+            .authorization_context(session.id, "notebooks", Utc::now())
             .await
             .unwrap()
             .unwrap()
@@ -723,15 +800,21 @@ async fn a_password_change_revokes_every_session_but_the_one_kept(backend: Backe
     let db = TestDatabase::create(backend).await;
     let store = db.store().await;
     let bob = user(store.as_ref(), "bob").await;
-    let kept = store.create_session(new_session(bob.id)).await.unwrap();
-    let other = store.create_session(new_session(bob.id)).await.unwrap();
+    let kept = store
+        .create_session(new_session(bob.id), Utc::now())
+        .await
+        .unwrap();
+    let other = store
+        .create_session(new_session(bob.id), Utc::now())
+        .await
+        .unwrap();
     let (_, cursor) = store
         .revocations(0, Utc::now() - Duration::hours(1))
         .await
         .unwrap();
 
     let revoked = store
-        .set_password_hash(bob.id, "new-hash", Some(kept.id))
+        .set_password_hash(bob.id, "new-hash", Some(kept.id), Utc::now())
         .await
         .unwrap();
 
@@ -747,7 +830,7 @@ async fn a_password_change_revokes_every_session_but_the_one_kept(backend: Backe
     // Without a session to keep, every one goes.
     assert_eq!(
         store
-            .set_password_hash(bob.id, "newer", None)
+            .set_password_hash(bob.id, "newer", None, Utc::now())
             .await
             .unwrap(),
         [kept.id]
@@ -758,24 +841,27 @@ async fn a_hash_upgrade_keeps_sessions_and_never_undoes_a_password_change(backen
     let db = TestDatabase::create(backend).await;
     let store = db.store().await;
     let bob = user(store.as_ref(), "bob").await;
-    let session = store.create_session(new_session(bob.id)).await.unwrap();
+    let session = store
+        .create_session(new_session(bob.id), Utc::now())
+        .await
+        .unwrap();
 
     assert!(
         store
-            .upgrade_password_hash(bob.id, &bob.password_hash, "upgraded")
+            .upgrade_password_hash(bob.id, &bob.password_hash, "upgraded", Utc::now())
             .await
             .unwrap()
     );
     let (session, _) = store.find_session(session.id).await.unwrap().unwrap();
     assert!(session.revoked_at.is_none());
     store
-        .set_password_hash(bob.id, "changed", None)
+        .set_password_hash(bob.id, "changed", None, Utc::now())
         .await
         .unwrap();
     // A login that verified "upgraded" before the change comes late.
     assert!(
         !store
-            .upgrade_password_hash(bob.id, "upgraded", "stale")
+            .upgrade_password_hash(bob.id, "upgraded", "stale", Utc::now())
             .await
             .unwrap()
     );
@@ -787,10 +873,22 @@ async fn disabling_revokes_every_session_and_enabling_revives_none(backend: Back
     let db = TestDatabase::create(backend).await;
     let store = db.store().await;
     let bob = user(store.as_ref(), "bob").await;
-    let session = store.create_session(new_session(bob.id)).await.unwrap();
+    let session = store
+        .create_session(new_session(bob.id), Utc::now())
+        .await
+        .unwrap();
 
-    assert_eq!(store.set_active(bob.id, false).await.unwrap(), [session.id]);
-    assert!(store.set_active(bob.id, true).await.unwrap().is_empty());
+    assert_eq!(
+        store.set_active(bob.id, false, Utc::now()).await.unwrap(),
+        [session.id]
+    );
+    assert!(
+        store
+            .set_active(bob.id, true, Utc::now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let (session, user) = store.find_session(session.id).await.unwrap().unwrap();
     assert!(user.is_active);
@@ -807,13 +905,13 @@ async fn grants_and_sessions_for_a_deleted_user_are_user_not_found(backend: Back
     let db = TestDatabase::create(backend).await;
     let store = db.store().await;
     let bob = user(store.as_ref(), "bob").await;
-    assert!(store.delete_user(bob.id).await.unwrap());
+    assert!(store.delete_user(bob.id, Utc::now()).await.unwrap());
 
     let grant = store
-        .add_grants(bob.id, "notebooks", &["read".to_owned()])
+        .add_grants(bob.id, "notebooks", &["read".to_owned()], Utc::now())
         .await;
-    let session = store.create_session(new_session(bob.id)).await;
-    let password = store.set_password_hash(bob.id, "x", None).await;
+    let session = store.create_session(new_session(bob.id), Utc::now()).await;
+    let password = store.set_password_hash(bob.id, "x", None, Utc::now()).await;
 
     assert!(matches!(grant, Err(StoreError::UserNotFound)), "{grant:?}");
     assert!(
@@ -827,9 +925,12 @@ async fn the_session_grant_says_whether_the_user_holds_one_scope_now(backend: Ba
     let db = TestDatabase::create(backend).await;
     let store = db.store().await;
     let bob = user(store.as_ref(), "bob").await;
-    let session = store.create_session(new_session(bob.id)).await.unwrap();
+    let session = store
+        .create_session(new_session(bob.id), Utc::now())
+        .await
+        .unwrap();
     store
-        .add_grants(bob.id, "tessera", &["tessera:admin".to_owned()])
+        .add_grants(bob.id, "tessera", &["tessera:admin".to_owned()], Utc::now())
         .await
         .unwrap();
 

@@ -326,24 +326,37 @@ pub async fn create_users(database_url: &str, count: usize) -> anyhow::Result<Ve
     for n in 0..count {
         let name = format!("bench-user-{n}");
         let user = store
-            .create_user(NewUser {
-                username: &name,
-                email: Some(&format!("{name}@bench.invalid")),
-                password_hash: &hash,
-            })
+            .create_user(
+                NewUser {
+                    username: &name,
+                    email: Some(&format!("{name}@bench.invalid")),
+                    password_hash: &hash,
+                },
+                chrono::Utc::now(),
+            )
             .await?;
-        store.add_grants(user.id, AUDIENCE, &scopes).await?;
+        store
+            .add_grants(user.id, AUDIENCE, &scopes, chrono::Utc::now())
+            .await?;
         names.push(name);
     }
     let introspector = store
-        .create_user(NewUser {
-            username: INTROSPECTOR,
-            email: None,
-            password_hash: &hash,
-        })
+        .create_user(
+            NewUser {
+                username: INTROSPECTOR,
+                email: None,
+                password_hash: &hash,
+            },
+            chrono::Utc::now(),
+        )
         .await?;
     store
-        .add_grants(introspector.id, AUDIENCE, &[INTROSPECT_SCOPE.to_owned()])
+        .add_grants(
+            introspector.id,
+            AUDIENCE,
+            &[INTROSPECT_SCOPE.to_owned()],
+            chrono::Utc::now(),
+        )
         .await?;
     Ok(names)
 }

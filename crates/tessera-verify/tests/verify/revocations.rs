@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use uuid::Uuid;
 
+use tessera::keys::{Clock, SystemClock};
 use tessera_verify::{Verifier, VerifyError, example};
 
 use crate::helpers::TestApp;
@@ -102,12 +103,18 @@ async fn a_disabled_user_is_refused_and_not_accepted_again_once_enabled() {
     let token = token_for(&app, &session, "notebooks").await;
     assert!(verifier.verify(&token).await.is_ok());
 
-    app.store.set_active(user_id(&token), false).await.unwrap();
+    app.store
+        .set_active(user_id(&token), false, SystemClock.now())
+        .await
+        .unwrap();
     let (_, error) = time_until_refused(&verifier, &token).await;
     // Disabling revoked the user's sessions as well.
     assert_eq!(error, VerifyError::SessionRevoked);
 
-    app.store.set_active(user_id(&token), true).await.unwrap();
+    app.store
+        .set_active(user_id(&token), true, SystemClock.now())
+        .await
+        .unwrap();
     let start = Instant::now();
     while verifier.health().revocations.unwrap().disabled_users != 0 {
         assert!(start.elapsed() < POLL_INTERVAL + SLACK, "still disabled");
