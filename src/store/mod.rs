@@ -16,6 +16,7 @@
 mod portable;
 mod postgres;
 mod rows;
+mod shared;
 mod sql;
 mod sqlite;
 

@@ -1,7 +1,6 @@
 //! The Postgres backend: production's store.
 
 use anyhow::Context;
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, FromRow, PgPool};
@@ -10,7 +9,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::portable::{Dialect, Portable};
-use super::rows::{self, LAST_USE_PRECISION, read_all, records_use, session_user_columns};
+use super::rows::{self, LAST_USE_PRECISION, Stored, read_all, records_use, session_user_columns};
+use super::shared::impl_store;
 use super::sql;
 use super::{
     AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Reservation, Revocation,
@@ -58,6 +58,9 @@ impl PostgresStore {
     }
 }
 
+/// How ids and timestamps are stored: natively.
+type Id = Uuid;
+type At = DateTime<Utc>;
 type UserRow = rows::UserRow<Uuid, DateTime<Utc>>;
 type SessionRow = rows::SessionRow<Uuid, DateTime<Utc>>;
 type SessionUserRow = rows::SessionUserRow<Uuid, DateTime<Utc>>;
@@ -139,8 +142,9 @@ async fn revoke_sessions_of(
     Ok(revoked)
 }
 
-#[async_trait]
-impl Store for PostgresStore {
+// This backend's `impl Store`: its dialect methods here, the shared ones
+// in `shared.rs`.
+impl_store! { PostgresStore {
     async fn migrate(&self) -> anyhow::Result<()> {
         MIGRATOR
             .run(&self.pool)
@@ -150,203 +154,6 @@ impl Store for PostgresStore {
             .await
             .map_err(anyhow::Error::new)
             .context("folding user names")
-    }
-
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("select 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    fn pool_status(&self) -> (u32, usize) {
-        (self.pool.size(), self.pool.num_idle())
-    }
-
-    async fn count_users(&self) -> StoreResult<i64> {
-        let count: i64 = sqlx::query_scalar(sql::COUNT_USERS)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(count)
-    }
-
-    #[tracing::instrument(skip_all, fields(username = %user.username))]
-    async fn create_user(&self, user: NewUser<'_>, now: DateTime<Utc>) -> StoreResult<User> {
-        let row: UserRow = sqlx::query_as(
-            r#"
-            insert into users (id, username, username_key, username_skeleton, email,
-                               password_hash, created_at, updated_at)
-            values ($1, $2, $3, $4, $5, $6, $7, $7)
-            returning id, username, email, password_hash, is_active, created_at, updated_at
-            "#,
-        )
-        .bind(Uuid::new_v4())
-        .bind(user.username)
-        .bind(username_key(user.username))
-        .bind(username_skeleton(user.username))
-        .bind(user.email)
-        .bind(user.password_hash)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(on_unique_username)?;
-        Ok(row.try_into()?)
-    }
-
-    async fn find_user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
-        let row: Option<UserRow> = sqlx::query_as(sql::FIND_USER_BY_NAME)
-            .bind(username)
-            .bind(username_key(username))
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(User::try_from).transpose()?)
-    }
-
-    async fn list_users(&self) -> StoreResult<Vec<User>> {
-        let rows: Vec<UserRow> = sqlx::query_as(sql::LIST_USERS)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(read_all(rows)?)
-    }
-
-    async fn list_users_page(&self, offset: i64, limit: i64) -> StoreResult<Vec<User>> {
-        let rows: Vec<UserRow> = sqlx::query_as(sql::LIST_USERS_PAGE)
-            .bind(offset)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(read_all(rows)?)
-    }
-
-    async fn find_user_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
-        let row: Option<UserRow> = sqlx::query_as(sql::FIND_USER_BY_ID)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(User::try_from).transpose()?)
-    }
-
-    async fn delete_user(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        lock_feed(&mut tx).await?;
-        let done = sqlx::query(sql::DELETE_USER)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        sqlx::query("insert into revocations (kind, subject, at) values ('user_disabled', $1, $2)")
-            .bind(id.to_string())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn sessions_of_user(&self, user_id: Uuid) -> StoreResult<Vec<Session>> {
-        let rows: Vec<SessionRow> = sqlx::query_as(sql::SESSIONS_OF_USER)
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(read_all(rows)?)
-    }
-
-    async fn revoke_user_sessions(
-        &self,
-        user_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<Uuid>> {
-        let mut tx = self.pool.begin().await?;
-        lock_feed(&mut tx).await?;
-        let revoked = revoke_sessions_of(&mut tx, user_id, None, now).await?;
-        tx.commit().await?;
-        Ok(revoked)
-    }
-
-    async fn set_password_hash(
-        &self,
-        user_id: Uuid,
-        password_hash: &str,
-        keep: Option<Uuid>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<Uuid>> {
-        let mut tx = self.pool.begin().await?;
-        // The feed lock before the user's row, as in `set_active`.
-        lock_feed(&mut tx).await?;
-        let done =
-            sqlx::query("update users set password_hash = $2, updated_at = $3 where id = $1")
-                .bind(user_id)
-                .bind(password_hash)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::UserNotFound);
-        }
-        let revoked = revoke_sessions_of(&mut tx, user_id, keep, now).await?;
-        tx.commit().await?;
-        Ok(revoked)
-    }
-
-    async fn upgrade_password_hash(
-        &self,
-        user_id: Uuid,
-        current: &str,
-        upgraded: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            r#"
-            update users set password_hash = $3, updated_at = $4
-            where id = $1 and password_hash = $2
-            "#,
-        )
-        .bind(user_id)
-        .bind(current)
-        .bind(upgraded)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn set_active(
-        &self,
-        user_id: Uuid,
-        active: bool,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<Uuid>> {
-        let mut tx = self.pool.begin().await?;
-        // The feed lock before the user's row, as every writer of the feed
-        // takes them (`delete_user` locks the feed, then the row): the other
-        // order deadlocks against a deletion.
-        lock_feed(&mut tx).await?;
-        let done = sqlx::query("update users set is_active = $2, updated_at = $3 where id = $1")
-            .bind(user_id)
-            .bind(active)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::UserNotFound);
-        }
-        let revoked = if active {
-            Vec::new()
-        } else {
-            revoke_sessions_of(&mut tx, user_id, None, now).await?
-        };
-        sqlx::query("insert into revocations (kind, subject, at) values ($1, $2, $3)")
-            .bind(if active {
-                "user_enabled"
-            } else {
-                "user_disabled"
-            })
-            .bind(user_id.to_string())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(revoked)
     }
 
     async fn add_grants(
@@ -388,84 +195,6 @@ impl Store for PostgresStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
-    }
-
-    async fn grants(&self, user_id: Uuid) -> StoreResult<Vec<Grant>> {
-        let rows: Vec<(String, String)> = sqlx::query_as(sql::GRANTS)
-            .bind(user_id)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(audience, scope)| Grant { audience, scope })
-            .collect())
-    }
-
-    #[tracing::instrument(skip_all, fields(user_id = %session.user_id))]
-    async fn create_session(
-        &self,
-        session: NewSession<'_>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Session> {
-        let row: SessionRow = sqlx::query_as(
-            r#"
-            insert into sessions (id, user_id, client_id, ip, user_agent, kid, created_at,
-                                  last_used_at, expires_at, token_id)
-            values ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)
-            returning id, user_id, client_id, ip, user_agent, kid, created_at,
-                      last_used_at, expires_at, revoked_at, token_id
-            "#,
-        )
-        .bind(session.id)
-        .bind(session.user_id)
-        .bind(session.client_id)
-        .bind(session.ip)
-        .bind(session.user_agent)
-        .bind(session.kid)
-        .bind(now)
-        .bind(session.expires_at)
-        .bind(session.token_id)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(on_missing_user)?;
-        Ok(row.try_into()?)
-    }
-
-    async fn find_session(&self, id: Uuid) -> StoreResult<Option<(Session, User)>> {
-        let row: Option<SessionUserRow> = sqlx::query_as(sql::FIND_SESSION)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(SessionUserRow::split).transpose()?)
-    }
-
-    async fn session_grant(
-        &self,
-        id: Uuid,
-        audience: &str,
-        scope: &str,
-    ) -> StoreResult<Option<SessionGrant>> {
-        #[derive(FromRow)]
-        struct Row {
-            #[sqlx(flatten)]
-            joined: SessionUserRow,
-            granted: bool,
-        }
-        let row: Option<Row> = sqlx::query_as(sql::SESSION_GRANT)
-            .bind(id)
-            .bind(audience)
-            .bind(scope)
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let (session, user) = row.joined.split()?;
-        Ok(Some(SessionGrant {
-            session,
-            user,
-            granted: row.granted,
-        }))
     }
 
     async fn authorization_context(
@@ -544,23 +273,6 @@ impl Store for PostgresStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn revocations(
-        &self,
-        after: i64,
-        since: DateTime<Utc>,
-    ) -> StoreResult<(Vec<Revocation>, i64)> {
-        let latest: i64 = sqlx::query_scalar(sql::LATEST_REVOCATION)
-            .fetch_one(&self.pool)
-            .await?;
-        let rows: Vec<(i64, String, String, DateTime<Utc>)> = sqlx::query_as(sql::REVOCATIONS)
-            .bind(after)
-            .bind(latest)
-            .bind(since)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok((rows.into_iter().map(Revocation::from_row).collect(), latest))
-    }
-
     async fn reserve_login_attempt(
         &self,
         counters: &[ThrottleCounter<'_>],
@@ -619,19 +331,6 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn clear_login_failures(&self, keys: &ThrottleKeys<'_>) -> StoreResult<()> {
-        sqlx::query(sql::CLEAR_LOGIN_FAILURES)
-            .bind(keys.account)
-            .execute(&self.pool)
-            .await?;
-        sqlx::query(sql::CLEAR_LOGIN_FAILURES_IN_RANGE)
-            .bind(keys.user_from)
-            .bind(keys.user_until)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()> {
         if entries.is_empty() {
             return Ok(());
@@ -678,65 +377,6 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn audit_tail(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
-        let mut rows: Vec<AuditRow> = sqlx::query_as(sql::AUDIT_TAIL)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.reverse();
-        Ok(read_all(rows)?)
-    }
-
-    async fn replace_session_token(
-        &self,
-        id: Uuid,
-        current: &str,
-        new_token_id: &str,
-        kid: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            r#"
-            update sessions set token_id = $3, kid = $4
-            where id = $1 and revoked_at is null
-              and (expires_at is null or expires_at > $5)
-              and (token_id = $2 or token_id is null)
-            "#,
-        )
-        .bind(id)
-        .bind(current)
-        .bind(new_token_id)
-        .bind(kid)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn count_live_sessions_by_kid(
-        &self,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<(String, i64)>> {
-        let counts = sqlx::query_as(sql::COUNT_LIVE_SESSIONS_BY_KID)
-            .bind(now)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(counts)
-    }
-
-    async fn live_sessions_signed_by(
-        &self,
-        kid: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<Uuid>> {
-        let ids = sqlx::query_scalar(sql::LIVE_SESSIONS_SIGNED_BY)
-            .bind(kid)
-            .bind(now)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(ids)
-    }
-
     async fn revoke_sessions_signed_by(&self, kid: &str, now: DateTime<Utc>) -> StoreResult<u64> {
         // The revocations and their feed entries in one statement.
         let mut tx = self.pool.begin().await?;
@@ -760,12 +400,4 @@ impl Store for PostgresStore {
         tx.commit().await?;
         Ok(done.rows_affected())
     }
-
-    async fn export(&self) -> StoreResult<Dump> {
-        Portable::<Self>::export(&self.pool).await
-    }
-
-    async fn import(&self, dump: &Dump) -> StoreResult<()> {
-        Portable::<Self>::import(&self.pool, dump).await
-    }
-}
+}}

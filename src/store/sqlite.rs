@@ -8,7 +8,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{FromRow, SqlitePool};
@@ -16,6 +15,7 @@ use uuid::Uuid;
 
 use super::portable::{Dialect, Portable};
 use super::rows::{self, Stored, read_all, records_use, session_user_columns};
+use super::shared::impl_store;
 use super::sql;
 use super::{
     AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Reservation, Revocation,
@@ -81,6 +81,10 @@ impl Stored<DateTime<Utc>> for String {
     }
 }
 
+/// How ids and timestamps are stored: as text (RFC 3339 times, in
+/// microseconds, which sort as they compare).
+type Id = String;
+type At = String;
 type UserRow = rows::UserRow<String, String>;
 type SessionRow = rows::SessionRow<String, String>;
 type SessionUserRow = rows::SessionUserRow<String, String>;
@@ -119,12 +123,19 @@ impl Dialect for SqliteStore {
 
 /// Revokes every live session of a user but `keep`, each recorded in the
 /// feed, within the caller's transaction.
+/// The revocation feed needs no lock of its own: a SQLite writer holds the
+/// database's write lock until it commits.
+async fn lock_feed(_: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> sqlx::Result<()> {
+    Ok(())
+}
+
 async fn revoke_sessions_of(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     user_id: Uuid,
     keep: Option<Uuid>,
-    now: &str,
+    now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<Uuid>> {
+    let now = ts(now);
     let revoked: Vec<String> = sqlx::query_scalar(
         r#"
         update sessions set revoked_at = ?2
@@ -133,7 +144,7 @@ async fn revoke_sessions_of(
         "#,
     )
     .bind(user_id.to_string())
-    .bind(now)
+    .bind(&now)
     .bind(keep.map(|id| id.to_string()))
     .fetch_all(&mut **tx)
     .await?;
@@ -142,216 +153,22 @@ async fn revoke_sessions_of(
             "insert into revocations (kind, subject, at) values ('session_revoked', ?1, ?2)",
         )
         .bind(id)
-        .bind(now)
+        .bind(&now)
         .execute(&mut **tx)
         .await?;
     }
     revoked.iter().map(|id| parse_id(id)).collect()
 }
 
-#[async_trait]
-impl Store for SqliteStore {
+// This backend's `impl Store`: its dialect methods here, the shared ones
+// in `shared.rs`.
+impl_store! { SqliteStore {
     async fn migrate(&self) -> anyhow::Result<()> {
         MIGRATOR.run(&self.pool).await.context("migrating SQLite")?;
         Portable::<Self>::fold_usernames(&self.pool)
             .await
             .map_err(anyhow::Error::new)
             .context("folding user names")
-    }
-
-    async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("select 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    fn pool_status(&self) -> (u32, usize) {
-        (self.pool.size(), self.pool.num_idle())
-    }
-
-    async fn count_users(&self) -> StoreResult<i64> {
-        let count: i64 = sqlx::query_scalar(sql::COUNT_USERS)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(count)
-    }
-
-    #[tracing::instrument(skip_all, fields(username = %user.username))]
-    async fn create_user(&self, user: NewUser<'_>, now: DateTime<Utc>) -> StoreResult<User> {
-        let now = ts(now);
-        let row: UserRow = sqlx::query_as(
-            r#"
-            insert into users (id, username, username_key, username_skeleton, email,
-                               password_hash, is_active, created_at, updated_at)
-            values (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7, ?7)
-            returning id, username, email, password_hash, is_active, created_at, updated_at
-            "#,
-        )
-        .bind(Uuid::new_v4().to_string())
-        .bind(user.username)
-        .bind(username_key(user.username))
-        .bind(username_skeleton(user.username))
-        .bind(user.email)
-        .bind(user.password_hash)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(on_unique_username)?;
-        Ok(row.try_into()?)
-    }
-
-    async fn find_user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
-        let row: Option<UserRow> = sqlx::query_as(sql::FIND_USER_BY_NAME)
-            .bind(username)
-            .bind(username_key(username))
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(User::try_from).transpose()?)
-    }
-
-    async fn list_users(&self) -> StoreResult<Vec<User>> {
-        let rows: Vec<UserRow> = sqlx::query_as(sql::LIST_USERS)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(read_all(rows)?)
-    }
-
-    async fn list_users_page(&self, offset: i64, limit: i64) -> StoreResult<Vec<User>> {
-        let rows: Vec<UserRow> = sqlx::query_as(sql::LIST_USERS_PAGE)
-            .bind(offset)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(read_all(rows)?)
-    }
-
-    async fn find_user_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
-        let row: Option<UserRow> = sqlx::query_as(sql::FIND_USER_BY_ID)
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(User::try_from).transpose()?)
-    }
-
-    async fn delete_user(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(sql::DELETE_USER)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        sqlx::query("insert into revocations (kind, subject, at) values ('user_disabled', ?1, ?2)")
-            .bind(id.to_string())
-            .bind(ts(now))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn sessions_of_user(&self, user_id: Uuid) -> StoreResult<Vec<Session>> {
-        let rows: Vec<SessionRow> = sqlx::query_as(sql::SESSIONS_OF_USER)
-            .bind(user_id.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(read_all(rows)?)
-    }
-
-    async fn revoke_user_sessions(
-        &self,
-        user_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<Uuid>> {
-        let now = ts(now);
-        let mut tx = self.pool.begin().await?;
-        let revoked = revoke_sessions_of(&mut tx, user_id, None, &now).await?;
-        tx.commit().await?;
-        Ok(revoked)
-    }
-
-    async fn set_password_hash(
-        &self,
-        user_id: Uuid,
-        password_hash: &str,
-        keep: Option<Uuid>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<Uuid>> {
-        let now = ts(now);
-        // A write first, so that the transaction takes the write lock at
-        // once and waits its turn instead of failing to upgrade a read.
-        let mut tx = self.pool.begin().await?;
-        let done =
-            sqlx::query("update users set password_hash = ?2, updated_at = ?3 where id = ?1")
-                .bind(user_id.to_string())
-                .bind(password_hash)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::UserNotFound);
-        }
-        let revoked = revoke_sessions_of(&mut tx, user_id, keep, &now).await?;
-        tx.commit().await?;
-        Ok(revoked)
-    }
-
-    async fn upgrade_password_hash(
-        &self,
-        user_id: Uuid,
-        current: &str,
-        upgraded: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            r#"
-            update users set password_hash = ?3, updated_at = ?4
-            where id = ?1 and password_hash = ?2
-            "#,
-        )
-        .bind(user_id.to_string())
-        .bind(current)
-        .bind(upgraded)
-        .bind(ts(now))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn set_active(
-        &self,
-        user_id: Uuid,
-        active: bool,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<Uuid>> {
-        let now = ts(now);
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("update users set is_active = ?2, updated_at = ?3 where id = ?1")
-            .bind(user_id.to_string())
-            .bind(active)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::UserNotFound);
-        }
-        let revoked = if active {
-            Vec::new()
-        } else {
-            revoke_sessions_of(&mut tx, user_id, None, &now).await?
-        };
-        sqlx::query("insert into revocations (kind, subject, at) values (?1, ?2, ?3)")
-            .bind(if active {
-                "user_enabled"
-            } else {
-                "user_disabled"
-            })
-            .bind(user_id.to_string())
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(revoked)
     }
 
     async fn add_grants(
@@ -404,85 +221,6 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(removed)
-    }
-
-    async fn grants(&self, user_id: Uuid) -> StoreResult<Vec<Grant>> {
-        let rows: Vec<(String, String)> = sqlx::query_as(sql::GRANTS)
-            .bind(user_id.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(audience, scope)| Grant { audience, scope })
-            .collect())
-    }
-
-    #[tracing::instrument(skip_all, fields(user_id = %session.user_id))]
-    async fn create_session(
-        &self,
-        session: NewSession<'_>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Session> {
-        let now = ts(now);
-        let row: SessionRow = sqlx::query_as(
-            r#"
-            insert into sessions (id, user_id, client_id, ip, user_agent, kid, created_at,
-                                  last_used_at, expires_at, token_id)
-            values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)
-            returning id, user_id, client_id, ip, user_agent, kid, created_at,
-                      last_used_at, expires_at, revoked_at, token_id
-            "#,
-        )
-        .bind(session.id.to_string())
-        .bind(session.user_id.to_string())
-        .bind(session.client_id)
-        .bind(session.ip)
-        .bind(session.user_agent)
-        .bind(session.kid)
-        .bind(now)
-        .bind(session.expires_at.map(ts))
-        .bind(session.token_id)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(on_missing_user)?;
-        Ok(row.try_into()?)
-    }
-
-    async fn find_session(&self, id: Uuid) -> StoreResult<Option<(Session, User)>> {
-        let row: Option<SessionUserRow> = sqlx::query_as(sql::FIND_SESSION)
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(SessionUserRow::split).transpose()?)
-    }
-
-    async fn session_grant(
-        &self,
-        id: Uuid,
-        audience: &str,
-        scope: &str,
-    ) -> StoreResult<Option<SessionGrant>> {
-        #[derive(FromRow)]
-        struct Row {
-            #[sqlx(flatten)]
-            joined: SessionUserRow,
-            granted: bool,
-        }
-        let row: Option<Row> = sqlx::query_as(sql::SESSION_GRANT)
-            .bind(id.to_string())
-            .bind(audience)
-            .bind(scope)
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let (session, user) = row.joined.split()?;
-        Ok(Some(SessionGrant {
-            session,
-            user,
-            granted: row.granted,
-        }))
     }
 
     async fn authorization_context(
@@ -563,29 +301,6 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
-    async fn revocations(
-        &self,
-        after: i64,
-        since: DateTime<Utc>,
-    ) -> StoreResult<(Vec<Revocation>, i64)> {
-        let latest: i64 = sqlx::query_scalar(sql::LATEST_REVOCATION)
-            .fetch_one(&self.pool)
-            .await?;
-        let rows: Vec<(i64, String, String, String)> = sqlx::query_as(sql::REVOCATIONS)
-            .bind(after)
-            .bind(latest)
-            .bind(ts(since))
-            .fetch_all(&self.pool)
-            .await?;
-        let entries = rows
-            .into_iter()
-            .map(|(seq, kind, subject, at)| {
-                Ok(Revocation::from_row((seq, kind, subject, parse_ts(&at)?)))
-            })
-            .collect::<anyhow::Result<_>>()?;
-        Ok((entries, latest))
-    }
-
     async fn reserve_login_attempt(
         &self,
         counters: &[ThrottleCounter<'_>],
@@ -646,19 +361,6 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn clear_login_failures(&self, keys: &ThrottleKeys<'_>) -> StoreResult<()> {
-        sqlx::query(sql::CLEAR_LOGIN_FAILURES)
-            .bind(keys.account)
-            .execute(&self.pool)
-            .await?;
-        sqlx::query(sql::CLEAR_LOGIN_FAILURES_IN_RANGE)
-            .bind(keys.user_from)
-            .bind(keys.user_until)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     async fn append_audit(&self, entries: &[AuditEntry]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         for e in entries {
@@ -681,68 +383,6 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(())
-    }
-
-    async fn audit_tail(&self, limit: i64) -> StoreResult<Vec<AuditEntry>> {
-        let mut rows: Vec<AuditRow> = sqlx::query_as(sql::AUDIT_TAIL)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.reverse();
-        Ok(read_all(rows)?)
-    }
-
-    async fn replace_session_token(
-        &self,
-        id: Uuid,
-        current: &str,
-        new_token_id: &str,
-        kid: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            r#"
-            update sessions set token_id = ?3, kid = ?4
-            where id = ?1 and revoked_at is null
-              and (expires_at is null or expires_at > ?5)
-              and (token_id = ?2 or token_id is null)
-            "#,
-        )
-        .bind(id.to_string())
-        .bind(current)
-        .bind(new_token_id)
-        .bind(kid)
-        .bind(ts(now))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn count_live_sessions_by_kid(
-        &self,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<(String, i64)>> {
-        let counts = sqlx::query_as(sql::COUNT_LIVE_SESSIONS_BY_KID)
-            .bind(ts(now))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(counts)
-    }
-
-    async fn live_sessions_signed_by(
-        &self,
-        kid: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<Vec<Uuid>> {
-        let ids: Vec<String> = sqlx::query_scalar(sql::LIVE_SESSIONS_SIGNED_BY)
-            .bind(kid)
-            .bind(ts(now))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(ids
-            .iter()
-            .map(|id| parse_id(id))
-            .collect::<anyhow::Result<_>>()?)
     }
 
     async fn revoke_sessions_signed_by(&self, kid: &str, now: DateTime<Utc>) -> StoreResult<u64> {
@@ -772,12 +412,4 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(u64::try_from(revoked.len()).unwrap_or(u64::MAX))
     }
-
-    async fn export(&self) -> StoreResult<Dump> {
-        Portable::<Self>::export(&self.pool).await
-    }
-
-    async fn import(&self, dump: &Dump) -> StoreResult<()> {
-        Portable::<Self>::import(&self.pool, dump).await
-    }
-}
+}}
