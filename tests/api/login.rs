@@ -609,6 +609,27 @@ async fn logout_revokes_the_session_clears_the_cookies_and_goes_back(backend: Ba
     assert_eq!(again.status(), 200, "the form, not single sign-on");
 }
 
+async fn the_browser_logout_is_audited_like_the_api_logout(backend: Backend) {
+    let app = spawn(backend).await;
+    app.add_user("alice", None).await;
+    let browser = browser();
+    let signed_in = sign_in(&browser, &app, "hub", HUB, "alice", PASSWORD).await;
+    let sid = session_id_of(&app, &signed_in).await;
+
+    assert_eq!(log_out(&browser, &app, &[]).await.status(), 200);
+
+    app.audit.flush().await;
+    let entries = app.store.audit_tail(100).await.unwrap();
+    let logout = entries
+        .iter()
+        .find(|e| e.event == "logout")
+        .expect("a logout entry");
+    assert_eq!(logout.outcome, "success");
+    assert_eq!(logout.username.as_deref(), Some("alice"));
+    assert_eq!(logout.detail, format!("session {sid}"));
+    assert!(logout.ip.is_some(), "where it came from");
+}
+
 async fn logout_without_return_to_shows_the_signed_out_page(backend: Backend) {
     let app = spawn(backend).await;
     app.add_user("alice", None).await;
@@ -850,6 +871,7 @@ on_both_backends!(
     links_that_do_not_match_the_registry_get_a_400_page_never_a_redirect,
     a_link_to_logout_only_asks_and_a_post_without_its_csrf_token_changes_nothing,
     logout_revokes_the_session_clears_the_cookies_and_goes_back,
+    the_browser_logout_is_audited_like_the_api_logout,
     logout_without_return_to_shows_the_signed_out_page,
     a_session_cookie_that_is_no_longer_live_leads_back_to_the_form,
     a_user_without_the_clients_scopes_gets_a_403_page,
