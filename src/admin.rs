@@ -64,14 +64,13 @@ impl<'a> Admin<'a> {
     }
 
     async fn record(&self, event: &str, user: &User, detail: String) -> Result<(), AdminError> {
-        let mut entry = audit::entry(event, "success")
+        let entry = audit::entry(event, "success", self.clock.now())
             .user(&user.username, Some(user.id))
             .detail(format!(
                 "by {}{}{detail}",
                 self.actor,
                 if detail.is_empty() { "" } else { ": " }
             ));
-        entry.at = self.clock.now();
         self.store.append_audit(&[entry]).await?;
         Ok(())
     }

@@ -7,11 +7,10 @@
 
 use std::sync::Arc;
 
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::clock::Clock;
 use crate::store::{AuditEntry, Store};
 
 /// Entries waiting for the writer; past this, recording waits.
@@ -21,11 +20,11 @@ const BATCH: usize = 256;
 /// How long the writer waits for more entries after the first of a batch.
 const LINGER: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Starts an entry: `event` with `outcome` (`success` or why it failed).
-/// Its time is the clock's when it is recorded.
-pub fn entry(event: &str, outcome: &str) -> AuditEntry {
+/// Starts an entry: `event` with `outcome` (`success` or why it failed),
+/// at `at` (the caller's clock).
+pub fn entry(event: &str, outcome: &str, at: DateTime<Utc>) -> AuditEntry {
     AuditEntry {
-        at: DateTime::UNIX_EPOCH,
+        at,
         event: event.to_owned(),
         outcome: outcome.to_owned(),
         username: None,
@@ -66,8 +65,6 @@ impl AuditEntryExt for AuditEntry {
 #[derive(Clone)]
 pub struct AuditLog {
     sender: mpsc::Sender<Message>,
-    /// Every entry recorded here is stamped with its time.
-    clock: Arc<dyn Clock>,
 }
 
 /// What the writer receives: entries, and requests to say when everything
@@ -93,15 +90,14 @@ impl AuditWriter {
 impl AuditLog {
     /// Starts the background writer; it stops, having written everything,
     /// when the last handle is dropped.
-    pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> (Self, AuditWriter) {
+    pub fn start(store: Arc<dyn Store>) -> (Self, AuditWriter) {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let writer = tokio::spawn(write_batches(store, receiver));
-        (Self { sender, clock }, AuditWriter(writer))
+        (Self { sender }, AuditWriter(writer))
     }
 
-    /// Queues `entry` for the writer, at the clock's time.
-    pub async fn record(&self, mut entry: AuditEntry) {
-        entry.at = self.clock.now();
+    /// Queues `entry` for the writer.
+    pub async fn record(&self, entry: AuditEntry) {
         if self.sender.send(Message::Entry(entry)).await.is_err() {
             tracing::error!("The audit writer has stopped; an entry was lost");
         }

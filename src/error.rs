@@ -77,7 +77,8 @@ impl std::fmt::Debug for ApiError {
 pub struct ErrorBody<'a> {
     /// A stable code: `invalid_request`, `invalid_credentials`,
     /// `invalid_token`, `forbidden`, `not_found`, `conflict`,
-    /// `method_not_allowed`, `payload_too_large`, `too_many_requests`,
+    /// `method_not_allowed`, `payload_too_large`, `request_timeout`,
+    /// `unsupported_media_type`, `too_many_requests`, `account_locked`,
     /// `unavailable`, `internal_error`.
     error: &'a str,
     /// For people; may change.

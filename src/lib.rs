@@ -11,7 +11,7 @@
 //! own errors and never an HTTP type; the services reach the database
 //! through `store`. Beside them all stand `configuration` (plain settings
 //! structs), `domain`, `clock`, `metrics` and `telemetry`, which import
-//! nothing of the layers.
+//! only each other.
 
 pub mod admin;
 pub mod audit;

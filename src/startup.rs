@@ -107,7 +107,7 @@ impl Application {
             None => format!("http://{address}"),
         };
         let trusted_proxies = settings.throttle.trusted_networks()?;
-        let (audit, audit_writer) = AuditLog::start(store.clone(), clock.clone());
+        let (audit, audit_writer) = AuditLog::start(store.clone());
         let browser = web::Data::new(Browser::new(&settings, &issuer, clock.clone())?);
         let discovery = serde_json::to_vec(&routes::discovery_document(&issuer))?.into();
         let openapi = serde_json::to_vec(&crate::openapi::document())?.into();

@@ -122,30 +122,66 @@ fn check_times(
     Ok(())
 }
 
-/// A validation of the signature, algorithm, issuer and (when set)
-/// audience; times are checked by [`check_times`].
-fn validation(issuer: &str, required: &[&str]) -> Validation {
+/// The signature, the algorithm and the presence of `required`; the
+/// claims are checked by [`Checks`], in the JWT library's order.
+fn signature_only(required: &[&str]) -> Validation {
     let mut validation = Validation::new(Algorithm::RS256);
-    validation.set_issuer(&[issuer]);
     validation.set_required_spec_claims(required);
     validation.validate_exp = false;
     validation.validate_nbf = false;
+    validation.validate_aud = false;
     validation
+}
+
+/// The claims every token of ours is checked for, in the order the JWT
+/// library checks them (times, then issuer, then audience), so that a token
+/// wrong in several ways is refused for the same reason as before.
+struct Checks {
+    issuer: String,
+    leeway: TimeDelta,
+}
+
+impl Checks {
+    fn check(
+        &self,
+        (exp, nbf): (Option<i64>, Option<i64>),
+        iss: &str,
+        aud: &[String],
+        audiences: Option<&[String]>,
+        now: DateTime<Utc>,
+    ) -> Result<(), TokenError> {
+        check_times(exp, nbf, now, self.leeway)?;
+        if iss != self.issuer {
+            return Err(TokenError::WrongIssuerOrAudience);
+        }
+        if let Some(audiences) = audiences
+            && !aud.iter().any(|held| audiences.contains(held))
+        {
+            return Err(TokenError::WrongIssuerOrAudience);
+        }
+        Ok(())
+    }
 }
 
 /// What verifying a session token checks against.
 pub struct SessionValidation {
     validation: Validation,
-    leeway: TimeDelta,
+    checks: Checks,
+    audience: Vec<String>,
 }
 
 impl SessionValidation {
     pub fn new(issuer: &str, audience: &[String], leeway: TimeDelta) -> Self {
-        // Session tokens carry `exp` only when a session lifetime is set;
-        // when present it is checked.
-        let mut validation = validation(issuer, &["iss", "aud", "sub"]);
-        validation.set_audience(audience);
-        Self { validation, leeway }
+        Self {
+            // Session tokens carry `exp` only when a session lifetime is
+            // set; when present it is checked.
+            validation: signature_only(&["iss", "aud", "sub"]),
+            checks: Checks {
+                issuer: issuer.to_owned(),
+                leeway,
+            },
+            audience: audience.to_vec(),
+        }
     }
 
     /// Verifies a session token's signature and claims at `now`. The
@@ -158,12 +194,19 @@ impl SessionValidation {
         now: DateTime<Utc>,
     ) -> Result<SessionClaims, TokenError> {
         let key = signing_key(token, keys)?;
-        let data = jsonwebtoken::decode::<SessionClaims>(token, &key.decoding, &self.validation)?;
-        check_times(data.claims.exp, None, now, self.leeway)?;
-        if data.claims.token != SESSION {
+        let claims =
+            jsonwebtoken::decode::<SessionClaims>(token, &key.decoding, &self.validation)?.claims;
+        self.checks.check(
+            (claims.exp, None),
+            &claims.iss,
+            &claims.aud,
+            Some(&self.audience),
+            now,
+        )?;
+        if claims.token != SESSION {
             return Err(TokenError::NotASessionToken);
         }
-        Ok(data.claims)
+        Ok(claims)
     }
 }
 
@@ -187,20 +230,17 @@ fn signing_key<'k>(
 /// What verifying an authorization token checks against.
 pub struct AuthorizationValidation {
     validation: Validation,
-    any_audience: Validation,
-    leeway: TimeDelta,
+    checks: Checks,
 }
 
 impl AuthorizationValidation {
     pub fn new(issuer: &str, leeway: TimeDelta) -> Self {
-        let mut any_audience = validation(issuer, &["exp", "iss", "aud", "sub"]);
-        any_audience.validate_aud = false;
-        let mut validation = any_audience.clone();
-        validation.validate_aud = true;
         Self {
-            validation,
-            any_audience,
-            leeway,
+            validation: signature_only(&["exp", "iss", "aud", "sub"]),
+            checks: Checks {
+                issuer: issuer.to_owned(),
+                leeway,
+            },
         }
     }
 
@@ -215,28 +255,21 @@ impl AuthorizationValidation {
         now: DateTime<Utc>,
     ) -> Result<AuthorizationClaims, TokenError> {
         let key = signing_key(token, keys)?;
-        let data = match audience {
-            Some(audience) => {
-                let mut validation = self.validation.clone();
-                validation.set_audience(&[audience]);
-                jsonwebtoken::decode::<AuthorizationClaims>(token, &key.decoding, &validation)?
-            }
-            None => jsonwebtoken::decode::<AuthorizationClaims>(
-                token,
-                &key.decoding,
-                &self.any_audience,
-            )?,
-        };
-        check_times(
-            Some(data.claims.exp),
-            Some(data.claims.nbf),
+        let claims =
+            jsonwebtoken::decode::<AuthorizationClaims>(token, &key.decoding, &self.validation)?
+                .claims;
+        let wanted = audience.map(|audience| vec![audience.to_owned()]);
+        self.checks.check(
+            (Some(claims.exp), Some(claims.nbf)),
+            &claims.iss,
+            &claims.aud,
+            wanted.as_deref(),
             now,
-            self.leeway,
         )?;
-        if data.claims.token != AUTHORIZATION {
+        if claims.token != AUTHORIZATION {
             return Err(TokenError::NotAnAuthorizationToken);
         }
-        Ok(data.claims)
+        Ok(claims)
     }
 }
 

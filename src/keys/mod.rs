@@ -24,7 +24,6 @@ mod prune;
 mod set;
 mod store;
 
-pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use directory::{KeyProblem, create_key, generate, revoke, rotate};
 pub use lifecycle::{KeyState, KeyStatus, Lifecycle};
 pub use prune::{KeptKey, PruneReport, prune};

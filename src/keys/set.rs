@@ -20,13 +20,13 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use actix_web::web::Bytes;
 use anyhow::{Context, bail};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::KeyPair;
 use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use jsonwebtoken::DecodingKey;
 use serde::Serialize;

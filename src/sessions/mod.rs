@@ -193,7 +193,7 @@ impl Sessions {
         let username = attempt.username.as_str();
         let origin = &attempt.origin;
         let record = |outcome: &str, user_id| {
-            audit::entry("login", outcome)
+            audit::entry("login", outcome, now)
                 .user(username, user_id)
                 .client(origin.ip.as_deref(), origin.user_agent.as_deref())
         };
@@ -566,7 +566,7 @@ impl Sessions {
             .inc();
         self.audit
             .record(
-                audit::entry("authorize", "success")
+                audit::entry("authorize", "success", now)
                     .user(&user.username, Some(user.id))
                     .detail(format!(
                         "audience {} scopes [{}] session {}",
@@ -631,7 +631,7 @@ impl Sessions {
         tracing::info!("Session token refreshed");
         self.audit
             .record(
-                audit::entry("refresh", "success")
+                audit::entry("refresh", "success", now)
                     .user(&user.username, Some(user.id))
                     .client(origin.ip.as_deref(), origin.user_agent.as_deref())
                     .detail(format!("session {} key {}", session.id, signing.kid())),
@@ -682,7 +682,7 @@ impl Sessions {
     async fn record_logout(&self, user: &User, sid: Uuid, origin: &Origin) {
         self.audit
             .record(
-                audit::entry("logout", "success")
+                audit::entry("logout", "success", self.now())
                     .user(&user.username, Some(user.id))
                     .client(origin.ip.as_deref(), origin.user_agent.as_deref())
                     .detail(format!("session {sid}")),

@@ -1,12 +1,14 @@
 //! The store of users, grants and sessions, behind one trait so that each
 //! database backend is a file of its own and routes never name a database.
+//! What the backends share is written once (`rows.rs`, `sql.rs`,
+//! `shared.rs`, `portable.rs`); each backend file holds its dialect.
 //!
 //! Timestamps are UTC; ids are UUIDs. The store never reads a clock: every
 //! time it writes or compares with comes from the caller, as `now`.
 //!
-//! User names are unique by their key (NFKC, lower case) and by their confusable skeleton (Unicode TR39), both
-//! kept in columns with a unique index, so that two replicas cannot race
-//! two look-alike names in. SQL cannot compute either: users stored before
+//! User names are unique by their key (NFKC, lower case) and by their
+//! confusable skeleton (Unicode TR39), both kept in columns with a unique
+//! index, so that two replicas cannot race two look-alike names in. SQL cannot compute either: users stored before
 //! the skeleton existed get theirs, and today's key, from the backend's
 //! `fold_usernames` when it migrates, before anything is served. A user
 //! whose folded name an older user already holds keeps the key it had and
@@ -27,6 +29,7 @@ use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+use crate::configuration::DatabaseKind;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -465,33 +468,16 @@ fn legacy_username_key(username: &str) -> String {
     username.to_lowercase()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Postgres,
-    Sqlite,
-}
-
-impl Backend {
-    /// The backend a database URL names, by its scheme.
-    pub fn of(url: &str) -> Option<Self> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Some(Self::Postgres)
-        } else if url.starts_with("sqlite:") {
-            Some(Self::Sqlite)
-        } else {
-            None
-        }
-    }
-}
-
 /// Connects to the database named by `url`.
 pub async fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result<Arc<dyn Store>> {
     let url = url.expose_secret();
-    match Backend::of(url) {
-        Some(Backend::Postgres) => Ok(Arc::new(
+    match DatabaseKind::of(url) {
+        Some(DatabaseKind::Postgres) => Ok(Arc::new(
             PostgresStore::connect(url, max_connections).await?,
         )),
-        Some(Backend::Sqlite) => Ok(Arc::new(SqliteStore::connect(url, max_connections).await?)),
+        Some(DatabaseKind::Sqlite) => {
+            Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+        }
         None => anyhow::bail!("unsupported database URL (expected sqlite:// or postgres://)"),
     }
 }

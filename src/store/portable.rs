@@ -3,8 +3,8 @@
 //! a whole installation. A backend says how it writes ids and timestamps
 //! ([`Dialect`]); the statements are the same text on both.
 //!
-//! Only bulk, rarely run work belongs here: the queries of requests stay in
-//! their backend, in plain sight.
+//! Only bulk, rarely run work belongs here; the queries of requests are in
+//! `shared.rs` (those both dialects say alike) and in their backend.
 
 use std::marker::PhantomData;
 

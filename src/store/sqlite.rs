@@ -121,14 +121,15 @@ impl Dialect for SqliteStore {
     }
 }
 
-/// Revokes every live session of a user but `keep`, each recorded in the
-/// feed, within the caller's transaction.
 /// The revocation feed needs no lock of its own: a SQLite writer holds the
-/// database's write lock until it commits.
+/// database's write lock until it commits. (Postgres takes an advisory
+/// lock here; the shared methods call both alike.)
 async fn lock_feed(_: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> sqlx::Result<()> {
     Ok(())
 }
 
+/// Revokes every live session of a user but `keep`, each recorded in the
+/// feed, within the caller's transaction.
 async fn revoke_sessions_of(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     user_id: Uuid,

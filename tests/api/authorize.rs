@@ -3,7 +3,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
-use tessera::keys::ManualClock;
+use tessera::clock::ManualClock;
 
 use crate::helpers::{
     Backend, assert_error, spawn_app, spawn_app_with, spawn_app_with_clock, verify_with_jwks,

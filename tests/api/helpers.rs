@@ -7,9 +7,10 @@ use sqlx::{Connection, Executor, PgConnection};
 use tempfile::TempDir;
 use uuid::Uuid;
 
+use tessera::clock::{Clock, ManualClock, SystemClock};
 use tessera::configuration::Settings;
 use tessera::domain::Password;
-use tessera::keys::{Clock, KeySet, KeyStore, ManualClock, SystemClock};
+use tessera::keys::{KeySet, KeyStore};
 use tessera::startup::Application;
 use tessera::store::{NewUser, Store, User};
 

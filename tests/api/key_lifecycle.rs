@@ -14,8 +14,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use jsonwebtoken::jwk::JwkSet;
 use serde_json::Value;
 
+use tessera::clock::{Clock, ManualClock};
 use tessera::configuration::Settings;
-use tessera::keys::{self, Clock, KeyState, ManualClock};
+use tessera::keys::{self, KeyState};
 use tessera::startup::Application;
 use tessera::store::NewSession;
 

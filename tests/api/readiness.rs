@@ -13,8 +13,9 @@ use reqwest::header::RETRY_AFTER;
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
 use tessera::clients::{ClientSettings, DeliveryKind};
+use tessera::clock::{Clock, ManualClock};
 use tessera::configuration::Settings;
-use tessera::keys::{self, Clock, ManualClock};
+use tessera::keys;
 
 use crate::helpers::{
     Backend, PASSWORD, TestApp, assert_error, spawn_app_with, spawn_app_with_clock,

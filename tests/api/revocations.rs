@@ -97,7 +97,7 @@ async fn a_cursor_from_elsewhere_resets_and_garbage_is_refused(backend: Backend)
 }
 
 async fn entries_older_than_every_token_are_left_out(backend: Backend) {
-    let clock = std::sync::Arc::new(tessera::keys::ManualClock::new(chrono::Utc::now()));
+    let clock = std::sync::Arc::new(tessera::clock::ManualClock::new(chrono::Utc::now()));
     let app = crate::helpers::spawn_app_with_clock(backend, clock.clone(), |s| {
         s.tokens.authorization_lifetime = std::time::Duration::from_secs(1);
         s.tokens.leeway = std::time::Duration::ZERO;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tessera::store::AuditEntry;
 
 use chrono::{TimeDelta, Utc};
-use tessera::keys::ManualClock;
+use tessera::clock::ManualClock;
 
 use crate::helpers::{
     Backend, PASSWORD, TestApp, assert_error, spawn_app, spawn_app_with, spawn_app_with_clock,

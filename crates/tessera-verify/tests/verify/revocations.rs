@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use uuid::Uuid;
 
-use tessera::keys::{Clock, SystemClock};
+use tessera::clock::{Clock, SystemClock};
 use tessera_verify::{Verifier, VerifyError, example};
 
 use crate::helpers::TestApp;
