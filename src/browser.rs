@@ -433,9 +433,9 @@ impl From<SessionError> for PageError {
                 retry_after: DATABASE_RETRY_AFTER,
             },
             SessionError::Store(StoreError::Unexpected(cause)) => Self::Unexpected(cause),
-            SessionError::Store(other @ StoreError::UsernameTaken) => {
-                Self::Unexpected(anyhow::anyhow!("{other}"))
-            }
+            SessionError::Store(
+                other @ (StoreError::UsernameTaken | StoreError::ClientIdTaken),
+            ) => Self::Unexpected(anyhow::anyhow!("{other}")),
             SessionError::Hashing(HashError::Busy) => Self::Unavailable {
                 retry_after: HASHING_RETRY_AFTER,
             },

@@ -18,6 +18,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::configuration::Settings;
 use crate::domain::{Audience, Email, Password, Scope, Username};
 use crate::keys::{self, KeySet, Lifecycle};
+use crate::oauth::clients::{ClientSpec, OAuthClients};
 use crate::password::PasswordHasherPool;
 use crate::startup::{self, Application};
 use crate::store::{self, Store};
@@ -49,7 +50,8 @@ pub enum Command {
     /// Show the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
-    /// Browser clients of the hosted login page (read from the configuration).
+    /// Clients: the hosted login page's (from the configuration) and the
+    /// OAuth 2.0 / OpenID Connect ones (registered in the database).
     #[command(subcommand)]
     Clients(ClientsCommand),
     /// Write users, grants and sessions as JSON lines (holds password
@@ -157,8 +159,50 @@ pub enum KeysCommand {
 
 #[derive(Subcommand)]
 pub enum ClientsCommand {
-    /// List the registered clients.
+    /// List the clients: the login page's (from the configuration) and the
+    /// OAuth / OpenID Connect ones (from the database).
     List,
+    /// Register an OAuth 2.0 / OpenID Connect client. A confidential one
+    /// (the default) gets a secret, printed once: only its hash is kept.
+    Add {
+        /// The client id.
+        id: String,
+        /// An exact redirect URI (repeatable): https, or http on a loopback
+        /// address.
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// The audience of its access tokens; one of tokens.allowed_audiences.
+        #[arg(long)]
+        audience: String,
+        /// A scope it may ask for (repeatable).
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// A grant type it may use (repeatable): authorization_code,
+        /// refresh_token, client_credentials or
+        /// urn:ietf:params:oauth:grant-type:token-exchange. Default: the
+        /// first two.
+        #[arg(long = "grant-type")]
+        grant_types: Vec<String>,
+        /// Where it may send the browser after a logout (repeatable).
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// Only users holding this grant may use it: AUDIENCE SCOPE.
+        #[arg(long, num_args = 2, value_names = ["AUDIENCE", "SCOPE"])]
+        require_grant: Option<Vec<String>>,
+        /// A client that cannot keep a secret (a browser or native app): no
+        /// secret, PKCE required.
+        #[arg(long)]
+        public: bool,
+    },
+    /// Give a confidential client a new secret, printed once; the old one
+    /// stops working.
+    RotateSecret { id: String },
+    /// Refuse a client's requests until it is enabled again.
+    Disable { id: String },
+    /// Accept a disabled client's requests again.
+    Enable { id: String },
+    /// Delete a client.
+    Remove { id: String },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -183,7 +227,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(command) => user(settings, command).await,
         Command::Keys(command) => keys_command(settings, command).await,
         Command::Audit(AuditCommand::Tail { lines }) => audit_tail(settings, lines).await,
-        Command::Clients(ClientsCommand::List) => crate::clients::print_list(&settings),
+        Command::Clients(command) => clients_command(settings, command).await,
         Command::Export { output } => {
             let store = open_store(&settings).await?;
             let (users, grants, sessions) = match output {
@@ -211,6 +255,103 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn clients_command(settings: Settings, command: ClientsCommand) -> anyhow::Result<()> {
+    if let ClientsCommand::List = command {
+        crate::clients::print_list(&settings)?;
+    }
+    let store = open_store(&settings).await?;
+    let clients = OAuthClients::new(
+        store.as_ref(),
+        &settings.tokens.allowed_audiences,
+        &SystemClock,
+        "cli",
+    );
+    match command {
+        ClientsCommand::List => {
+            let registered = clients.list().await?;
+            if !registered.is_empty() {
+                println!();
+                println!(
+                    "{:<20} {:<13} {:<8} {:<20} {:<24} redirect_uris",
+                    "oauth client", "kind", "state", "audience", "grant_types"
+                );
+            }
+            for client in registered {
+                println!(
+                    "{:<20} {:<13} {:<8} {:<20} {:<24} {}",
+                    client.id,
+                    if client.secret_hash.is_some() {
+                        "confidential"
+                    } else {
+                        "public"
+                    },
+                    if client.is_active {
+                        "active"
+                    } else {
+                        "disabled"
+                    },
+                    client.audience,
+                    client.grant_types.join(","),
+                    client.redirect_uris.join(" ")
+                );
+            }
+        }
+        ClientsCommand::Add {
+            id,
+            redirect_uris,
+            audience,
+            scopes,
+            grant_types,
+            post_logout_redirect_uris,
+            require_grant,
+            public,
+        } => {
+            let required_grant = require_grant.and_then(|pair| match pair.as_slice() {
+                [audience, scope] => Some((audience.clone(), scope.clone())),
+                _ => None,
+            });
+            let registered = clients
+                .register(ClientSpec {
+                    id,
+                    public,
+                    redirect_uris,
+                    post_logout_redirect_uris,
+                    audience,
+                    scopes,
+                    grant_types,
+                    required_grant,
+                })
+                .await?;
+            let id = &registered.client.id;
+            match registered.secret {
+                Some(secret) => {
+                    eprintln!("Client {id} registered. Its secret, shown only now:");
+                    println!("{}", secret.expose_secret());
+                }
+                None => eprintln!("Public client {id} registered (no secret; PKCE required)."),
+            }
+        }
+        ClientsCommand::RotateSecret { id } => {
+            let secret = clients.rotate_secret(&id).await?;
+            eprintln!("Client {id} has a new secret, shown only now; the old one no longer works:");
+            println!("{}", secret.expose_secret());
+        }
+        ClientsCommand::Disable { id } => {
+            clients.set_active(&id, false).await?;
+            println!("Client {id} disabled.");
+        }
+        ClientsCommand::Enable { id } => {
+            clients.set_active(&id, true).await?;
+            println!("Client {id} enabled.");
+        }
+        ClientsCommand::Remove { id } => {
+            clients.delete(&id).await?;
+            println!("Client {id} removed.");
+        }
+    }
+    Ok(())
 }
 
 /// A new file only its owner can read: exports hold password hashes.

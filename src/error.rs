@@ -182,7 +182,7 @@ impl From<StoreError> for ApiError {
             },
             // A user deleted while a request about them was under way.
             StoreError::UserNotFound => Self::NotFound(e.to_string()),
-            StoreError::UsernameTaken => Self::Conflict(e.to_string()),
+            StoreError::UsernameTaken | StoreError::ClientIdTaken => Self::Conflict(e.to_string()),
         }
     }
 }

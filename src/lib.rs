@@ -24,6 +24,7 @@ pub mod domain;
 pub mod error;
 pub mod keys;
 pub mod metrics;
+pub mod oauth;
 pub mod openapi;
 pub mod password;
 pub mod routes;

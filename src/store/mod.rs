@@ -54,6 +54,39 @@ impl std::fmt::Debug for User {
     }
 }
 
+/// A registered OAuth 2.0 / OpenID Connect client.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OAuthClient {
+    pub id: String,
+    /// SHA-256 of the secret, hex; `None` for a public client.
+    pub secret_hash: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    /// The audience of its access tokens.
+    pub audience: String,
+    /// The scopes it may ask for at that audience.
+    pub scopes: Vec<String>,
+    pub grant_types: Vec<String>,
+    /// The grant a user must hold to use it: audience and scope.
+    pub required_grant: Option<(String, String)>,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthClient")
+            .field("id", &self.id)
+            .field("confidential", &self.secret_hash.is_some())
+            .field("redirect_uris", &self.redirect_uris)
+            .field("audience", &self.audience)
+            .field("grant_types", &self.grant_types)
+            .field("is_active", &self.is_active)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     pub audience: String,
@@ -185,6 +218,8 @@ pub enum StoreError {
     UsernameTaken,
     #[error("no such user")]
     UserNotFound,
+    #[error("a client with that id already exists")]
+    ClientIdTaken,
     #[error("the database is unavailable")]
     Unavailable,
     #[error(transparent)]
@@ -418,6 +453,29 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_sessions_signed_by(&self, kid: &str, now: DateTime<Utc>) -> StoreResult<u64>;
 
     /// Everything, ids, hashes and times included.
+    /// `ClientIdTaken` when the id is registered already.
+    async fn create_oauth_client(&self, client: &OAuthClient) -> StoreResult<()>;
+    /// Every registered client, by id.
+    async fn oauth_clients(&self) -> StoreResult<Vec<OAuthClient>>;
+    async fn find_oauth_client(&self, id: &str) -> StoreResult<Option<OAuthClient>>;
+    /// Replaces a confidential client's secret hash; false when no such
+    /// client.
+    async fn set_oauth_client_secret(
+        &self,
+        id: &str,
+        secret_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// False when no such client.
+    async fn set_oauth_client_active(
+        &self,
+        id: &str,
+        active: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// False when no such client.
+    async fn delete_oauth_client(&self, id: &str) -> StoreResult<bool>;
+
     async fn export(&self) -> StoreResult<Dump>;
     /// Adds everything of `dump`, in one transaction: all or nothing.
     async fn import(&self, dump: &Dump) -> StoreResult<()>;

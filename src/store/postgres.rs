@@ -9,13 +9,16 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::portable::{Dialect, Portable};
-use super::rows::{self, LAST_USE_PRECISION, Stored, read_all, records_use, session_user_columns};
+use super::rows::{
+    self, LAST_USE_PRECISION, Stored, json_list, oauth_client_columns, read_all, records_use,
+    session_user_columns,
+};
 use super::shared::impl_store;
 use super::sql;
 use super::{
-    AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Reservation, Revocation,
-    Session, SessionGrant, Store, StoreError, StoreResult, ThrottleCounter, ThrottleKeys, User,
-    on_missing_user, username_key, username_skeleton,
+    AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, OAuthClient, Reservation,
+    Revocation, Session, SessionGrant, Store, StoreError, StoreResult, ThrottleCounter,
+    ThrottleKeys, User, on_missing_user, username_key, username_skeleton,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -64,6 +67,7 @@ type At = DateTime<Utc>;
 type UserRow = rows::UserRow<Uuid, DateTime<Utc>>;
 type SessionRow = rows::SessionRow<Uuid, DateTime<Utc>>;
 type SessionUserRow = rows::SessionUserRow<Uuid, DateTime<Utc>>;
+type OAuthClientRow = rows::OAuthClientRow<DateTime<Utc>>;
 type AuditRow = rows::AuditRow<Uuid, DateTime<Utc>>;
 
 fn on_unique_username(error: sqlx::Error) -> StoreError {

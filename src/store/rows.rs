@@ -5,11 +5,12 @@
 //! such a value into its domain type, and each backend names its own
 //! row types. Nothing here knows a dialect.
 
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::{AuditEntry, Session, User, UserGrant};
+use super::{AuditEntry, OAuthClient, Session, User, UserGrant};
 
 /// A value as a backend stores it, read into the domain type `T`.
 pub(super) trait Stored<T> {
@@ -91,6 +92,64 @@ impl<Id: Stored<Uuid>, At: Stored<DateTime<Utc>>> TryFrom<UserRow<Id, At>> for U
             username: r.username,
             email: r.email,
             password_hash: r.password_hash,
+            is_active: r.is_active,
+            created_at: r.created_at.read()?,
+            updated_at: r.updated_at.read()?,
+        })
+    }
+}
+
+/// The columns of an [`OAuthClientRow`], for `concat!` into static queries.
+macro_rules! oauth_client_columns {
+    () => {
+        "id, secret_hash, redirect_uris, post_logout_redirect_uris, audience, scopes, \
+         grant_types, required_grant_audience, required_grant_scope, is_active, \
+         created_at, updated_at"
+    };
+}
+pub(super) use oauth_client_columns;
+
+/// A client, its lists as JSON arrays (both dialects store them alike).
+#[derive(FromRow)]
+pub(super) struct OAuthClientRow<At> {
+    id: String,
+    secret_hash: Option<String>,
+    redirect_uris: String,
+    post_logout_redirect_uris: String,
+    audience: String,
+    scopes: String,
+    grant_types: String,
+    required_grant_audience: Option<String>,
+    required_grant_scope: Option<String>,
+    is_active: bool,
+    created_at: At,
+    updated_at: At,
+}
+
+/// A stored list of strings.
+pub(super) fn json_list(list: &[String]) -> String {
+    serde_json::Value::from(list).to_string()
+}
+
+fn read_list(column: &str, text: &str) -> anyhow::Result<Vec<String>> {
+    serde_json::from_str(text).with_context(|| format!("stored {column} {text:?}"))
+}
+
+impl<At: Stored<DateTime<Utc>>> TryFrom<OAuthClientRow<At>> for OAuthClient {
+    type Error = anyhow::Error;
+    fn try_from(r: OAuthClientRow<At>) -> anyhow::Result<Self> {
+        Ok(OAuthClient {
+            redirect_uris: read_list("redirect_uris", &r.redirect_uris)?,
+            post_logout_redirect_uris: read_list(
+                "post_logout_redirect_uris",
+                &r.post_logout_redirect_uris,
+            )?,
+            scopes: read_list("scopes", &r.scopes)?,
+            grant_types: read_list("grant_types", &r.grant_types)?,
+            required_grant: r.required_grant_audience.zip(r.required_grant_scope),
+            id: r.id,
+            secret_hash: r.secret_hash,
+            audience: r.audience,
             is_active: r.is_active,
             created_at: r.created_at.read()?,
             updated_at: r.updated_at.read()?,

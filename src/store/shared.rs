@@ -4,7 +4,7 @@
 //! placeholders (SQLite reads them too); ids and timestamps are bound in
 //! the backend's stored form (`Self::id`, `Self::at` of its
 //! [`Dialect`](super::portable::Dialect)), and the names the methods use
-//! (`UserRow`, `Id`, `At`, `lock_feed`, `revoke_sessions_of`,
+//! (`UserRow`, `OAuthClientRow`, `Id`, `At`, `lock_feed`, `revoke_sessions_of`,
 //! `on_unique_username`, …) are the invoking backend's.
 //!
 //! A method whose SQL the dialects say differently stays in its backend,
@@ -391,6 +391,102 @@ macro_rules! impl_store {
                     .into_iter()
                     .map(Stored::read)
                     .collect::<anyhow::Result<_>>()?)
+            }
+
+            async fn create_oauth_client(&self, client: &OAuthClient) -> StoreResult<()> {
+                let (audience, scope) = client.required_grant.clone().unzip();
+                sqlx::query(concat!(
+                    "insert into oauth_clients (",
+                    oauth_client_columns!(),
+                    ") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                ))
+                .bind(&client.id)
+                .bind(&client.secret_hash)
+                .bind(json_list(&client.redirect_uris))
+                .bind(json_list(&client.post_logout_redirect_uris))
+                .bind(&client.audience)
+                .bind(json_list(&client.scopes))
+                .bind(json_list(&client.grant_types))
+                .bind(audience)
+                .bind(scope)
+                .bind(client.is_active)
+                .bind(Self::at(client.created_at))
+                .bind(Self::at(client.updated_at))
+                .execute(&self.pool)
+                .await
+                .map_err(|error| match &error {
+                    // The id is the table's only unique key.
+                    sqlx::Error::Database(db) if db.is_unique_violation() => {
+                        StoreError::ClientIdTaken
+                    }
+                    _ => error.into(),
+                })?;
+                Ok(())
+            }
+
+            async fn oauth_clients(&self) -> StoreResult<Vec<OAuthClient>> {
+                let rows: Vec<OAuthClientRow> = sqlx::query_as(concat!(
+                    "select ",
+                    oauth_client_columns!(),
+                    " from oauth_clients order by id"
+                ))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(read_all(rows)?)
+            }
+
+            async fn find_oauth_client(&self, id: &str) -> StoreResult<Option<OAuthClient>> {
+                let row: Option<OAuthClientRow> = sqlx::query_as(concat!(
+                    "select ",
+                    oauth_client_columns!(),
+                    " from oauth_clients where id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(OAuthClient::try_from).transpose()?)
+            }
+
+            async fn set_oauth_client_secret(
+                &self,
+                id: &str,
+                secret_hash: &str,
+                now: DateTime<Utc>,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "update oauth_clients set secret_hash = $2, updated_at = $3 \
+                     where id = $1 and secret_hash is not null",
+                )
+                .bind(id)
+                .bind(secret_hash)
+                .bind(Self::at(now))
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn set_oauth_client_active(
+                &self,
+                id: &str,
+                active: bool,
+                now: DateTime<Utc>,
+            ) -> StoreResult<bool> {
+                let done =
+                    sqlx::query("update oauth_clients set is_active = $2, updated_at = $3 where id = $1")
+                        .bind(id)
+                        .bind(active)
+                        .bind(Self::at(now))
+                        .execute(&self.pool)
+                        .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn delete_oauth_client(&self, id: &str) -> StoreResult<bool> {
+                let done = sqlx::query("delete from oauth_clients where id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn export(&self) -> StoreResult<Dump> {

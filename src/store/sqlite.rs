@@ -14,13 +14,15 @@ use sqlx::{FromRow, SqlitePool};
 use uuid::Uuid;
 
 use super::portable::{Dialect, Portable};
-use super::rows::{self, Stored, read_all, records_use, session_user_columns};
+use super::rows::{
+    self, Stored, json_list, oauth_client_columns, read_all, records_use, session_user_columns,
+};
 use super::shared::impl_store;
 use super::sql;
 use super::{
-    AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, Reservation, Revocation,
-    Session, SessionGrant, Store, StoreError, StoreResult, ThrottleCounter, ThrottleKeys, User,
-    on_missing_user, username_key, username_skeleton,
+    AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, OAuthClient, Reservation,
+    Revocation, Session, SessionGrant, Store, StoreError, StoreResult, ThrottleCounter,
+    ThrottleKeys, User, on_missing_user, username_key, username_skeleton,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -88,6 +90,7 @@ type At = String;
 type UserRow = rows::UserRow<String, String>;
 type SessionRow = rows::SessionRow<String, String>;
 type SessionUserRow = rows::SessionUserRow<String, String>;
+type OAuthClientRow = rows::OAuthClientRow<String>;
 type AuditRow = rows::AuditRow<String, String>;
 
 fn on_unique_username(error: sqlx::Error) -> StoreError {

@@ -172,7 +172,121 @@ async fn an_installation_moves_from_sqlite_to_postgres_with_export_and_import() 
     assert_eq!(moved.login("alice", PASSWORD).await.status(), 200);
 }
 
+async fn oauth_clients_are_registered_with_a_secret_shown_once_and_kept_only_hashed(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    let stdout = |output: Output| String::from_utf8(output.stdout).unwrap();
+
+    let secret = stdout(
+        tessera(
+            &app,
+            &[
+                "clients",
+                "add",
+                "hub",
+                "--audience",
+                "tessera",
+                "--redirect-uri",
+                "http://127.0.0.1:8000/hub/oauth_callback",
+                "--scope",
+                "openid",
+                "--require-grant",
+                "tessera",
+                "hub:use",
+            ],
+            None,
+        )
+        .await,
+    );
+    let secret = secret.trim();
+    assert_eq!(secret.len(), 43, "256 bits, URL-safe base64: {secret:?}");
+    tessera(
+        &app,
+        &[
+            "clients",
+            "add",
+            "spa",
+            "--public",
+            "--audience",
+            "tessera",
+            "--redirect-uri",
+            "https://app.example.com/callback",
+        ],
+        None,
+    )
+    .await;
+
+    let hub = app.store.find_oauth_client("hub").await.unwrap().unwrap();
+    let stored = hub.secret_hash.clone().unwrap();
+    assert_eq!(stored.len(), 64, "a SHA-256, not the secret");
+    assert!(!stored.contains(secret));
+    assert!(tessera::oauth::clients::secret_matches(&hub, secret));
+    assert_eq!(
+        hub.required_grant,
+        Some(("tessera".into(), "hub:use".into()))
+    );
+    assert_eq!(hub.grant_types, ["authorization_code", "refresh_token"]);
+    let spa = app.store.find_oauth_client("spa").await.unwrap().unwrap();
+    assert_eq!(spa.secret_hash, None);
+
+    let listed = stdout(tessera(&app, &["clients", "list"], None).await);
+    assert!(
+        listed.contains("hub") && listed.contains("confidential"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("spa") && listed.contains("public"),
+        "{listed}"
+    );
+    assert!(!listed.contains(secret), "a list never shows a secret");
+
+    let rotated = stdout(tessera(&app, &["clients", "rotate-secret", "hub"], None).await);
+    let hub = app.store.find_oauth_client("hub").await.unwrap().unwrap();
+    assert!(tessera::oauth::clients::secret_matches(
+        &hub,
+        rotated.trim()
+    ));
+    assert!(
+        !tessera::oauth::clients::secret_matches(&hub, secret),
+        "the old one is gone"
+    );
+
+    tessera(&app, &["clients", "disable", "hub"], None).await;
+    assert!(
+        !app.store
+            .find_oauth_client("hub")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active
+    );
+    tessera(&app, &["clients", "remove", "spa"], None).await;
+    assert_eq!(app.store.find_oauth_client("spa").await.unwrap(), None);
+
+    let events: Vec<String> = app
+        .store
+        .audit_tail(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event.starts_with("client."))
+        .map(|e| e.event)
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "client.created",
+            "client.created",
+            "client.secret_rotated",
+            "client.disabled",
+            "client.deleted"
+        ]
+    );
+}
+
 on_both_backends!(
+    oauth_clients_are_registered_with_a_secret_shown_once_and_kept_only_hashed,
     users_and_grants_made_on_the_command_line_can_log_in,
     a_short_password_is_refused_by_user_add,
 );

@@ -8,7 +8,8 @@ use sqlx::{Connection, PgConnection, SqliteConnection};
 use uuid::Uuid;
 
 use tessera::store::{
-    NewSession, NewUser, Reservation, Store, StoreError, ThrottleCounter, ThrottleKeys, User,
+    NewSession, NewUser, OAuthClient, Reservation, Store, StoreError, ThrottleCounter,
+    ThrottleKeys, User,
 };
 
 use crate::helpers::{Backend, TestDatabase};
@@ -967,7 +968,97 @@ async fn the_session_grant_says_whether_the_user_holds_one_scope_now(backend: Ba
     );
 }
 
+/// A confidential client as stored: every field round-trips.
+fn oauth_client(id: &str, now: DateTime<Utc>) -> OAuthClient {
+    OAuthClient {
+        id: id.to_owned(),
+        secret_hash: Some("ab".repeat(32)),
+        redirect_uris: vec![
+            "https://hub.example.com/hub/oauth_callback".into(),
+            "http://127.0.0.1:8000/hub/oauth_callback".into(),
+        ],
+        post_logout_redirect_uris: vec!["https://hub.example.com/hub/".into()],
+        audience: "notebooks".into(),
+        scopes: vec!["openid".into(), "access".into()],
+        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        required_grant: Some(("notebooks".into(), "access".into())),
+        is_active: true,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+async fn oauth_clients_round_trip_and_change_one_field_at_a_time(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    let store = database.store().await;
+    // Whole microseconds: what both backends keep of a time.
+    let now = DateTime::parse_from_rfc3339("2026-12-01T10:00:00.123456Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let hub = oauth_client("hub", now);
+    let public = OAuthClient {
+        secret_hash: None,
+        required_grant: None,
+        post_logout_redirect_uris: Vec::new(),
+        ..oauth_client("cli", now)
+    };
+    store.create_oauth_client(&hub).await.unwrap();
+    store.create_oauth_client(&public).await.unwrap();
+
+    assert!(matches!(
+        store.create_oauth_client(&hub).await,
+        Err(StoreError::ClientIdTaken)
+    ));
+    assert_eq!(
+        store.find_oauth_client("hub").await.unwrap(),
+        Some(hub.clone())
+    );
+    assert_eq!(
+        store.oauth_clients().await.unwrap(),
+        vec![public.clone(), hub.clone()],
+        "by id"
+    );
+    assert_eq!(store.find_oauth_client("nobody").await.unwrap(), None);
+
+    let later = now + Duration::seconds(5);
+    assert!(
+        store
+            .set_oauth_client_secret("hub", &"cd".repeat(32), later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_oauth_client_secret("cli", &"cd".repeat(32), later)
+            .await
+            .unwrap(),
+        "a public client gets no secret"
+    );
+    assert!(
+        store
+            .set_oauth_client_active("hub", false, later)
+            .await
+            .unwrap()
+    );
+    let changed = store.find_oauth_client("hub").await.unwrap().unwrap();
+    assert_eq!(changed.secret_hash, Some("cd".repeat(32)));
+    assert!(!changed.is_active);
+    assert_eq!((changed.created_at, changed.updated_at), (now, later));
+    assert_eq!(store.find_oauth_client("cli").await.unwrap(), Some(public));
+
+    assert!(store.delete_oauth_client("hub").await.unwrap());
+    assert!(!store.delete_oauth_client("hub").await.unwrap());
+    assert!(
+        !store
+            .set_oauth_client_active("hub", true, later)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.find_oauth_client("hub").await.unwrap(), None);
+}
+
 on_both_backends!(
+    oauth_clients_round_trip_and_change_one_field_at_a_time,
     a_password_change_revokes_every_session_but_the_one_kept,
     a_hash_upgrade_keeps_sessions_and_never_undoes_a_password_change,
     disabling_revokes_every_session_and_enabling_revives_none,
