@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::domain::InvalidInput;
 use crate::keys::SigningUnavailable;
+use crate::oauth::clients::ClientError;
 use crate::password::HashError;
 use crate::sessions::SessionError;
 use crate::store::StoreError;
@@ -224,6 +225,18 @@ impl From<SessionError> for ApiError {
             SessionError::Hashing(e) => e.into(),
             SessionError::Store(e) => e.into(),
             SessionError::Unexpected(e) => Self::Unexpected(e),
+        }
+    }
+}
+
+impl From<ClientError> for ApiError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Invalid(_) => Self::InvalidRequest(e.to_string()),
+            ClientError::Taken(_) | ClientError::Public(_) => Self::Conflict(e.to_string()),
+            ClientError::Unknown(_) => Self::NotFound(e.to_string()),
+            ClientError::Store(e) => e.into(),
+            ClientError::Unexpected(e) => Self::Unexpected(e),
         }
     }
 }

@@ -9,6 +9,7 @@ mod extract;
 pub(crate) mod health;
 pub(crate) mod introspect;
 mod login;
+pub(crate) mod oauth_clients;
 mod observe;
 pub(crate) mod refresh;
 pub(crate) mod revocations;
@@ -91,6 +92,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::delete().to(admin::revoke_session)),
             )
             .service(resource("/keys", &[M::GET]).route(get().to(admin::list_keys)))
+            .service(
+                resource("/clients", &[M::GET, M::POST])
+                    .route(get().to(oauth_clients::list_clients))
+                    .route(web::post().to(oauth_clients::create_client)),
+            )
+            .service(
+                resource("/clients/{client_id}", &[M::GET, M::DELETE])
+                    .route(get().to(oauth_clients::show_client))
+                    .route(web::delete().to(oauth_clients::delete_client)),
+            )
+            .service(
+                resource("/clients/{client_id}/secret", &[M::POST])
+                    .route(web::post().to(oauth_clients::rotate_client_secret)),
+            )
+            .service(
+                resource("/clients/{client_id}/disable", &[M::POST])
+                    .route(web::post().to(oauth_clients::disable_client)),
+            )
+            .service(
+                resource("/clients/{client_id}/enable", &[M::POST])
+                    .route(web::post().to(oauth_clients::enable_client)),
+            )
             .default_service(web::to(not_found)),
     )
     .service(

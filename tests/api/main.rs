@@ -18,6 +18,7 @@ mod key_lifecycle;
 mod keys;
 mod login;
 mod measured_alone;
+mod oauth_clients;
 mod openapi;
 mod operations;
 mod readiness;

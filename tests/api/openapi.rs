@@ -40,6 +40,13 @@ const ROUTE_TABLE: &[(&str, &str)] = &[
     ("get", "/admin/users/{name}/sessions"),
     ("delete", "/admin/users/{name}/sessions"),
     ("delete", "/admin/users/{name}/sessions/{session}"),
+    ("get", "/admin/clients"),
+    ("post", "/admin/clients"),
+    ("get", "/admin/clients/{client_id}"),
+    ("delete", "/admin/clients/{client_id}"),
+    ("post", "/admin/clients/{client_id}/secret"),
+    ("post", "/admin/clients/{client_id}/disable"),
+    ("post", "/admin/clients/{client_id}/enable"),
     ("get", "/admin/keys"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
@@ -114,6 +121,9 @@ async fn the_document_names_tessera_its_version_and_the_bearer_scheme() {
     assert_eq!(unique.len(), operation_ids.len(), "operation ids repeat");
 }
 
+/// The client named in `/admin/clients/{client_id}`.
+const PROBED_CLIENT: &str = "probe";
+
 /// What the probe of one operation needs.
 struct Fixtures {
     admin_token: String,
@@ -159,6 +169,11 @@ fn body_for(method: &str, path: &str, fixtures: &Fixtures) -> Option<Value> {
         ("put", "/admin/users/{name}/password") => {
             Some(json!({"password": "another correct horse battery"}))
         }
+        ("post", "/admin/clients") => Some(json!({
+            "client_id": "wiki",
+            "audience": "tessera",
+            "redirect_uris": ["https://wiki.example.com/oauth/callback"],
+        })),
         ("post" | "delete", "/admin/users/{name}/grants") => {
             Some(json!({"audience": "wiki", "scopes": ["wiki:read"]}))
         }
@@ -170,6 +185,7 @@ fn concrete(path: &str, fixtures: &Fixtures) -> String {
     path.replace("{name}", &fixtures.name)
         .replace("{session}", &fixtures.session_id)
         .replace("{file}", &format!("{}.pem", fixtures.kid))
+        .replace("{client_id}", PROBED_CLIENT)
 }
 
 fn media_type(value: &str) -> String {
@@ -280,6 +296,23 @@ async fn every_documented_route_answers_as_documented() {
         .unwrap();
     // Session routes log `erin` in afresh for each request.
     app.add_user("erin", None).await;
+    let now = chrono::Utc::now();
+    app.store
+        .create_oauth_client(&tessera::store::OAuthClient {
+            id: PROBED_CLIENT.into(),
+            secret_hash: Some("00".repeat(32)),
+            redirect_uris: vec!["https://probe.example.com/cb".into()],
+            post_logout_redirect_uris: Vec::new(),
+            audience: "tessera".into(),
+            scopes: Vec::new(),
+            grant_types: vec!["authorization_code".into()],
+            required_grant: None,
+            is_active: true,
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
     let jwks = app.jwks().await;
     let mut fixtures = Fixtures {
         admin_token,

@@ -1,0 +1,258 @@
+//! The admin API's OAuth client registry: `/admin/clients`.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, assert_error, spawn_app};
+
+/// An administrator's authorization token (audience `tessera`, scope
+/// `tessera:admin`).
+async fn admin_token(app: &TestApp) -> String {
+    let admin = app.add_user("root", None).await;
+    app.grant(&admin, "tessera", &["tessera:admin"]).await;
+    let session = app.session_token("root").await;
+    app.authorization_token(&session, Some(json!({"audience": "tessera"})))
+        .await
+}
+
+async fn call(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap()
+}
+
+fn hub() -> Value {
+    json!({
+        "client_id": "hub",
+        "audience": "notebooks",
+        "redirect_uris": ["http://127.0.0.1:8000/hub/oauth_callback"],
+        "post_logout_redirect_uris": ["http://127.0.0.1:8000/hub/"],
+        "scopes": ["openid", "profile"],
+        "required_grant": {"audience": "notebooks", "scope": "access"},
+    })
+}
+
+async fn an_administrator_registers_rotates_disables_and_deletes_a_client(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = admin_token(&app).await;
+
+    let created = call(&app, &token, Method::POST, "/admin/clients", Some(hub())).await;
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.headers()["cache-control"], "no-store");
+    let created: Value = created.json().await.unwrap();
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 43);
+    let client = &created["client"];
+    assert_eq!(client["client_type"], "confidential");
+    assert_eq!(
+        client["grant_types"],
+        json!(["authorization_code", "refresh_token"])
+    );
+    assert_eq!(
+        client["required_grant"],
+        json!({"audience": "notebooks", "scope": "access"})
+    );
+    let stored = app.store.find_oauth_client("hub").await.unwrap().unwrap();
+    assert!(tessera::oauth::clients::secret_matches(&stored, &secret));
+
+    let listed: Value = call(&app, &token, Method::GET, "/admin/clients", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["clients"][0]["client_id"], "hub");
+    let text = listed.to_string();
+    assert!(
+        !text.contains(&secret) && !text.contains("secret_hash"),
+        "{text}"
+    );
+
+    let rotated: Value = call(
+        &app,
+        &token,
+        Method::POST,
+        "/admin/clients/hub/secret",
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let new_secret = rotated["client_secret"].as_str().unwrap();
+    let stored = app.store.find_oauth_client("hub").await.unwrap().unwrap();
+    assert!(tessera::oauth::clients::secret_matches(&stored, new_secret));
+    assert!(!tessera::oauth::clients::secret_matches(&stored, &secret));
+
+    let disabled = call(
+        &app,
+        &token,
+        Method::POST,
+        "/admin/clients/hub/disable",
+        None,
+    )
+    .await;
+    assert_eq!(disabled.status(), 204);
+    let shown: Value = call(&app, &token, Method::GET, "/admin/clients/hub", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(shown["is_active"], false);
+    let enabled = call(
+        &app,
+        &token,
+        Method::POST,
+        "/admin/clients/hub/enable",
+        None,
+    )
+    .await;
+    assert_eq!(enabled.status(), 204);
+
+    let deleted = call(&app, &token, Method::DELETE, "/admin/clients/hub", None).await;
+    assert_eq!(deleted.status(), 204);
+    assert_error(
+        call(&app, &token, Method::GET, "/admin/clients/hub", None).await,
+        404,
+        "not_found",
+    )
+    .await;
+
+    app.audit.flush().await;
+    let events: Vec<String> = app
+        .store
+        .audit_tail(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.event.starts_with("client."))
+        .map(|e| format!("{} {}", e.event, e.detail))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "client.created client hub by root",
+            "client.secret_rotated client hub by root",
+            "client.disabled client hub by root",
+            "client.enabled client hub by root",
+            "client.deleted client hub by root",
+        ]
+    );
+}
+
+async fn a_client_that_breaks_the_rules_is_refused_naming_the_rule(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token = admin_token(&app).await;
+    let with = |change: Value| {
+        let mut body = hub();
+        for (key, value) in change.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        body
+    };
+
+    for (change, names) in [
+        (
+            json!({"redirect_uris": ["http://hub.example.com/cb"]}),
+            "loopback",
+        ),
+        (
+            json!({"redirect_uris": ["https://hub.example.com/cb#here"]}),
+            "fragment",
+        ),
+        (json!({"redirect_uris": []}), "redirect URI"),
+        (json!({"audience": "elsewhere"}), "tokens.allowed_audiences"),
+        (json!({"client_id": "with space"}), "client id"),
+        (json!({"grant_types": ["implicit"]}), "unknown grant type"),
+        (
+            json!({"public": true, "grant_types": ["client_credentials"]}),
+            "public client",
+        ),
+    ] {
+        let body = assert_error(
+            call(
+                &app,
+                &token,
+                Method::POST,
+                "/admin/clients",
+                Some(with(change.clone())),
+            )
+            .await,
+            400,
+            "invalid_request",
+        )
+        .await;
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(names), "{change}: {message}");
+    }
+    assert!(app.store.oauth_clients().await.unwrap().is_empty());
+
+    let public = with(json!({"client_id": "spa", "public": true}));
+    let created: Value = call(
+        &app,
+        &token,
+        Method::POST,
+        "/admin/clients",
+        Some(public.clone()),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(created["client"]["client_type"], "public");
+    assert!(created.get("client_secret").is_none());
+    assert_error(
+        call(&app, &token, Method::POST, "/admin/clients", Some(public)).await,
+        409,
+        "conflict",
+    )
+    .await;
+    assert_error(
+        call(
+            &app,
+            &token,
+            Method::POST,
+            "/admin/clients/spa/secret",
+            None,
+        )
+        .await,
+        409,
+        "conflict",
+    )
+    .await;
+}
+
+async fn only_administrators_manage_clients(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.add_user("alice", None).await;
+    let session = app.session_token("alice").await;
+    let token = app
+        .authorization_token(&session, Some(json!({"audience": "tessera"})))
+        .await;
+    assert_error(
+        call(&app, &token, Method::POST, "/admin/clients", Some(hub())).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_error(
+        call(&app, &token, Method::GET, "/admin/clients", None).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert!(app.store.oauth_clients().await.unwrap().is_empty());
+}
+
+on_both_backends!(
+    an_administrator_registers_rotates_disables_and_deletes_a_client,
+    a_client_that_breaks_the_rules_is_refused_naming_the_rule,
+    only_administrators_manage_clients,
+);
