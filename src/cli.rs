@@ -54,8 +54,8 @@ pub enum Command {
     /// OAuth 2.0 / OpenID Connect ones (registered in the database).
     #[command(subcommand)]
     Clients(ClientsCommand),
-    /// Write users, grants and sessions as JSON lines (holds password
-    /// hashes: keep the output secret).
+    /// Write users, grants, sessions and OAuth clients as JSON lines (holds
+    /// password and client secret hashes: keep the output secret).
     Export {
         /// File to write; standard output when absent.
         #[arg(long, short)]
@@ -230,7 +230,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Clients(command) => clients_command(settings, command).await,
         Command::Export { output } => {
             let store = open_store(&settings).await?;
-            let (users, grants, sessions) = match output {
+            let counts = match output {
                 Some(path) => {
                     let file = create_private_file(&path)?;
                     let mut writer = std::io::BufWriter::new(file);
@@ -238,12 +238,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 None => transfer::export(store.as_ref(), &mut std::io::stdout().lock()).await?,
             };
-            eprintln!("Exported {users} users, {grants} grants, {sessions} sessions.");
+            eprintln!("Exported {counts}.");
             Ok(())
         }
         Command::Import { input } => {
             let store = open_store(&settings).await?;
-            let (users, grants, sessions) = match input {
+            let counts = match input {
                 Some(path) => {
                     let file = std::fs::File::open(&path)
                         .with_context(|| format!("opening {}", path.display()))?;
@@ -251,7 +251,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 None => transfer::import(store.as_ref(), &mut std::io::stdin().lock()).await?,
             };
-            println!("Imported {users} users, {grants} grants, {sessions} sessions.");
+            println!("Imported {counts}.");
             Ok(())
         }
     }

@@ -1,9 +1,10 @@
 //! `tessera export` / `tessera import`: an installation as JSON lines, one
-//! record a line (`{"type": "user" | "grant" | "session", …}`), to move it
-//! between backends (SQLite to Postgres) without losing a user, a password
-//! hash, a grant or a live session.
+//! record a line (`{"type": "user" | "grant" | "session" | "client", …}`),
+//! to move it between backends (SQLite to Postgres) without losing a user,
+//! a password hash, a grant, a live session or a registered client.
 //!
-//! The export holds password hashes: treat the file as a secret.
+//! The export holds password hashes and client secret hashes: treat the
+//! file as a secret.
 
 use std::io::{BufRead, Write};
 
@@ -12,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::store::{Dump, Session, Store, User, UserGrant};
+use crate::store::{Dump, OAuthClient, Session, Store, User, UserGrant};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "lowercase")]
@@ -47,15 +48,57 @@ enum Record {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token_id: Option<String>,
     },
+    /// An OAuth 2.0 / OpenID Connect client.
+    Client {
+        id: String,
+        secret_hash: Option<String>,
+        redirect_uris: Vec<String>,
+        post_logout_redirect_uris: Vec<String>,
+        audience: String,
+        scopes: Vec<String>,
+        grant_types: Vec<String>,
+        /// Audience and scope.
+        required_grant: Option<(String, String)>,
+        is_active: bool,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+    },
+}
+
+/// How many records of each kind an export or import held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub users: usize,
+    pub grants: usize,
+    pub sessions: usize,
+    pub clients: usize,
+}
+
+impl Counts {
+    fn of(dump: &Dump) -> Self {
+        Self {
+            users: dump.users.len(),
+            grants: dump.grants.len(),
+            sessions: dump.sessions.len(),
+            clients: dump.clients.len(),
+        }
+    }
+}
+
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} users, {} grants, {} sessions, {} clients",
+            self.users, self.grants, self.sessions, self.clients
+        )
+    }
 }
 
 /// Writes every record of `store` to `out`; returns how many of each.
-pub async fn export(
-    store: &dyn Store,
-    out: &mut dyn Write,
-) -> anyhow::Result<(usize, usize, usize)> {
+pub async fn export(store: &dyn Store, out: &mut dyn Write) -> anyhow::Result<Counts> {
     let dump = store.export().await?;
-    let counts = (dump.users.len(), dump.grants.len(), dump.sessions.len());
+    let counts = Counts::of(&dump);
     for user in dump.users {
         write_record(
             out,
@@ -99,6 +142,24 @@ pub async fn export(
             },
         )?;
     }
+    for c in dump.clients {
+        write_record(
+            out,
+            &Record::Client {
+                id: c.id,
+                secret_hash: c.secret_hash,
+                redirect_uris: c.redirect_uris,
+                post_logout_redirect_uris: c.post_logout_redirect_uris,
+                audience: c.audience,
+                scopes: c.scopes,
+                grant_types: c.grant_types,
+                required_grant: c.required_grant,
+                is_active: c.is_active,
+                created_at: c.created_at,
+                updated_at: c.updated_at,
+            },
+        )?;
+    }
     out.flush()?;
     Ok(counts)
 }
@@ -111,10 +172,7 @@ fn write_record(out: &mut dyn Write, record: &Record) -> anyhow::Result<()> {
 
 /// Reads JSON lines from `input` into `store`, which must hold no user yet;
 /// all or nothing. Returns how many of each record.
-pub async fn import(
-    store: &dyn Store,
-    input: &mut dyn BufRead,
-) -> anyhow::Result<(usize, usize, usize)> {
+pub async fn import(store: &dyn Store, input: &mut dyn BufRead) -> anyhow::Result<Counts> {
     if store.count_users().await? > 0 {
         bail!("the target database already has users; import only into an empty database");
     }
@@ -180,9 +238,34 @@ pub async fn import(
                 revoked_at,
                 token_id,
             }),
+            Record::Client {
+                id,
+                secret_hash,
+                redirect_uris,
+                post_logout_redirect_uris,
+                audience,
+                scopes,
+                grant_types,
+                required_grant,
+                is_active,
+                created_at,
+                updated_at,
+            } => dump.clients.push(OAuthClient {
+                id,
+                secret_hash,
+                redirect_uris,
+                post_logout_redirect_uris,
+                audience,
+                scopes,
+                grant_types,
+                required_grant,
+                is_active,
+                created_at,
+                updated_at,
+            }),
         }
     }
-    let counts = (dump.users.len(), dump.grants.len(), dump.sessions.len());
+    let counts = Counts::of(&dump);
     store.import(&dump).await?;
     Ok(counts)
 }

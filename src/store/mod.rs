@@ -192,6 +192,7 @@ pub struct Dump {
     pub users: Vec<User>,
     pub grants: Vec<UserGrant>,
     pub sessions: Vec<Session>,
+    pub clients: Vec<OAuthClient>,
 }
 
 /// A session with its user and the user's scopes at one audience: all that

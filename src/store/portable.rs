@@ -12,8 +12,14 @@ use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use uuid::Uuid;
 
-use super::rows::{GrantRow, SessionRow, Stored, UserRow, read_all, session_columns, user_columns};
-use super::{Dump, StoreError, StoreResult, legacy_username_key, username_key, username_skeleton};
+use super::rows::{
+    GrantRow, OAuthClientRow, SessionRow, Stored, UserRow, json_list, oauth_client_columns,
+    read_all, session_columns, user_columns,
+};
+use super::{
+    Dump, OAuthClient, StoreError, StoreResult, legacy_username_key, username_key,
+    username_skeleton,
+};
 
 /// How a backend stores what SQL does not say alike: ids and timestamps.
 pub(super) trait Dialect {
@@ -47,6 +53,7 @@ where
     for<'r> UserRow<D::Id, D::At>: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> GrantRow<D::Id, D::At>: FromRow<'r, <D::Db as Database>::Row>,
     for<'r> SessionRow<D::Id, D::At>: FromRow<'r, <D::Db as Database>::Row>,
+    for<'r> OAuthClientRow<D::At>: FromRow<'r, <D::Db as Database>::Row>,
 {
     /// Gives every user without a skeleton today's key and its skeleton,
     /// oldest first, unless an older user holds them: that user keeps its
@@ -111,11 +118,47 @@ where
         ))
         .fetch_all(pool)
         .await?;
+        let clients: Vec<OAuthClientRow<D::At>> = sqlx::query_as(concat!(
+            "select ",
+            oauth_client_columns!(),
+            " from oauth_clients order by id"
+        ))
+        .fetch_all(pool)
+        .await?;
         Ok(Dump {
             users: read_all(users)?,
             grants: read_all(grants)?,
             sessions: read_all(sessions)?,
+            clients: read_all(clients)?,
         })
+    }
+
+    /// Stores a new client, every field as given.
+    pub(super) async fn insert_client<'c, E>(executor: E, client: &OAuthClient) -> sqlx::Result<()>
+    where
+        E: Executor<'c, Database = D::Db>,
+    {
+        let (audience, scope) = client.required_grant.clone().unzip();
+        sqlx::query(concat!(
+            "insert into oauth_clients (",
+            oauth_client_columns!(),
+            ") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        ))
+        .bind(client.id.clone())
+        .bind(client.secret_hash.clone())
+        .bind(json_list(&client.redirect_uris))
+        .bind(json_list(&client.post_logout_redirect_uris))
+        .bind(client.audience.clone())
+        .bind(json_list(&client.scopes))
+        .bind(json_list(&client.grant_types))
+        .bind(audience)
+        .bind(scope)
+        .bind(client.is_active)
+        .bind(D::at(client.created_at))
+        .bind(D::at(client.updated_at))
+        .execute(executor)
+        .await?;
+        Ok(())
     }
 
     /// Adds everything of `dump`, in one transaction: all or nothing. The
@@ -175,6 +218,9 @@ where
             .bind(&s.token_id)
             .execute(&mut *tx)
             .await?;
+        }
+        for client in &dump.clients {
+            Self::insert_client(&mut *tx, client).await?;
         }
         tx.commit().await?;
         Self::fold_usernames(pool).await

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::portable::{Dialect, Portable};
 use super::rows::{
-    self, LAST_USE_PRECISION, Stored, json_list, oauth_client_columns, read_all, records_use,
+    self, LAST_USE_PRECISION, Stored, oauth_client_columns, read_all, records_use,
     session_user_columns,
 };
 use super::shared::impl_store;

@@ -394,33 +394,15 @@ macro_rules! impl_store {
             }
 
             async fn create_oauth_client(&self, client: &OAuthClient) -> StoreResult<()> {
-                let (audience, scope) = client.required_grant.clone().unzip();
-                sqlx::query(concat!(
-                    "insert into oauth_clients (",
-                    oauth_client_columns!(),
-                    ") values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-                ))
-                .bind(&client.id)
-                .bind(&client.secret_hash)
-                .bind(json_list(&client.redirect_uris))
-                .bind(json_list(&client.post_logout_redirect_uris))
-                .bind(&client.audience)
-                .bind(json_list(&client.scopes))
-                .bind(json_list(&client.grant_types))
-                .bind(audience)
-                .bind(scope)
-                .bind(client.is_active)
-                .bind(Self::at(client.created_at))
-                .bind(Self::at(client.updated_at))
-                .execute(&self.pool)
-                .await
-                .map_err(|error| match &error {
-                    // The id is the table's only unique key.
-                    sqlx::Error::Database(db) if db.is_unique_violation() => {
-                        StoreError::ClientIdTaken
-                    }
-                    _ => error.into(),
-                })?;
+                Portable::<Self>::insert_client(&self.pool, client)
+                    .await
+                    .map_err(|error| match &error {
+                        // The id is the table's only unique key.
+                        sqlx::Error::Database(db) if db.is_unique_violation() => {
+                            StoreError::ClientIdTaken
+                        }
+                        _ => error.into(),
+                    })?;
                 Ok(())
             }
 

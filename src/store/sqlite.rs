@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::portable::{Dialect, Portable};
 use super::rows::{
-    self, Stored, json_list, oauth_client_columns, read_all, records_use, session_user_columns,
+    self, Stored, oauth_client_columns, read_all, records_use, session_user_columns,
 };
 use super::shared::impl_store;
 use super::sql;
