@@ -2,79 +2,56 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, PASSWORD, TestApp, assert_error, spawn_app, spawn_app_with};
 
-/// An administrator's authorization token (audience `tessera`, scope
-/// `tessera:admin`).
-async fn admin_token(app: &TestApp) -> String {
-    let admin = app.add_user("root", None).await;
-    app.grant(&admin, "tessera", &["tessera:admin"]).await;
-    let session = app.session_token("root").await;
-    app.authorization_token(&session, Some(json!({"audience": "tessera"})))
-        .await
-}
-
-async fn call(
-    app: &TestApp,
-    token: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.unwrap()
-}
-
 async fn an_administrator_manages_users_grants_and_sessions_end_to_end(backend: Backend) {
     use reqwest::Method;
     let app = spawn_app(backend).await;
-    let token = admin_token(&app).await;
+    let token = app.admin_token().await;
 
-    let created = call(
-        &app,
-        &token,
-        Method::POST,
-        "/admin/users",
-        Some(json!({"username": "dana", "email": "dana@example.com", "password": PASSWORD})),
-    )
-    .await;
+    let created = app
+        .call(
+            &token,
+            Method::POST,
+            "/admin/users",
+            Some(json!({"username": "dana", "email": "dana@example.com", "password": PASSWORD})),
+        )
+        .await;
     assert_eq!(created.status(), 201);
     let dana: Value = created.json().await.unwrap();
     assert_eq!(dana["username"], "dana");
     assert!(dana.get("password_hash").is_none());
-    let again = call(
-        &app,
-        &token,
-        Method::POST,
-        "/admin/users",
-        Some(json!({"username": "DANA", "password": PASSWORD})),
-    )
-    .await;
+    let again = app
+        .call(
+            &token,
+            Method::POST,
+            "/admin/users",
+            Some(json!({"username": "DANA", "password": PASSWORD})),
+        )
+        .await;
     assert_error(again, 409, "conflict").await;
 
-    let granted = call(
-        &app,
-        &token,
-        Method::POST,
-        "/admin/users/dana/grants",
-        Some(json!({"audience": "notebooks", "scopes": ["read", "write"]})),
-    )
-    .await;
+    let granted = app
+        .call(
+            &token,
+            Method::POST,
+            "/admin/users/dana/grants",
+            Some(json!({"audience": "notebooks", "scopes": ["read", "write"]})),
+        )
+        .await;
     assert_eq!(granted.status(), 204);
-    let removed: Value = call(
-        &app,
-        &token,
-        Method::DELETE,
-        "/admin/users/dana/grants",
-        Some(json!({"audience": "notebooks", "scopes": ["write"]})),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let removed: Value = app
+        .call(
+            &token,
+            Method::DELETE,
+            "/admin/users/dana/grants",
+            Some(json!({"audience": "notebooks", "scopes": ["write"]})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(removed["removed"], 1);
-    let shown: Value = call(&app, &token, Method::GET, "/admin/users/dana", None)
+    let shown: Value = app
+        .call(&token, Method::GET, "/admin/users/dana", None)
         .await
         .json()
         .await
@@ -84,34 +61,24 @@ async fn an_administrator_manages_users_grants_and_sessions_end_to_end(backend: 
         json!([{"audience": "notebooks", "scope": "read"}])
     );
 
-    let page: Value = call(
-        &app,
-        &token,
-        Method::GET,
-        "/admin/users?offset=0&limit=1",
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let page: Value = app
+        .call(&token, Method::GET, "/admin/users?offset=0&limit=1", None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page["users"].as_array().unwrap().len(), 1);
     assert_eq!(page["users"][0]["username"], "dana");
 
     // Sessions: list, revoke one, log out everywhere.
     let first = app.session_token("dana").await;
     let second = app.session_token("dana").await;
-    let sessions: Value = call(
-        &app,
-        &token,
-        Method::GET,
-        "/admin/users/dana/sessions",
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let sessions: Value = app
+        .call(&token, Method::GET, "/admin/users/dana/sessions", None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(
         sessions["sessions"].as_array().map(Vec::len),
         Some(2),
@@ -121,77 +88,68 @@ async fn an_administrator_manages_users_grants_and_sessions_end_to_end(backend: 
         .as_str()
         .unwrap()
         .to_owned();
-    let revoked = call(
-        &app,
-        &token,
-        Method::DELETE,
-        &format!("/admin/users/dana/sessions/{first_id}"),
-        None,
-    )
-    .await;
+    let revoked = app
+        .call(
+            &token,
+            Method::DELETE,
+            &format!("/admin/users/dana/sessions/{first_id}"),
+            None,
+        )
+        .await;
     assert_eq!(revoked.status(), 204);
     assert_eq!(app.authorize(&first, None).await.status(), 401);
     assert_eq!(app.authorize(&second, None).await.status(), 200);
-    let everywhere: Value = call(
-        &app,
-        &token,
-        Method::DELETE,
-        "/admin/users/dana/sessions",
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let everywhere: Value = app
+        .call(&token, Method::DELETE, "/admin/users/dana/sessions", None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(everywhere["revoked"].as_array().unwrap().len(), 1);
     assert_eq!(app.authorize(&second, None).await.status(), 401);
 
     // Password, disable, enable, delete.
-    let changed = call(
-        &app,
-        &token,
-        Method::PUT,
-        "/admin/users/dana/password",
-        Some(json!({"password": "a brand new one"})),
-    )
-    .await;
+    let changed = app
+        .call(
+            &token,
+            Method::PUT,
+            "/admin/users/dana/password",
+            Some(json!({"password": "a brand new one"})),
+        )
+        .await;
     assert_eq!(changed.status(), 204);
     assert_eq!(app.login("dana", PASSWORD).await.status(), 401);
     assert_eq!(app.login("dana", "a brand new one").await.status(), 200);
     assert_eq!(
-        call(
-            &app,
-            &token,
-            Method::POST,
-            "/admin/users/dana/disable",
-            None
-        )
-        .await
-        .status(),
+        app.call(&token, Method::POST, "/admin/users/dana/disable", None)
+            .await
+            .status(),
         204
     );
     assert_eq!(app.login("dana", "a brand new one").await.status(), 401);
     assert_eq!(
-        call(&app, &token, Method::POST, "/admin/users/dana/enable", None)
+        app.call(&token, Method::POST, "/admin/users/dana/enable", None)
             .await
             .status(),
         204
     );
     assert_eq!(app.login("dana", "a brand new one").await.status(), 200);
     assert_eq!(
-        call(&app, &token, Method::DELETE, "/admin/users/dana", None)
+        app.call(&token, Method::DELETE, "/admin/users/dana", None)
             .await
             .status(),
         204
     );
     assert_error(
-        call(&app, &token, Method::GET, "/admin/users/dana", None).await,
+        app.call(&token, Method::GET, "/admin/users/dana", None)
+            .await,
         404,
         "not_found",
     )
     .await;
 
-    let keys: Value = call(&app, &token, Method::GET, "/admin/keys", None)
+    let keys: Value = app
+        .call(&token, Method::GET, "/admin/keys", None)
         .await
         .json()
         .await
@@ -249,42 +207,46 @@ async fn the_admin_api_refuses_callers_without_the_admin_scope(backend: Backend)
     )
     .await;
     assert_error(
-        call(&app, &session, Method::GET, "/admin/users", None).await,
+        app.call(&session, Method::GET, "/admin/users", None).await,
         401,
         "invalid_token",
     )
     .await;
     assert_error(
-        call(&app, &elsewhere, Method::GET, "/admin/users", None).await,
+        app.call(&elsewhere, Method::GET, "/admin/users", None)
+            .await,
         401,
         "invalid_token",
     )
     .await;
     assert_error(
-        call(&app, &plain, Method::GET, "/admin/users", None).await,
+        app.call(&plain, Method::GET, "/admin/users", None).await,
         403,
         "forbidden",
     )
     .await;
     assert_error(
-        call(&app, &plain, Method::DELETE, "/admin/users/eve", None).await,
+        app.call(&plain, Method::DELETE, "/admin/users/eve", None)
+            .await,
         403,
         "forbidden",
     )
     .await;
     assert!(app.store.find_user_by_name("eve").await.unwrap().is_some());
     // Bad input gets 400s naming the problem.
-    let token = admin_token(&app).await;
-    let bad = call(&app, &token, Method::GET, "/admin/users?limit=100000", None).await;
+    let token = app.admin_token().await;
+    let bad = app
+        .call(&token, Method::GET, "/admin/users?limit=100000", None)
+        .await;
     assert_error(bad, 400, "invalid_request").await;
-    let short = call(
-        &app,
-        &token,
-        Method::POST,
-        "/admin/users",
-        Some(json!({"username": "x", "password": "short"})),
-    )
-    .await;
+    let short = app
+        .call(
+            &token,
+            Method::POST,
+            "/admin/users",
+            Some(json!({"username": "x", "password": "short"})),
+        )
+        .await;
     let body = assert_error(short, 400, "invalid_request").await;
     assert!(body["message"].as_str().unwrap().contains("password"));
 }
@@ -327,7 +289,7 @@ async fn an_admin_whose_grant_is_removed_loses_admin_rights_with_the_next_call(b
         .await;
     let regrant = json!({"audience": "tessera", "scopes": ["tessera:admin"]});
     assert_eq!(
-        call(&app, &token, Method::GET, "/admin/users", None)
+        app.call(&token, Method::GET, "/admin/users", None)
             .await
             .status(),
         200
@@ -340,8 +302,7 @@ async fn an_admin_whose_grant_is_removed_loses_admin_rights_with_the_next_call(b
 
     // The token still says `tessera:admin`; the current grant decides.
     assert_error(
-        call(
-            &app,
+        app.call(
             &token,
             Method::POST,
             "/admin/users/admin2/grants",
@@ -354,7 +315,7 @@ async fn an_admin_whose_grant_is_removed_loses_admin_rights_with_the_next_call(b
     .await;
     assert!(app.store.grants(admin2.id).await.unwrap().is_empty());
     assert_error(
-        call(&app, &token, Method::GET, "/admin/users", None).await,
+        app.call(&token, Method::GET, "/admin/users", None).await,
         403,
         "forbidden",
     )
@@ -363,7 +324,7 @@ async fn an_admin_whose_grant_is_removed_loses_admin_rights_with_the_next_call(b
     // Granted again, the same token works again.
     app.grant(&admin2, "tessera", &["tessera:admin"]).await;
     assert_eq!(
-        call(&app, &token, Method::GET, "/admin/users", None)
+        app.call(&token, Method::GET, "/admin/users", None)
             .await
             .status(),
         200
@@ -374,7 +335,7 @@ async fn an_admin_whose_grant_is_removed_loses_admin_rights_with_the_next_call(b
         .await
         .unwrap();
     assert_error(
-        call(&app, &token, Method::GET, "/admin/users", None).await,
+        app.call(&token, Method::GET, "/admin/users", None).await,
         401,
         "invalid_token",
     )
@@ -396,7 +357,7 @@ async fn a_token_narrowed_at_issue_carries_no_admin_rights_its_user_holds(backen
         .await;
 
     assert_error(
-        call(&app, &narrow, Method::GET, "/admin/users", None).await,
+        app.call(&narrow, Method::GET, "/admin/users", None).await,
         403,
         "forbidden",
     )
@@ -406,20 +367,20 @@ async fn a_token_narrowed_at_issue_carries_no_admin_rights_its_user_holds(backen
 async fn a_password_change_by_an_admin_ends_every_session_of_the_user(backend: Backend) {
     use reqwest::Method;
     let app = spawn_app(backend).await;
-    let token = admin_token(&app).await;
+    let token = app.admin_token().await;
     app.add_user("bob", None).await;
     let first = app.session_token("bob").await;
     let second = app.session_token("bob").await;
     assert_eq!(app.authorize(&first, None).await.status(), 200);
 
-    let changed = call(
-        &app,
-        &token,
-        Method::PUT,
-        "/admin/users/bob/password",
-        Some(json!({"password": "a brand new one"})),
-    )
-    .await;
+    let changed = app
+        .call(
+            &token,
+            Method::PUT,
+            "/admin/users/bob/password",
+            Some(json!({"password": "a brand new one"})),
+        )
+        .await;
 
     assert_eq!(changed.status(), 204);
     assert_error(app.authorize(&first, None).await, 401, "invalid_token").await;
@@ -434,22 +395,22 @@ async fn a_password_change_by_an_admin_ends_every_session_of_the_user(backend: B
 async fn an_admin_changing_their_own_password_keeps_the_session_doing_it(backend: Backend) {
     use reqwest::Method;
     let app = spawn_app(backend).await;
-    let token = admin_token(&app).await;
+    let token = app.admin_token().await;
     let elsewhere = app.session_token("root").await;
 
-    let changed = call(
-        &app,
-        &token,
-        Method::PUT,
-        "/admin/users/root/password",
-        Some(json!({"password": "a brand new one"})),
-    )
-    .await;
+    let changed = app
+        .call(
+            &token,
+            Method::PUT,
+            "/admin/users/root/password",
+            Some(json!({"password": "a brand new one"})),
+        )
+        .await;
 
     assert_eq!(changed.status(), 204);
     assert_error(app.authorize(&elsewhere, None).await, 401, "invalid_token").await;
     assert_eq!(
-        call(&app, &token, Method::GET, "/admin/users", None)
+        app.call(&token, Method::GET, "/admin/users", None)
             .await
             .status(),
         200
@@ -460,20 +421,20 @@ async fn an_admin_changing_their_own_password_keeps_the_session_doing_it(backend
 async fn a_disabled_user_enabled_again_gets_none_of_their_sessions_back(backend: Backend) {
     use reqwest::Method;
     let app = spawn_app(backend).await;
-    let token = admin_token(&app).await;
+    let token = app.admin_token().await;
     app.add_user("bob", None).await;
     let session = app.session_token("bob").await;
     assert_eq!(app.authorize(&session, None).await.status(), 200);
 
     for action in ["disable", "enable"] {
-        let done = call(
-            &app,
-            &token,
-            Method::POST,
-            &format!("/admin/users/bob/{action}"),
-            None,
-        )
-        .await;
+        let done = app
+            .call(
+                &token,
+                Method::POST,
+                &format!("/admin/users/bob/{action}"),
+                None,
+            )
+            .await;
         assert_eq!(done.status(), 204, "{action}");
     }
 
@@ -492,19 +453,19 @@ async fn admin_operations_racing_a_deletion_never_answer_5xx(backend: Backend) {
         settings.hashing.queue_timeout = std::time::Duration::from_secs(30);
     })
     .await;
-    let token = admin_token(&app).await;
+    let token = app.admin_token().await;
     let names = ["racer1", "racer2", "racer3"];
     for round in 0..4 {
         let mut sessions = Vec::new();
         for name in names {
-            let created = call(
-                &app,
-                &token,
-                Method::POST,
-                "/admin/users",
-                Some(json!({"username": name, "password": PASSWORD})),
-            )
-            .await;
+            let created = app
+                .call(
+                    &token,
+                    Method::POST,
+                    "/admin/users",
+                    Some(json!({"username": name, "password": PASSWORD})),
+                )
+                .await;
             assert_eq!(created.status(), 201, "round {round}: create {name}");
             sessions.push(session_id(&app.session_token(name).await));
         }

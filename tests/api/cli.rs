@@ -264,23 +264,15 @@ async fn oauth_clients_are_registered_with_a_secret_shown_once_and_kept_only_has
     tessera(&app, &["clients", "remove", "spa"], None).await;
     assert_eq!(app.store.find_oauth_client("spa").await.unwrap(), None);
 
-    let events: Vec<String> = app
-        .store
-        .audit_tail(100)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.event.starts_with("client."))
-        .map(|e| e.event)
-        .collect();
+    let events = app.audit_events("client.").await;
     assert_eq!(
         events,
         [
-            "client.created",
-            "client.created",
-            "client.secret_rotated",
-            "client.disabled",
-            "client.deleted"
+            "client.created client hub by cli",
+            "client.created client spa by cli",
+            "client.secret_rotated client hub by cli",
+            "client.disabled client hub by cli",
+            "client.deleted client spa by cli",
         ]
     );
 }

@@ -229,6 +229,48 @@ async fn start_with_clock(
 }
 
 impl TestApp {
+    /// An administrator's authorization token (audience `tessera`, scope
+    /// `tessera:admin`), of a user `root` made for it.
+    pub async fn admin_token(&self) -> String {
+        let admin = self.add_user("root", None).await;
+        self.grant(&admin, "tessera", &["tessera:admin"]).await;
+        let session = self.session_token("root").await;
+        self.authorization_token(&session, Some(json!({"audience": "tessera"})))
+            .await
+    }
+
+    /// A request with a bearer token and, when given, a JSON body.
+    pub async fn call(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// The audit log's events starting with `prefix`, oldest first, each
+    /// with its detail, once what was recorded is stored.
+    pub async fn audit_events(&self, prefix: &str) -> Vec<String> {
+        self.audit.flush().await;
+        self.store
+            .audit_tail(1000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.event.starts_with(prefix))
+            .map(|e| format!("{} {}", e.event, e.detail))
+            .collect()
+    }
+
     /// A second server with the same issuer, database and key directory, as
     /// after a restart (keys are read at start-up).
     pub async fn restart(&self) -> TestApp {

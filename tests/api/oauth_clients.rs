@@ -3,31 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, assert_error, spawn_app};
-
-/// An administrator's authorization token (audience `tessera`, scope
-/// `tessera:admin`).
-async fn admin_token(app: &TestApp) -> String {
-    let admin = app.add_user("root", None).await;
-    app.grant(&admin, "tessera", &["tessera:admin"]).await;
-    let session = app.session_token("root").await;
-    app.authorization_token(&session, Some(json!({"audience": "tessera"})))
-        .await
-}
-
-async fn call(
-    app: &TestApp,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> reqwest::Response {
-    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.unwrap()
-}
+use crate::helpers::{Backend, assert_error, spawn_app};
 
 fn hub() -> Value {
     json!({
@@ -42,9 +18,11 @@ fn hub() -> Value {
 
 async fn an_administrator_registers_rotates_disables_and_deletes_a_client(backend: Backend) {
     let app = spawn_app(backend).await;
-    let token = admin_token(&app).await;
+    let token = app.admin_token().await;
 
-    let created = call(&app, &token, Method::POST, "/admin/clients", Some(hub())).await;
+    let created = app
+        .call(&token, Method::POST, "/admin/clients", Some(hub()))
+        .await;
     assert_eq!(created.status(), 201);
     assert_eq!(created.headers()["cache-control"], "no-store");
     let created: Value = created.json().await.unwrap();
@@ -63,7 +41,8 @@ async fn an_administrator_registers_rotates_disables_and_deletes_a_client(backen
     let stored = app.store.find_oauth_client("hub").await.unwrap().unwrap();
     assert!(tessera::oauth::clients::secret_matches(&stored, &secret));
 
-    let listed: Value = call(&app, &token, Method::GET, "/admin/clients", None)
+    let listed: Value = app
+        .call(&token, Method::GET, "/admin/clients", None)
         .await
         .json()
         .await
@@ -75,66 +54,46 @@ async fn an_administrator_registers_rotates_disables_and_deletes_a_client(backen
         "{text}"
     );
 
-    let rotated: Value = call(
-        &app,
-        &token,
-        Method::POST,
-        "/admin/clients/hub/secret",
-        None,
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let rotated: Value = app
+        .call(&token, Method::POST, "/admin/clients/hub/secret", None)
+        .await
+        .json()
+        .await
+        .unwrap();
     let new_secret = rotated["client_secret"].as_str().unwrap();
     let stored = app.store.find_oauth_client("hub").await.unwrap().unwrap();
     assert!(tessera::oauth::clients::secret_matches(&stored, new_secret));
     assert!(!tessera::oauth::clients::secret_matches(&stored, &secret));
 
-    let disabled = call(
-        &app,
-        &token,
-        Method::POST,
-        "/admin/clients/hub/disable",
-        None,
-    )
-    .await;
+    let disabled = app
+        .call(&token, Method::POST, "/admin/clients/hub/disable", None)
+        .await;
     assert_eq!(disabled.status(), 204);
-    let shown: Value = call(&app, &token, Method::GET, "/admin/clients/hub", None)
+    let shown: Value = app
+        .call(&token, Method::GET, "/admin/clients/hub", None)
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(shown["is_active"], false);
-    let enabled = call(
-        &app,
-        &token,
-        Method::POST,
-        "/admin/clients/hub/enable",
-        None,
-    )
-    .await;
+    let enabled = app
+        .call(&token, Method::POST, "/admin/clients/hub/enable", None)
+        .await;
     assert_eq!(enabled.status(), 204);
 
-    let deleted = call(&app, &token, Method::DELETE, "/admin/clients/hub", None).await;
+    let deleted = app
+        .call(&token, Method::DELETE, "/admin/clients/hub", None)
+        .await;
     assert_eq!(deleted.status(), 204);
     assert_error(
-        call(&app, &token, Method::GET, "/admin/clients/hub", None).await,
+        app.call(&token, Method::GET, "/admin/clients/hub", None)
+            .await,
         404,
         "not_found",
     )
     .await;
 
-    app.audit.flush().await;
-    let events: Vec<String> = app
-        .store
-        .audit_tail(100)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.event.starts_with("client."))
-        .map(|e| format!("{} {}", e.event, e.detail))
-        .collect();
+    let events = app.audit_events("client.").await;
     assert_eq!(
         events,
         [
@@ -149,7 +108,7 @@ async fn an_administrator_registers_rotates_disables_and_deletes_a_client(backen
 
 async fn a_client_that_breaks_the_rules_is_refused_naming_the_rule(backend: Backend) {
     let app = spawn_app(backend).await;
-    let token = admin_token(&app).await;
+    let token = app.admin_token().await;
     let with = |change: Value| {
         let mut body = hub();
         for (key, value) in change.as_object().unwrap() {
@@ -177,8 +136,7 @@ async fn a_client_that_breaks_the_rules_is_refused_naming_the_rule(backend: Back
         ),
     ] {
         let body = assert_error(
-            call(
-                &app,
+            app.call(
                 &token,
                 Method::POST,
                 "/admin/clients",
@@ -195,34 +153,24 @@ async fn a_client_that_breaks_the_rules_is_refused_naming_the_rule(backend: Back
     assert!(app.store.oauth_clients().await.unwrap().is_empty());
 
     let public = with(json!({"client_id": "spa", "public": true}));
-    let created: Value = call(
-        &app,
-        &token,
-        Method::POST,
-        "/admin/clients",
-        Some(public.clone()),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let created: Value = app
+        .call(&token, Method::POST, "/admin/clients", Some(public.clone()))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(created["client"]["client_type"], "public");
     assert!(created.get("client_secret").is_none());
     assert_error(
-        call(&app, &token, Method::POST, "/admin/clients", Some(public)).await,
+        app.call(&token, Method::POST, "/admin/clients", Some(public))
+            .await,
         409,
         "conflict",
     )
     .await;
     assert_error(
-        call(
-            &app,
-            &token,
-            Method::POST,
-            "/admin/clients/spa/secret",
-            None,
-        )
-        .await,
+        app.call(&token, Method::POST, "/admin/clients/spa/secret", None)
+            .await,
         409,
         "conflict",
     )
@@ -237,13 +185,14 @@ async fn only_administrators_manage_clients(backend: Backend) {
         .authorization_token(&session, Some(json!({"audience": "tessera"})))
         .await;
     assert_error(
-        call(&app, &token, Method::POST, "/admin/clients", Some(hub())).await,
+        app.call(&token, Method::POST, "/admin/clients", Some(hub()))
+            .await,
         403,
         "forbidden",
     )
     .await;
     assert_error(
-        call(&app, &token, Method::GET, "/admin/clients", None).await,
+        app.call(&token, Method::GET, "/admin/clients", None).await,
         403,
         "forbidden",
     )

@@ -182,16 +182,6 @@ async fn a_pending_key_that_cannot_be_loaded_stops_signing_when_it_activates(bac
     );
 }
 
-/// An administrator's authorization token (audience `tessera`, scope
-/// `tessera:admin`).
-async fn admin_token(app: &TestApp) -> String {
-    let admin = app.add_user("root", None).await;
-    app.grant(&admin, "tessera", &["tessera:admin"]).await;
-    let session = app.session_token("root").await;
-    app.authorization_token(&session, Some(json!({"audience": "tessera"})))
-        .await
-}
-
 async fn readyz_names_no_key_file_and_the_admin_key_list_does(backend: Backend) {
     let app = spawn_app_with(backend, settings).await;
     let signing = app.signing_kid();
@@ -205,7 +195,7 @@ async fn readyz_names_no_key_file_and_the_admin_key_list_does(backend: Backend) 
     assert_eq!(ready.status(), 200);
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body, json!({"status": "ready", "signing_kid": signing}));
-    let token = admin_token(&app).await;
+    let token = app.admin_token().await;
     let listed = app
         .client
         .get(app.url("/admin/keys"))

@@ -11,16 +11,6 @@ use sqlx::{Connection, PgConnection, SqliteConnection};
 
 use crate::helpers::{Backend, PASSWORD, TestApp, TestDatabase, assert_error, spawn_app};
 
-/// An administrator's authorization token (audience `tessera`, scope
-/// `tessera:admin`).
-async fn admin_token(app: &TestApp) -> String {
-    let admin = app.add_user("root", None).await;
-    app.grant(&admin, "tessera", &["tessera:admin"]).await;
-    let session = app.session_token("root").await;
-    app.authorization_token(&session, Some(json!({"audience": "tessera"})))
-        .await
-}
-
 async fn create_user(app: &TestApp, token: &str, username: &str) -> reqwest::Response {
     app.client
         .request(Method::POST, app.url("/admin/users"))
@@ -47,7 +37,7 @@ async fn username_of(app: &TestApp, token: &str) -> String {
 
 async fn look_alike_and_invisible_names_are_refused(backend: Backend) {
     let app = spawn_app(backend).await;
-    let token = admin_token(&app).await;
+    let token = app.admin_token().await;
     assert_eq!(create_user(&app, &token, "admin").await.status(), 201);
 
     for (name, status, code) in [
@@ -176,7 +166,7 @@ async fn users_stored_before_names_were_folded_keep_logging_in(backend: Backend)
     let session = app.session_token("ALICE").await;
     assert_eq!(username_of(&app, &session).await, "Alice");
     // The stored names' skeletons refuse new look-alikes.
-    let token = admin_token(&app).await;
+    let token = app.admin_token().await;
     for name in ["\u{430}dmin", "ａlice", "\u{410}lice"] {
         let response = create_user(&app, &token, name).await;
         assert_error(response, 409, "conflict").await;
