@@ -176,6 +176,9 @@ pub async fn import(store: &dyn Store, input: &mut dyn BufRead) -> anyhow::Resul
     if store.count_users().await? > 0 {
         bail!("the target database already has users; import only into an empty database");
     }
+    if !store.oauth_clients().await?.is_empty() {
+        bail!("the target database already has clients; import only into an empty database");
+    }
     let mut dump = Dump::default();
     for (number, line) in input.lines().enumerate() {
         let line = line?;

@@ -8,14 +8,18 @@
 //! endpoint checks it on every call. A public client has no secret and
 //! must use PKCE.
 //!
-//! Redirect URIs are compared as exact strings after parsing (OAuth 2.1
-//! §2.3.1, RFC 9700 §2.1): no prefixes, no patterns. They are `https`, or
-//! `http` on a loopback address (RFC 8252 §7.3), and carry no fragment
-//! (RFC 6749 §3.1.2).
+//! Redirect URIs are stored exactly as registered and compared as simple
+//! strings (OAuth 2.1 §2.3.1, RFC 9700 §2.1): no prefixes, no patterns, no
+//! normalization. They are parsed only to be checked: `https`, or `http`
+//! on a loopback IP literal (RFC 8252 §7.3; `localhost` is not, §8.3),
+//! without a fragment (RFC 6749 §3.1.2), white space or user information.
+//! (RFC 8252 §7.3 also has a loopback redirect's port vary per request: the
+//! authorization endpoint is to compare such URIs without their port.)
 
 use aws_lc_rs::{constant_time, digest, rand};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::SubsecRound;
 use secrecy::{ExposeSecret, SecretString};
 use url::{Host, Url};
 
@@ -112,7 +116,8 @@ impl<'a> OAuthClients<'a> {
 
     /// Checks and stores a new client; a confidential one gets its secret.
     pub async fn register(&self, spec: ClientSpec) -> Result<Registered, ClientError> {
-        let now = self.clock.now();
+        // What both stores keep of a time, so the answer matches them.
+        let now = self.clock.now().trunc_subsecs(6);
         let secret = (!spec.public).then(new_secret).transpose()?;
         let client = OAuthClient {
             secret_hash: secret.as_ref().map(hash_secret),
@@ -134,6 +139,10 @@ impl<'a> OAuthClients<'a> {
     }
 
     pub async fn find(&self, id: &str) -> Result<OAuthClient, ClientError> {
+        // Not a name any client has (nor one every database can look up).
+        if !is_client_id(id) {
+            return Err(ClientError::Unknown(id.to_owned()));
+        }
         self.store
             .find_oauth_client(id)
             .await?
@@ -159,6 +168,9 @@ impl<'a> OAuthClients<'a> {
     }
 
     pub async fn set_active(&self, id: &str, active: bool) -> Result<(), ClientError> {
+        if !is_client_id(id) {
+            return Err(ClientError::Unknown(id.to_owned()));
+        }
         if !self
             .store
             .set_oauth_client_active(id, active, self.clock.now())
@@ -175,6 +187,9 @@ impl<'a> OAuthClients<'a> {
     }
 
     pub async fn delete(&self, id: &str) -> Result<(), ClientError> {
+        if !is_client_id(id) {
+            return Err(ClientError::Unknown(id.to_owned()));
+        }
         if !self.store.delete_oauth_client(id).await? {
             return Err(ClientError::Unknown(id.to_owned()));
         }
@@ -197,7 +212,9 @@ impl<'a> OAuthClients<'a> {
         let invalid = |message: String| ClientError::Invalid(message);
         if !is_client_id(&spec.id) {
             return Err(invalid(
-                "the client id must be 1 to 64 letters, digits, '-', '_' or '.'".into(),
+                "the client id must be 1 to 64 letters, digits, '-', '_' or '.', \
+                 starting with a letter or digit"
+                    .into(),
             ));
         }
         let audience = Audience::parse(&spec.audience).map_err(|e| invalid(e.to_string()))?;
@@ -258,15 +275,21 @@ impl<'a> OAuthClients<'a> {
             checked_uris(&spec.post_logout_redirect_uris, "post-logout redirect URI")?;
         let required_grant = match spec.required_grant {
             None => None,
-            Some((audience, scope)) => Some((
-                Audience::parse(&audience)
-                    .map_err(|e| invalid(e.to_string()))?
-                    .as_str()
-                    .to_owned(),
-                Scope::parse(&scope)
-                    .map_err(|e| invalid(e.to_string()))?
-                    .into_string(),
-            )),
+            Some((audience, scope)) => {
+                let audience = Audience::parse(&audience).map_err(|e| invalid(e.to_string()))?;
+                if !self
+                    .allowed_audiences
+                    .iter()
+                    .any(|a| a == audience.as_str())
+                {
+                    return Err(invalid(format!(
+                        "the required grant's audience {:?} is not in tokens.allowed_audiences",
+                        audience.as_str()
+                    )));
+                }
+                let scope = Scope::parse(&scope).map_err(|e| invalid(e.to_string()))?;
+                Some((audience.as_str().to_owned(), scope.into_string()))
+            }
         };
         Ok(OAuthClient {
             id: spec.id,
@@ -295,15 +318,15 @@ pub fn secret_matches(client: &OAuthClient, secret: &str) -> bool {
 }
 
 fn is_client_id(value: &str) -> bool {
-    !value.is_empty()
-        && value.len() <= 64
+    value.len() <= 64
+        && value.starts_with(|c: char| c.is_ascii_alphanumeric())
         && value
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// Each URI parsed and checked, in its serialized form: what an exact match
-/// compares with.
+/// Each URI checked, and kept exactly as given: what a simple string
+/// comparison compares with.
 fn checked_uris(uris: &[String], what: &str) -> Result<Vec<String>, ClientError> {
     let mut checked = Vec::with_capacity(uris.len());
     for raw in uris {
@@ -311,17 +334,27 @@ fn checked_uris(uris: &[String], what: &str) -> Result<Vec<String>, ClientError>
         if raw.len() > MAX_URI_BYTES {
             return Err(invalid("longer than 2048 bytes"));
         }
+        // The URL parser would drop these; the stored string must be the
+        // one a client sends.
+        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid(
+                "must not contain white space or control characters",
+            ));
+        }
         let url = Url::parse(raw).map_err(|_| invalid("not an absolute URL"))?;
         let loopback = match url.host() {
             Some(Host::Ipv4(ip)) => ip.is_loopback(),
             Some(Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(Host::Domain(name)) => name == "localhost",
-            None => false,
+            Some(Host::Domain(_)) | None => false,
         };
         match url.scheme() {
             "https" => {}
             "http" if loopback => {}
-            "http" => return Err(invalid("http is allowed on loopback addresses only")),
+            "http" => {
+                return Err(invalid(
+                    "http is allowed on a loopback IP literal only (127.0.0.1 or [::1])",
+                ));
+            }
             _ => return Err(invalid("must be https (or http on a loopback address)")),
         }
         if url.fragment().is_some() {
@@ -330,9 +363,8 @@ fn checked_uris(uris: &[String], what: &str) -> Result<Vec<String>, ClientError>
         if !url.username().is_empty() || url.password().is_some() {
             return Err(invalid("must not carry user information"));
         }
-        let serialized = url.to_string();
-        if !checked.contains(&serialized) {
-            checked.push(serialized);
+        if !checked.contains(raw) {
+            checked.push(raw.clone());
         }
     }
     Ok(checked)
@@ -367,8 +399,10 @@ mod tests {
         assert!(ok("https://hub.example.com/hub/oauth_callback"));
         assert!(ok("http://127.0.0.1:8000/hub/oauth_callback"));
         assert!(ok("http://[::1]:8000/cb"));
-        assert!(ok("http://localhost/cb"));
+        assert!(!ok("http://localhost/cb"), "RFC 8252 §8.3");
         assert!(!ok("http://hub.example.com/cb"), "plain http elsewhere");
+        assert!(!ok(" https://hub.example.com/cb"), "white space");
+        assert!(!ok("https://hub.example.com/c\tb"), "a tab");
         assert!(!ok("https://hub.example.com/cb#x"), "a fragment");
         assert!(
             !ok("https://user:pw@hub.example.com/cb"),
@@ -376,6 +410,20 @@ mod tests {
         );
         assert!(!ok("/hub/oauth_callback"), "relative");
         assert!(!ok("javascript:alert(1)"));
+    }
+
+    #[test]
+    fn redirect_uris_are_kept_exactly_as_registered() {
+        let given = [
+            "https://hub.example.com".to_owned(),
+            "https://HUB.example.com:443/x/../cb".to_owned(),
+            "https://hub.example.com".to_owned(),
+        ];
+        assert_eq!(
+            checked_uris(&given, "redirect URI").unwrap(),
+            given[..2],
+            "no trailing slash added, no normalization, duplicates dropped"
+        );
     }
 
     #[test]

@@ -453,10 +453,9 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes every live session whose token `kid` signed; returns how many.
     async fn revoke_sessions_signed_by(&self, kid: &str, now: DateTime<Utc>) -> StoreResult<u64>;
 
-    /// Everything, ids, hashes and times included.
     /// `ClientIdTaken` when the id is registered already.
     async fn create_oauth_client(&self, client: &OAuthClient) -> StoreResult<()>;
-    /// Every registered client, by id.
+    /// Every registered client, by id (byte order, on both backends).
     async fn oauth_clients(&self) -> StoreResult<Vec<OAuthClient>>;
     async fn find_oauth_client(&self, id: &str) -> StoreResult<Option<OAuthClient>>;
     /// Replaces a confidential client's secret hash; false when no such
@@ -477,6 +476,7 @@ pub trait Store: Send + Sync + 'static {
     /// False when no such client.
     async fn delete_oauth_client(&self, id: &str) -> StoreResult<bool>;
 
+    /// Everything, ids, hashes and times included.
     async fn export(&self) -> StoreResult<Dump>;
     /// Adds everything of `dump`, in one transaction: all or nothing.
     async fn import(&self, dump: &Dump) -> StoreResult<()>;

@@ -129,7 +129,12 @@ where
             users: read_all(users)?,
             grants: read_all(grants)?,
             sessions: read_all(sessions)?,
-            clients: read_all(clients)?,
+            clients: {
+                // Byte order: Postgres would sort by its collation.
+                let mut clients: Vec<OAuthClient> = read_all(clients)?;
+                clients.sort_by(|a, b| a.id.cmp(&b.id));
+                clients
+            },
         })
     }
 

@@ -414,7 +414,10 @@ macro_rules! impl_store {
                 ))
                 .fetch_all(&self.pool)
                 .await?;
-                Ok(read_all(rows)?)
+                let mut clients: Vec<OAuthClient> = read_all(rows)?;
+                // Byte order: Postgres would sort by its collation.
+                clients.sort_by(|a, b| a.id.cmp(&b.id));
+                Ok(clients)
             }
 
             async fn find_oauth_client(&self, id: &str) -> StoreResult<Option<OAuthClient>> {

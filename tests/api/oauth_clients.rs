@@ -49,10 +49,8 @@ async fn an_administrator_registers_rotates_disables_and_deletes_a_client(backen
         .unwrap();
     assert_eq!(listed["clients"][0]["client_id"], "hub");
     let text = listed.to_string();
-    assert!(
-        !text.contains(&secret) && !text.contains("secret_hash"),
-        "{text}"
-    );
+    let hash = stored.secret_hash.clone().unwrap();
+    assert!(!text.contains(&secret) && !text.contains(&hash), "{text}");
 
     let rotated: Value = app
         .call(&token, Method::POST, "/admin/clients/hub/secret", None)
@@ -129,6 +127,32 @@ async fn a_client_that_breaks_the_rules_is_refused_naming_the_rule(backend: Back
         (json!({"redirect_uris": []}), "redirect URI"),
         (json!({"audience": "elsewhere"}), "tokens.allowed_audiences"),
         (json!({"client_id": "with space"}), "client id"),
+        (json!({"client_id": ".."}), "client id"),
+        (
+            json!({"redirect_uris": ["http://localhost:8000/cb"]}),
+            "loopback IP literal",
+        ),
+        (
+            json!({"redirect_uris": ["https://hub.example.com/cb "]}),
+            "white space",
+        ),
+        (
+            json!({"required_grant": {"audience": "elsewhere", "scope": "access"}}),
+            "required grant",
+        ),
+        (json!({"client_id": ".."}), "client id"),
+        (
+            json!({"redirect_uris": ["http://localhost:8000/cb"]}),
+            "loopback IP literal",
+        ),
+        (
+            json!({"redirect_uris": ["https://hub.example.com/cb "]}),
+            "white space",
+        ),
+        (
+            json!({"required_grant": {"audience": "elsewhere", "scope": "access"}}),
+            "required grant",
+        ),
         (json!({"grant_types": ["implicit"]}), "unknown grant type"),
         (
             json!({"public": true, "grant_types": ["client_credentials"]}),
@@ -173,6 +197,24 @@ async fn a_client_that_breaks_the_rules_is_refused_naming_the_rule(backend: Back
             .await,
         409,
         "conflict",
+    )
+    .await;
+    // Ids no client has, one that no database could even look up: 404.
+    for (method, path) in [
+        (Method::POST, "/admin/clients/nobody/secret"),
+        (Method::POST, "/admin/clients/nobody/disable"),
+        (Method::POST, "/admin/clients/%00/enable"),
+        (Method::GET, "/admin/clients/%00"),
+        (Method::DELETE, "/admin/clients/%00"),
+    ] {
+        assert_error(app.call(&token, method, path, None).await, 404, "not_found").await;
+    }
+    let unknown_field = with(json!({"client_id": "x", "unknown": 1}));
+    assert_error(
+        app.call(&token, Method::POST, "/admin/clients", Some(unknown_field))
+            .await,
+        400,
+        "invalid_request",
     )
     .await;
 }
