@@ -6,10 +6,10 @@
 //! The modules form layers, and every `use crate::…` points down or
 //! sideways: the ways in (`startup`, `cli`) build the rest; the HTTP layer
 //! (`routes`, `browser`, `error`, `state`, `openapi`) translates requests
-//! into calls of the services (`sessions`, `admin`, `clients`, `throttle`,
-//! `audit`, `tokens`, `keys`, `password`, `transfer`), which answer their
-//! own errors and never an HTTP type; the services reach the database
-//! through `store`. Beside them all stand `configuration` (plain settings
+//! into calls of the services (`sessions`, `admin`, `clients`, `oauth`,
+//! `throttle`, `audit`, `tokens`, `keys`, `password`, `transfer`), which
+//! answer their own errors and never an HTTP type; the services reach the
+//! database through `store`. `scripts/check_layers.py` checks it in CI. Beside them all stand `configuration` (plain settings
 //! structs), `domain`, `clock`, `metrics` and `telemetry`, which import
 //! only each other.
 
