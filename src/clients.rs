@@ -409,7 +409,8 @@ fn parse_client(
     })
 }
 
-fn is_name(value: &str) -> bool {
+/// A client id: 1 to 64 letters, digits, `-`, `_` or `.`.
+pub(crate) fn is_name(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 64
         && value

@@ -142,20 +142,22 @@ struct Checks {
 }
 
 impl Checks {
+    /// `accepts`, when given, says whether an audience of the token will
+    /// do; one must. Without it any audience will.
     fn check(
         &self,
         (exp, nbf): (Option<i64>, Option<i64>),
         iss: &str,
         aud: &[String],
-        audiences: Option<&[String]>,
+        accepts: Option<&dyn Fn(&str) -> bool>,
         now: DateTime<Utc>,
     ) -> Result<(), TokenError> {
         check_times(exp, nbf, now, self.leeway)?;
         if iss != self.issuer {
             return Err(TokenError::WrongIssuerOrAudience);
         }
-        if let Some(audiences) = audiences
-            && !aud.iter().any(|held| audiences.contains(held))
+        if let Some(accepts) = accepts
+            && !aud.iter().any(|held| accepts(held))
         {
             return Err(TokenError::WrongIssuerOrAudience);
         }
@@ -200,7 +202,7 @@ impl SessionValidation {
             (claims.exp, None),
             &claims.iss,
             &claims.aud,
-            Some(&self.audience),
+            Some(&|held| self.audience.iter().any(|a| a == held)),
             now,
         )?;
         if claims.token != SESSION {
@@ -258,12 +260,14 @@ impl AuthorizationValidation {
         let claims =
             jsonwebtoken::decode::<AuthorizationClaims>(token, &key.decoding, &self.validation)?
                 .claims;
-        let wanted = audience.map(|audience| vec![audience.to_owned()]);
+        let is_wanted = |held: &str| audience == Some(held);
         self.checks.check(
             (Some(claims.exp), Some(claims.nbf)),
             &claims.iss,
             &claims.aud,
-            wanted.as_deref(),
+            audience
+                .is_some()
+                .then_some(&is_wanted as &dyn Fn(&str) -> bool),
             now,
         )?;
         if claims.token != AUTHORIZATION {

@@ -317,12 +317,10 @@ pub fn secret_matches(client: &OAuthClient, secret: &str) -> bool {
     constant_time::verify_slices_are_equal(offered.as_bytes(), stored.as_bytes()).is_ok()
 }
 
+/// The login page's client id rule, starting with a letter or digit (so
+/// that no id is `.` or `..` in a path).
 fn is_client_id(value: &str) -> bool {
-    value.len() <= 64
-        && value.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    crate::clients::is_name(value) && value.starts_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 /// Each URI checked, and kept exactly as given: what a simple string
