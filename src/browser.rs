@@ -462,6 +462,9 @@ pub struct LoginPage<'a> {
     pub destination: &'a str,
     pub client_id: &'a str,
     pub return_to: &'a str,
+    /// For the authorization endpoint: its request, made again once the
+    /// user has signed in.
+    pub authorization: Option<&'a str>,
     pub csrf_token: &'a str,
     pub username: &'a str,
     pub error: Option<&'a str>,
@@ -473,8 +476,10 @@ pub struct LoginPage<'a> {
 pub struct LogoutPage<'a> {
     pub brand: &'a Brand,
     pub csrf_token: &'a str,
-    pub client_id: Option<&'a str>,
-    pub return_to: Option<&'a str>,
+    /// The path the form posts to: `/logout` or `/oauth2/logout`.
+    pub action: &'a str,
+    /// Hidden fields the form carries along.
+    pub fields: Vec<(&'a str, &'a str)>,
 }
 
 #[derive(Template)]

@@ -22,8 +22,22 @@ pub const DEFAULT_CONFIG_FILE: &str = "tessera.toml";
 
 /// Claims every token carries; `extra_claims` may not replace them.
 const RESERVED_CLAIMS: &[&str] = &[
-    "iss", "sub", "aud", "iat", "nbf", "exp", "jti", "token", "sid", "cid", "uid", "email",
-    "username", "scopes",
+    "iss",
+    "sub",
+    "aud",
+    "iat",
+    "nbf",
+    "exp",
+    "jti",
+    "token",
+    "sid",
+    "cid",
+    "uid",
+    "email",
+    "username",
+    "scopes",
+    "client_id",
+    "scope",
 ];
 
 #[derive(Debug, Deserialize)]

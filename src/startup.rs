@@ -20,6 +20,7 @@ use crate::domain::Password;
 use crate::error::ApiError;
 use crate::keys::{KeyStore, Lifecycle};
 use crate::metrics::Metrics;
+use crate::oauth::provider::Provider;
 use crate::password::{HashMetrics, PasswordHasherPool};
 use crate::routes;
 use crate::sessions::{self, Policy, Sessions};
@@ -121,9 +122,11 @@ impl Application {
             metrics: metrics.clone(),
             policy: Policy::from_settings(&settings, issuer)?,
         });
+        let provider = Provider::new(store.clone(), keys.clone(), audit.clone(), metrics.clone());
         let state = web::Data::new(AppState {
             settings,
             sessions,
+            provider,
             store,
             keys,
             hasher,

@@ -9,6 +9,7 @@ use actix_web::web::Bytes;
 use crate::configuration::Settings;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
+use crate::oauth::provider::Provider;
 use crate::password::PasswordHasherPool;
 use crate::sessions::Sessions;
 use crate::store::Store;
@@ -17,6 +18,8 @@ pub struct AppState {
     pub settings: Settings,
     /// Logging in, issuing, refreshing, logging out, live-session checks.
     pub sessions: Sessions,
+    /// The OpenID Connect endpoints' checks and grants.
+    pub provider: Provider,
     pub store: Arc<dyn Store>,
     /// The current key set: `keys.current()` for one request's use.
     pub keys: KeyStore,

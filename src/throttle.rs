@@ -50,6 +50,21 @@ impl Keys {
         }
     }
 
+    /// The counters of an OAuth client's authentication: its own, apart
+    /// from every user's (a user name has no space, these keys do), and
+    /// the address's, which logins share.
+    pub fn for_client(client_id: &str, ip: &str) -> Self {
+        let escaped = client_id.replace('%', "%25").replace('|', "%7C");
+        let user_prefix = format!("user: client {escaped}|");
+        Self {
+            user_ip: format!("{user_prefix}ip:{ip}"),
+            ip: format!("ip:{ip}"),
+            account: format!("account: client {escaped}"),
+            user_prefix,
+            user_until: format!("user: client {escaped}}}"),
+        }
+    }
+
     fn user_counters(&self) -> ThrottleKeys<'_> {
         ThrottleKeys {
             user_from: &self.user_prefix,

@@ -57,9 +57,50 @@ pub struct AuthorizationClaims {
     pub email: Option<String>,
     pub username: String,
     pub scopes: Vec<String>,
+    /// The OAuth client it was issued to (RFC 9068 §2.2), for tokens from
+    /// the token endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Its scopes, space-separated (RFC 9068 §2.2.3), for tokens from the
+    /// token endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     /// Configured claims copied from user attributes (e.g. Hue's `user`).
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// An OpenID Connect ID token (Core §2), for one client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    /// The client id.
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    /// When the user signed in: the session's start.
+    pub auth_time: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    /// The Tessera session, as RP-Initiated Logout and `id_token_hint` use it.
+    pub sid: String,
+    /// Core §3.1.3.6: the left half of the access token's SHA-256.
+    pub at_hash: String,
+    pub preferred_username: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+}
+
+/// `at_hash` of an RS256 ID token (OpenID Connect Core §3.1.3.6): the
+/// base64url of the left-most half of the SHA-256 of the access token.
+pub fn at_hash(access_token: &str) -> String {
+    use base64::Engine;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, access_token.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16])
 }
 
 /// Why a token was refused. The message is safe to show the client.
@@ -275,6 +316,27 @@ impl AuthorizationValidation {
         }
         Ok(claims)
     }
+}
+
+/// An ID token Tessera signed, as an `id_token_hint`: the signature, the
+/// algorithm and the issuer are checked, not the times (RP-Initiated
+/// Logout 1.0 §2: an expired ID token is still a good hint).
+pub fn verify_id_token_hint(
+    token: &str,
+    keys: &KeySet,
+    issuer: &str,
+) -> Result<IdTokenClaims, TokenError> {
+    let key = signing_key(token, keys)?;
+    let claims = jsonwebtoken::decode::<IdTokenClaims>(
+        token,
+        &key.decoding,
+        &signature_only(&["iss", "sub", "aud"]),
+    )?
+    .claims;
+    if claims.iss != issuer {
+        return Err(TokenError::WrongIssuerOrAudience);
+    }
+    Ok(claims)
 }
 
 /// Seconds since the Unix epoch.

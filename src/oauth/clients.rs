@@ -319,7 +319,7 @@ pub fn secret_matches(client: &OAuthClient, secret: &str) -> bool {
 
 /// The login page's client id rule, starting with a letter or digit (so
 /// that no id is `.` or `..` in a path).
-fn is_client_id(value: &str) -> bool {
+pub(crate) fn is_client_id(value: &str) -> bool {
     crate::clients::is_name(value) && value.starts_with(|c: char| c.is_ascii_alphanumeric())
 }
 
@@ -379,7 +379,7 @@ fn hash_secret(secret: &SecretString) -> String {
     hex_sha256(secret.expose_secret().as_bytes())
 }
 
-fn hex_sha256(bytes: &[u8]) -> String {
+pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
     digest::digest(&digest::SHA256, bytes)
         .as_ref()
         .iter()

@@ -64,6 +64,7 @@ pub async fn authorize(
             })
             .transpose()?,
         client_id: None,
+        oauth_scopes: None,
     };
     let authorized = state.sessions.authorize(&verified, request).await?;
     Ok(HttpResponse::Ok()

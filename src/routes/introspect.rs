@@ -78,6 +78,17 @@ pub async fn introspect(
 /// of ours, unexpired, whose session is live and whose user is active.
 async fn introspected(state: &AppState, token: &str) -> Result<Option<Value>, ApiError> {
     let sessions = &state.sessions;
+    // An OAuth refresh token is opaque: no JWT has no dot.
+    if !token.contains('.') {
+        return state
+            .provider
+            .introspect_refresh(sessions, token)
+            .await
+            .map_err(|error| match error {
+                crate::oauth::error::OAuthError::Session(error) => ApiError::from(error),
+                other => ApiError::Unexpected(anyhow::anyhow!("{other}")),
+            });
+    }
     match sessions.check_authorization(token, None).await {
         Ok(claims) => {
             return Ok(Some(
@@ -106,10 +117,19 @@ struct UserInfo {
     sub: String,
     id: String,
     username: String,
+    /// OpenID Connect Core §5.1; JupyterHub and Hue read it.
+    preferred_username: String,
     /// JupyterHub reads `name`.
     name: String,
     email: Option<String>,
+    /// Present with `email`: an address the operator set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email_verified: Option<bool>,
+    /// The token's scopes.
     scopes: Vec<String>,
+    /// The user's scopes at the token's audience now, for group mapping
+    /// (oauthenticator's `allowed_groups`, Django's groups).
+    groups: Vec<String>,
     aud: Vec<String>,
 }
 
@@ -131,16 +151,20 @@ pub async fn userinfo(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let token = extract::bearer_token(&req)?;
-    let claims = state.sessions.check_authorization(token, None).await?;
+    let (claims, context) = state.sessions.check_authorization_context(token).await?;
+    let user = context.user;
     Ok(HttpResponse::Ok()
         .insert_header(("cache-control", "no-store"))
         .json(UserInfo {
             id: claims.sub.clone(),
             sub: claims.sub,
-            name: claims.username.clone(),
-            username: claims.username,
-            email: claims.email,
+            name: user.username.clone(),
+            preferred_username: user.username.clone(),
+            username: user.username,
+            email_verified: user.email.as_ref().map(|_| true),
+            email: user.email,
             scopes: claims.scopes,
+            groups: context.scopes,
             aud: claims.aud,
         }))
 }

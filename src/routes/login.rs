@@ -43,6 +43,9 @@ struct LoginForm {
     csrf_token: String,
     client_id: String,
     return_to: String,
+    /// An authorization request of `/oauth2/authorize`, instead of
+    /// `client_id` and `return_to`.
+    authorization: String,
 }
 
 fn query_link(req: &HttpRequest) -> Result<Link, PageError> {
@@ -124,6 +127,7 @@ fn request_for(client: &Client) -> AuthorizationRequest {
         audience: Some(client.audience.clone()),
         scopes: client.scopes.clone(),
         client_id: Some(client.id.clone()),
+        oauth_scopes: None,
     }
 }
 
@@ -165,6 +169,7 @@ fn login_form(
         destination: &destination,
         client_id: &client.id,
         return_to: target.as_str(),
+        authorization: None,
         csrf_token: &csrf_token,
         username,
         error,
@@ -199,6 +204,17 @@ async fn submit_form(
     if !browser.csrf_is_valid(req, &form.csrf_token) {
         tracing::info!("Refused a login form with a missing or invalid CSRF token");
         return Err(PageError::Csrf);
+    }
+    if !form.authorization.is_empty() {
+        return super::oauth::submit_login(
+            req,
+            state,
+            browser,
+            &form.username,
+            form.password.clone(),
+            &form.authorization,
+        )
+        .await;
     }
     let (client, target) = resolve(browser, Some(&form.client_id), Some(&form.return_to))?;
     tracing::Span::current().record("client_id", client.id.as_str());
@@ -277,11 +293,18 @@ fn confirmation(req: &HttpRequest, browser: &Browser) -> Result<HttpResponse, Pa
     let link = query_link(req)?;
     let target = logout_target(browser, &link)?;
     let (csrf_cookie, csrf_token) = browser.new_csrf()?;
+    let mut fields = Vec::new();
+    if let (Some(client_id), Some(_)) = (link.client_id.as_deref(), &target) {
+        fields.push(("client_id", client_id));
+    }
+    if let Some(target) = &target {
+        fields.push(("return_to", target.as_str()));
+    }
     let page = LogoutPage {
         brand: &browser.brand,
         csrf_token: &csrf_token,
-        client_id: link.client_id.as_deref().filter(|_| target.is_some()),
-        return_to: target.as_ref().map(ReturnTo::as_str),
+        action: "/logout",
+        fields,
     };
     // The form's answer redirects to `return_to`, which `form-action`
     // covers in Chromium.

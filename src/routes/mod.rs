@@ -9,6 +9,7 @@ mod extract;
 pub(crate) mod health;
 pub(crate) mod introspect;
 mod login;
+mod oauth;
 pub(crate) mod oauth_clients;
 mod observe;
 pub(crate) mod refresh;
@@ -51,7 +52,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/keys/{file}", &[M::GET]).route(get().to(well_known::public_key_pem)))
     .service(resource("/revocations", &[M::GET]).route(get().to(revocations::feed)))
     .service(resource("/introspect", &[M::POST]).route(web::post().to(introspect::introspect)))
-    .service(resource("/userinfo", &[M::GET]).route(get().to(introspect::userinfo)))
+    .service(
+        resource("/userinfo", &[M::GET, M::POST])
+            .route(get().to(introspect::userinfo))
+            .route(web::post().to(introspect::userinfo)),
+    )
     .service(
         web::scope("/admin")
             .service(
@@ -120,6 +125,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         resource("/login", &[M::GET, M::POST])
             .route(get().to(login::show))
             .route(web::post().to(login::submit)),
+    )
+    .service(
+        resource("/oauth2/authorize", &[M::GET, M::POST])
+            .route(get().to(oauth::authorize_get))
+            .route(web::post().to(oauth::authorize_post)),
+    )
+    .service(resource("/oauth2/token", &[M::POST]).route(web::post().to(oauth::token)))
+    .service(resource("/oauth2/revoke", &[M::POST]).route(web::post().to(oauth::revoke)))
+    .service(
+        resource("/oauth2/logout", &[M::GET, M::POST])
+            .route(get().to(oauth::end_session_get))
+            .route(web::post().to(oauth::end_session_post)),
     )
     .service(
         resource("/logout", &[M::GET, M::POST])

@@ -120,21 +120,42 @@ pub async fn openapi(state: web::Data<AppState>) -> HttpResponse {
 pub fn discovery_document(issuer: &str) -> serde_json::Value {
     serde_json::json!({
         "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/oauth2/authorize"),
+        "token_endpoint": format!("{issuer}/oauth2/token"),
+        "userinfo_endpoint": format!("{issuer}/userinfo"),
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "revocation_endpoint": format!("{issuer}/oauth2/revoke"),
+        "introspection_endpoint": format!("{issuer}/introspect"),
+        "end_session_endpoint": format!("{issuer}/oauth2/logout"),
         "session_endpoint": format!("{issuer}/session"),
         "authorization_token_endpoint": format!("{issuer}/authorize"),
         "public_key_pem_uri_template": format!("{issuer}/keys/{{kid}}.pem"),
-        "introspection_endpoint": format!("{issuer}/introspect"),
-        "userinfo_endpoint": format!("{issuer}/userinfo"),
         "revocation_feed_endpoint": format!("{issuer}/revocations"),
-        "response_types_supported": ["token"],
+        // No implicit or hybrid flow (RFC 9700 §2.1.2).
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "scopes_supported": crate::oauth::provider::OPENID_SCOPES,
         "subject_types_supported": ["public"],
-        "grant_types_supported": ["password"],
         "id_token_signing_alg_values_supported": ["RS256"],
-        "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
+        "prompt_values_supported": ["none", "login"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        // RFC 9207: every authorization response carries `iss`.
+        "authorization_response_iss_parameter_supported": true,
         "claims_supported": [
-            "iss", "sub", "aud", "iat", "nbf", "exp", "jti", "token", "sid", "cid",
-            "uid", "email", "username", "scopes"
+            "iss", "sub", "aud", "iat", "nbf", "exp", "jti", "auth_time", "nonce", "at_hash",
+            "sid", "preferred_username", "name", "email", "email_verified", "groups",
+            "token", "cid", "uid", "username", "scopes", "client_id", "scope"
         ],
     })
 }
@@ -160,6 +181,10 @@ mod shapes {
     #[derive(ToSchema)]
     pub(crate) struct Discovery {
         issuer: String,
+        authorization_endpoint: String,
+        token_endpoint: String,
+        revocation_endpoint: String,
+        end_session_endpoint: String,
         jwks_uri: String,
         session_endpoint: String,
         authorization_token_endpoint: String,
@@ -170,8 +195,11 @@ mod shapes {
         response_types_supported: Vec<String>,
         subject_types_supported: Vec<String>,
         grant_types_supported: Vec<String>,
+        code_challenge_methods_supported: Vec<String>,
+        token_endpoint_auth_methods_supported: Vec<String>,
+        scopes_supported: Vec<String>,
+        authorization_response_iss_parameter_supported: bool,
         id_token_signing_alg_values_supported: Vec<String>,
-        token_endpoint_auth_signing_alg_values_supported: Vec<String>,
         claims_supported: Vec<String>,
     }
 }

@@ -30,7 +30,7 @@ use crate::domain::{Audience, Password, Scope, Username};
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::password::{HashError, PasswordHasherPool};
-use crate::store::{NewSession, Session, Store, StoreError, User};
+use crate::store::{AuthorizationContext, NewSession, Session, Store, StoreError, User};
 use crate::throttle;
 use crate::tokens::{
     self, AuthorizationClaims, AuthorizationValidation, SessionClaims, SessionValidation,
@@ -86,11 +86,18 @@ pub struct AuthorizationRequest {
     /// The registered client the token is issued for (its `cid`); the
     /// session's own client when absent.
     pub client_id: Option<String>,
+    /// For the token endpoint: the OpenID Connect scopes granted besides
+    /// the audience's. The token then names its client in `client_id` and
+    /// all its scopes in `scope` (RFC 9068 §2.2).
+    pub oauth_scopes: Option<Vec<String>>,
 }
 
 /// An issued authorization token.
 pub struct Authorized {
     pub token: String,
+    /// Every scope it carries, space-separated: the OpenID Connect scopes
+    /// asked for, then the audience's.
+    pub scope: String,
     /// Its lifetime in seconds.
     pub lifetime: u64,
     pub expires_at: DateTime<Utc>,
@@ -502,6 +509,58 @@ impl Sessions {
         .await
     }
 
+    /// The live session `sid`, its user and their scopes at `audience`, in
+    /// one read: `NotLive` when the session has ended or its user is
+    /// disabled. For grants bound to a session (authorization codes,
+    /// refresh tokens), which end with it.
+    pub async fn live_context(
+        &self,
+        sid: Uuid,
+        audience: &Audience,
+    ) -> Result<AuthorizationContext, SessionError> {
+        let audience = self.audience(Some(audience))?;
+        let context = self
+            .store
+            .authorization_context(sid, audience.as_str(), self.now())
+            .await?
+            .ok_or(SessionError::NotLive("the session does not exist"))?;
+        self.ensure_owner_live(
+            &context.user.id.to_string(),
+            &context.session,
+            &context.user,
+        )?;
+        Ok(context)
+    }
+
+    /// Issues the access token of an OAuth client for a live session read
+    /// by [`Self::live_context`]: exactly `scopes` at `audience` (the caller
+    /// has narrowed them to what the user holds), plus the OpenID Connect
+    /// scopes `oauth_scopes` in `scope`.
+    pub async fn issue_for_client(
+        &self,
+        context: &AuthorizationContext,
+        audience: &Audience,
+        scopes: Vec<String>,
+        client_id: &str,
+        oauth_scopes: Vec<String>,
+    ) -> Result<Authorized, SessionError> {
+        let audience = self.audience(Some(audience))?;
+        self.issue(
+            &context.session.id.to_string(),
+            &context.session,
+            &context.user,
+            audience,
+            scopes,
+            AuthorizationRequest {
+                audience: None,
+                scopes: None,
+                client_id: Some(client_id.to_owned()),
+                oauth_scopes: Some(oauth_scopes),
+            },
+        )
+        .await
+    }
+
     /// The audience asked for, or the default; refused unless allowed.
     fn audience(&self, asked: Option<&Audience>) -> Result<Audience, SessionError> {
         let audience = asked.unwrap_or(&self.policy.default_audience);
@@ -557,8 +616,18 @@ impl Sessions {
             email: user.email.clone(),
             username: user.username.clone(),
             scopes,
+            client_id: None,
+            scope: None,
             extra: extra_claims(&self.policy.extra_claims, user),
         };
+        let mut claims = claims;
+        let mut all_scopes = request.oauth_scopes.clone().unwrap_or_default();
+        all_scopes.extend(claims.scopes.iter().cloned());
+        let scope = all_scopes.join(" ");
+        if request.oauth_scopes.is_some() {
+            claims.client_id = Some(claims.cid.clone());
+            claims.scope = Some(scope.clone());
+        }
         let token = self.keys.current().signing()?.sign(&claims)?;
         self.metrics
             .tokens_issued
@@ -578,6 +647,7 @@ impl Sessions {
             .await;
         Ok(Authorized {
             token,
+            scope,
             lifetime: u64::try_from(lifetime.num_seconds()).unwrap_or(0),
             expires_at,
         })
@@ -706,6 +776,26 @@ impl Sessions {
             .ok_or(SessionError::NotLive("the session does not exist"))?;
         self.ensure_owner_live(&claims.sub, &session, &user)?;
         Ok(claims)
+    }
+
+    /// As [`Self::check_authorization`], with the user's current scopes at
+    /// the token's (first) audience, in one read: what `/userinfo` answers.
+    pub async fn check_authorization_context(
+        &self,
+        token: &str,
+    ) -> Result<(AuthorizationClaims, AuthorizationContext), SessionError> {
+        let claims = self.verify_authorization(token, None)?;
+        let audience = claims
+            .aud
+            .first()
+            .ok_or(SessionError::NotLive("the token names no audience"))?;
+        let context = self
+            .store
+            .authorization_context(token_session(&claims)?, audience, self.now())
+            .await?
+            .ok_or(SessionError::NotLive("the session does not exist"))?;
+        self.ensure_owner_live(&claims.sub, &context.session, &context.user)?;
+        Ok((claims, context))
     }
 
     fn verify_authorization(

@@ -195,6 +195,78 @@ pub struct Dump {
     pub clients: Vec<OAuthClient>,
 }
 
+/// An authorization code to store: what its one exchange must match.
+pub struct NewAuthorizationCode<'a> {
+    /// SHA-256 of the code, hex.
+    pub code_hash: &'a str,
+    pub client_id: &'a str,
+    pub session_id: Uuid,
+    pub redirect_uri: &'a str,
+    /// The granted scopes, space-separated.
+    pub scope: &'a str,
+    pub nonce: Option<&'a str>,
+    /// The PKCE `S256` challenge, when the client sent one.
+    pub code_challenge: Option<&'a str>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A stored authorization code.
+#[derive(Debug, Clone)]
+pub struct AuthorizationCode {
+    pub client_id: String,
+    pub session_id: Uuid,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    /// The refresh-token family its exchange started.
+    pub family_id: Option<Uuid>,
+}
+
+/// What redeeming a code found.
+#[derive(Debug)]
+pub enum Redemption {
+    /// This is the code's one use.
+    First(AuthorizationCode),
+    /// The code was used before: a replay.
+    Replayed(AuthorizationCode),
+    Unknown,
+}
+
+/// A refresh token to store.
+pub struct NewRefreshToken<'a> {
+    /// SHA-256 of the token, hex.
+    pub token_hash: &'a str,
+    pub family_id: Uuid,
+    pub client_id: &'a str,
+    pub session_id: Uuid,
+    pub scope: &'a str,
+}
+
+/// A stored refresh token.
+#[derive(Debug, Clone)]
+pub struct RefreshToken {
+    pub family_id: Uuid,
+    pub client_id: String,
+    pub session_id: Uuid,
+    pub scope: String,
+    pub created_at: DateTime<Utc>,
+    /// When it was rotated: it may not be used again.
+    pub used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// What using a refresh token found.
+#[derive(Debug)]
+pub enum Rotation {
+    /// Its one use: it is marked used.
+    First(RefreshToken),
+    /// Used or revoked before.
+    Spent(RefreshToken),
+    Unknown,
+}
+
 /// A session with its user and the user's scopes at one audience: all that
 /// issuing an authorization token needs, in one round trip.
 #[derive(Debug, Clone)]
@@ -475,6 +547,36 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<bool>;
     /// False when no such client.
     async fn delete_oauth_client(&self, id: &str) -> StoreResult<bool>;
+
+    async fn create_authorization_code(
+        &self,
+        code: NewAuthorizationCode<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Marks the code used, recording the refresh-token family its exchange
+    /// starts, if this is its first use; a replay changes nothing.
+    async fn redeem_authorization_code(
+        &self,
+        code_hash: &str,
+        family_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Redemption>;
+    async fn create_refresh_token(
+        &self,
+        token: NewRefreshToken<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Marks the token used if it is `client_id`'s and neither used nor
+    /// revoked; else tells what it is (`Spent` names its client).
+    async fn use_refresh_token(
+        &self,
+        token_hash: &str,
+        client_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Rotation>;
+    async fn find_refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>>;
+    /// Revokes every token of the family; how many were live.
+    async fn revoke_refresh_family(&self, family_id: Uuid, now: DateTime<Utc>) -> StoreResult<u64>;
 
     /// Everything, ids, hashes and times included.
     async fn export(&self) -> StoreResult<Dump>;

@@ -10,15 +10,16 @@ use uuid::Uuid;
 
 use super::portable::{Dialect, Portable};
 use super::rows::{
-    self, LAST_USE_PRECISION, Stored, oauth_client_columns, read_all, records_use,
-    session_user_columns,
+    self, LAST_USE_PRECISION, Stored, code_columns, oauth_client_columns, read_all, records_use,
+    refresh_columns, session_user_columns,
 };
 use super::shared::impl_store;
 use super::sql;
 use super::{
-    AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, OAuthClient, Reservation,
-    Revocation, Session, SessionGrant, Store, StoreError, StoreResult, ThrottleCounter,
-    ThrottleKeys, User, on_missing_user, username_key, username_skeleton,
+    AuditEntry, AuthorizationContext, Dump, Grant, NewAuthorizationCode, NewRefreshToken,
+    NewSession, NewUser, OAuthClient, Redemption, RefreshToken, Reservation, Revocation, Rotation,
+    Session, SessionGrant, Store, StoreError, StoreResult, ThrottleCounter, ThrottleKeys, User,
+    on_missing_user, username_key, username_skeleton,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -69,6 +70,8 @@ type SessionRow = rows::SessionRow<Uuid, DateTime<Utc>>;
 type SessionUserRow = rows::SessionUserRow<Uuid, DateTime<Utc>>;
 type OAuthClientRow = rows::OAuthClientRow<DateTime<Utc>>;
 type AuditRow = rows::AuditRow<Uuid, DateTime<Utc>>;
+type CodeRow = rows::CodeRow<Uuid, DateTime<Utc>>;
+type RefreshRow = rows::RefreshRow<Uuid, DateTime<Utc>>;
 
 fn on_unique_username(error: sqlx::Error) -> StoreError {
     match &error {

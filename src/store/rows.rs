@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::{AuditEntry, OAuthClient, Session, User, UserGrant};
+use super::{AuditEntry, AuthorizationCode, OAuthClient, RefreshToken, Session, User, UserGrant};
 
 /// A value as a backend stores it, read into the domain type `T`.
 pub(super) trait Stored<T> {
@@ -276,4 +276,80 @@ pub(super) const LAST_USE_PRECISION: chrono::Duration = chrono::Duration::second
 /// session whose last use is older than [`LAST_USE_PRECISION`].
 pub(super) fn records_use(session: &Session, now: DateTime<Utc>) -> bool {
     session.revoked_at.is_none() && now - session.last_used_at > LAST_USE_PRECISION
+}
+
+/// The columns of a [`CodeRow`], for `concat!` into static queries.
+macro_rules! code_columns {
+    () => {
+        "client_id, session_id, redirect_uri, scope, nonce, code_challenge, expires_at, \
+         used_at, family_id"
+    };
+}
+pub(super) use code_columns;
+
+#[derive(FromRow)]
+pub(super) struct CodeRow<Id, At> {
+    client_id: String,
+    session_id: Id,
+    redirect_uri: String,
+    scope: String,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    expires_at: At,
+    used_at: Option<At>,
+    family_id: Option<Id>,
+}
+
+impl<Id: Stored<Uuid>, At: Stored<DateTime<Utc>>> CodeRow<Id, At> {
+    /// The code, and whether it had been used.
+    pub(super) fn read(self) -> anyhow::Result<(AuthorizationCode, bool)> {
+        let used = self.used_at.is_some();
+        Ok((
+            AuthorizationCode {
+                client_id: self.client_id,
+                session_id: self.session_id.read()?,
+                redirect_uri: self.redirect_uri,
+                scope: self.scope,
+                nonce: self.nonce,
+                code_challenge: self.code_challenge,
+                expires_at: self.expires_at.read()?,
+                family_id: self.family_id.read()?,
+            },
+            used,
+        ))
+    }
+}
+
+/// The columns of a [`RefreshRow`], for `concat!` into static queries.
+macro_rules! refresh_columns {
+    () => {
+        "family_id, client_id, session_id, scope, created_at, used_at, revoked_at"
+    };
+}
+pub(super) use refresh_columns;
+
+#[derive(FromRow)]
+pub(super) struct RefreshRow<Id, At> {
+    family_id: Id,
+    client_id: String,
+    session_id: Id,
+    scope: String,
+    created_at: At,
+    used_at: Option<At>,
+    revoked_at: Option<At>,
+}
+
+impl<Id: Stored<Uuid>, At: Stored<DateTime<Utc>>> TryFrom<RefreshRow<Id, At>> for RefreshToken {
+    type Error = anyhow::Error;
+    fn try_from(r: RefreshRow<Id, At>) -> anyhow::Result<Self> {
+        Ok(RefreshToken {
+            family_id: r.family_id.read()?,
+            client_id: r.client_id,
+            session_id: r.session_id.read()?,
+            scope: r.scope,
+            created_at: r.created_at.read()?,
+            used_at: r.used_at.read()?,
+            revoked_at: r.revoked_at.read()?,
+        })
+    }
 }

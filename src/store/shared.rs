@@ -474,6 +474,142 @@ macro_rules! impl_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            async fn create_authorization_code(
+                &self,
+                code: NewAuthorizationCode<'_>,
+                now: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "insert into oauth_codes (code_hash, client_id, session_id, redirect_uri, \
+                     scope, nonce, code_challenge, created_at, expires_at) \
+                     values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(code.code_hash)
+                .bind(code.client_id)
+                .bind(Self::id(code.session_id))
+                .bind(code.redirect_uri)
+                .bind(code.scope)
+                .bind(code.nonce)
+                .bind(code.code_challenge)
+                .bind(Self::at(now))
+                .bind(Self::at(code.expires_at))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn redeem_authorization_code(
+                &self,
+                code_hash: &str,
+                family_id: Uuid,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Redemption> {
+                // One statement: of concurrent exchanges, exactly one sets
+                // `used_at`.
+                let first: Option<CodeRow> = sqlx::query_as(concat!(
+                    "update oauth_codes set used_at = $2, family_id = $3 \
+                     where code_hash = $1 and used_at is null returning ",
+                    code_columns!()
+                ))
+                .bind(code_hash)
+                .bind(Self::at(now))
+                .bind(Self::id(family_id))
+                .fetch_optional(&self.pool)
+                .await?;
+                if let Some(row) = first {
+                    return Ok(Redemption::First(row.read()?.0));
+                }
+                let earlier: Option<CodeRow> = sqlx::query_as(concat!(
+                    "select ",
+                    code_columns!(),
+                    " from oauth_codes where code_hash = $1"
+                ))
+                .bind(code_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(match earlier {
+                    Some(row) => Redemption::Replayed(row.read()?.0),
+                    None => Redemption::Unknown,
+                })
+            }
+
+            async fn create_refresh_token(
+                &self,
+                token: NewRefreshToken<'_>,
+                now: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "insert into oauth_refresh_tokens (token_hash, family_id, client_id, \
+                     session_id, scope, created_at) values ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(token.token_hash)
+                .bind(Self::id(token.family_id))
+                .bind(token.client_id)
+                .bind(Self::id(token.session_id))
+                .bind(token.scope)
+                .bind(Self::at(now))
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn use_refresh_token(
+                &self,
+                token_hash: &str,
+                client_id: &str,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Rotation> {
+                let first: Option<RefreshRow> = sqlx::query_as(concat!(
+                    "update oauth_refresh_tokens set used_at = $2 \
+                     where token_hash = $1 and client_id = $3 and used_at is null \
+                     and revoked_at is null returning ",
+                    refresh_columns!()
+                ))
+                .bind(token_hash)
+                .bind(Self::at(now))
+                .bind(client_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                if let Some(row) = first {
+                    return Ok(Rotation::First(row.try_into()?));
+                }
+                Ok(match self.find_refresh_token(token_hash).await? {
+                    Some(token) => Rotation::Spent(token),
+                    None => Rotation::Unknown,
+                })
+            }
+
+            async fn find_refresh_token(
+                &self,
+                token_hash: &str,
+            ) -> StoreResult<Option<RefreshToken>> {
+                let row: Option<RefreshRow> = sqlx::query_as(concat!(
+                    "select ",
+                    refresh_columns!(),
+                    " from oauth_refresh_tokens where token_hash = $1"
+                ))
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.map(RefreshToken::try_from).transpose()?)
+            }
+
+            async fn revoke_refresh_family(
+                &self,
+                family_id: Uuid,
+                now: DateTime<Utc>,
+            ) -> StoreResult<u64> {
+                let done = sqlx::query(
+                    "update oauth_refresh_tokens set revoked_at = $2 \
+                     where family_id = $1 and revoked_at is null",
+                )
+                .bind(Self::id(family_id))
+                .bind(Self::at(now))
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
             async fn export(&self) -> StoreResult<Dump> {
                 Portable::<Self>::export(&self.pool).await
             }

@@ -15,14 +15,16 @@ use uuid::Uuid;
 
 use super::portable::{Dialect, Portable};
 use super::rows::{
-    self, Stored, oauth_client_columns, read_all, records_use, session_user_columns,
+    self, Stored, code_columns, oauth_client_columns, read_all, records_use, refresh_columns,
+    session_user_columns,
 };
 use super::shared::impl_store;
 use super::sql;
 use super::{
-    AuditEntry, AuthorizationContext, Dump, Grant, NewSession, NewUser, OAuthClient, Reservation,
-    Revocation, Session, SessionGrant, Store, StoreError, StoreResult, ThrottleCounter,
-    ThrottleKeys, User, on_missing_user, username_key, username_skeleton,
+    AuditEntry, AuthorizationContext, Dump, Grant, NewAuthorizationCode, NewRefreshToken,
+    NewSession, NewUser, OAuthClient, Redemption, RefreshToken, Reservation, Revocation, Rotation,
+    Session, SessionGrant, Store, StoreError, StoreResult, ThrottleCounter, ThrottleKeys, User,
+    on_missing_user, username_key, username_skeleton,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -92,6 +94,8 @@ type SessionRow = rows::SessionRow<String, String>;
 type SessionUserRow = rows::SessionUserRow<String, String>;
 type OAuthClientRow = rows::OAuthClientRow<String>;
 type AuditRow = rows::AuditRow<String, String>;
+type CodeRow = rows::CodeRow<String, String>;
+type RefreshRow = rows::RefreshRow<String, String>;
 
 fn on_unique_username(error: sqlx::Error) -> StoreError {
     match &error {

@@ -19,6 +19,7 @@ mod keys;
 mod login;
 mod measured_alone;
 mod oauth_clients;
+mod oidc;
 mod openapi;
 mod operations;
 mod readiness;

@@ -1,4 +1,4 @@
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::{Backend, assert_error, spawn_app, verify_with_jwks};
 
@@ -94,9 +94,23 @@ async fn both_discovery_documents_point_at_the_jwks(backend: Backend) {
             format!("{}/.well-known/jwks.json", app.issuer)
         );
         assert_eq!(body["id_token_signing_alg_values_supported"][0], "RS256");
-        assert_eq!(
-            body["token_endpoint_auth_signing_alg_values_supported"][0],
-            "RS256"
+        for (field, value) in [
+            ("authorization_endpoint", "/oauth2/authorize"),
+            ("token_endpoint", "/oauth2/token"),
+            ("revocation_endpoint", "/oauth2/revoke"),
+            ("end_session_endpoint", "/oauth2/logout"),
+            ("userinfo_endpoint", "/userinfo"),
+        ] {
+            assert_eq!(body[field], format!("{}{value}", app.issuer), "{field}");
+        }
+        assert_eq!(body["response_types_supported"], json!(["code"]));
+        assert_eq!(body["code_challenge_methods_supported"], json!(["S256"]));
+        assert_eq!(body["authorization_response_iss_parameter_supported"], true);
+        assert!(
+            body["grant_types_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("refresh_token"))
         );
         // The published URL answers.
         let jwks = app

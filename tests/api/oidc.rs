@@ -1,0 +1,707 @@
+//! The OpenID Connect endpoints over real HTTP, as a relying party and a
+//! browser without JavaScript use them: the code flow with PKCE through the
+//! hosted login page, the token endpoint's grants, userinfo, revocation and
+//! the end-session endpoint, and the cases that must fail.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::header::{CACHE_CONTROL, LOCATION};
+use reqwest::redirect::Policy;
+use reqwest::{Client, Response};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use tessera::clock::SystemClock;
+use tessera::oauth::clients::{ClientSpec, OAuthClients};
+use tessera::store::User;
+
+use crate::helpers::{Backend, PASSWORD, TestApp, spawn_app, verify_with_jwks};
+
+const HUB_CALLBACK: &str = "http://127.0.0.1:8000/hub/oauth_callback";
+const HUB_HOME: &str = "http://127.0.0.1:8000/hub/";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+struct World {
+    app: TestApp,
+    alice: User,
+    /// The `hub` client's secret.
+    secret: String,
+}
+
+async fn register(app: &TestApp, spec: ClientSpec) -> Option<String> {
+    let allowed: Vec<String> = vec!["tessera".into(), "notebooks".into(), "billing".into()];
+    let registered = OAuthClients::new(app.store.as_ref(), &allowed, &SystemClock, "test")
+        .register(spec)
+        .await
+        .unwrap();
+    registered.secret.map(|s| s.expose_secret().to_owned())
+}
+
+/// Tessera with a confidential `hub` client (audience `notebooks`, the
+/// grant `notebooks`/`access` required), alice who holds it and bob who
+/// does not.
+async fn world(backend: Backend) -> World {
+    let app = spawn_app(backend).await;
+    let alice = app.add_user("alice", Some("alice@example.com")).await;
+    app.grant(&alice, "notebooks", &["access", "read"]).await;
+    let bob = app.add_user("bob", None).await;
+    app.grant(&bob, "notebooks", &["read"]).await;
+    let secret = register(
+        &app,
+        ClientSpec {
+            id: "hub".into(),
+            redirect_uris: vec![HUB_CALLBACK.into()],
+            post_logout_redirect_uris: vec![HUB_HOME.into()],
+            audience: "notebooks".into(),
+            scopes: vec!["access".into(), "read".into()],
+            grant_types: vec![
+                "authorization_code".into(),
+                "refresh_token".into(),
+                "client_credentials".into(),
+                "urn:ietf:params:oauth:grant-type:token-exchange".into(),
+            ],
+            required_grant: Some(("notebooks".into(), "access".into())),
+            ..ClientSpec::default()
+        },
+    )
+    .await
+    .unwrap();
+    World { app, alice, secret }
+}
+
+async fn verified(app: &TestApp, token: &str, audience: &str) -> Value {
+    verify_with_jwks(token, &app.jwks().await, &app.issuer, audience)
+        .expect("verifies with the JWKS")
+}
+
+/// A browser: keeps cookies, does not follow redirects.
+fn browser() -> Client {
+    Client::builder()
+        .cookie_store(true)
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn authorize_query(extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut query: Vec<(String, String)> = [
+        ("response_type", "code"),
+        ("client_id", "hub"),
+        ("redirect_uri", HUB_CALLBACK),
+        ("scope", "openid profile email"),
+        ("state", "st-1"),
+        ("nonce", "n-1"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    for (name, value) in extra {
+        query.retain(|(k, _)| k != name);
+        if !value.is_empty() {
+            query.push(((*name).to_owned(), (*value).to_owned()));
+        }
+    }
+    query
+}
+
+async fn get_authorize(browser: &Client, app: &TestApp, query: &[(String, String)]) -> Response {
+    browser
+        .get(app.url("/oauth2/authorize"))
+        .query(query)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn field(html: &str, name: &str) -> String {
+    let marker = format!(r#"name="{name}" value=""#);
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("a {name} field"))
+        + marker.len();
+    let end = start + html[start..].find('"').unwrap();
+    // As a browser reads the attribute.
+    html[start..end]
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+        .replace("&#47;", "/")
+}
+
+fn location(response: &Response) -> url::Url {
+    let location = response.headers().get(LOCATION).expect("a Location header");
+    url::Url::parse(location.to_str().unwrap()).unwrap()
+}
+
+fn param(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Signs in on the login page the authorization endpoint shows, and
+/// follows the redirects to the client: the redirect URI with its query.
+async fn sign_in(
+    browser: &Client,
+    app: &TestApp,
+    username: &str,
+    query: &[(String, String)],
+) -> url::Url {
+    let form = get_authorize(browser, app, query).await;
+    assert_eq!(form.status(), 200, "the login form");
+    let html = form.text().await.unwrap();
+    let posted = browser
+        .post(app.url("/login"))
+        .form(&[
+            ("username", username),
+            ("password", PASSWORD),
+            ("csrf_token", &field(&html, "csrf_token")),
+            ("client_id", ""),
+            ("return_to", ""),
+            ("authorization", &field(&html, "authorization")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 303, "signed in");
+    let again = location(&posted);
+    assert_eq!(again.path(), "/oauth2/authorize");
+    let back = browser.get(again).send().await.unwrap();
+    assert_eq!(back.status(), 303);
+    location(&back)
+}
+
+async fn token(app: &TestApp, secret: &str, form: &[(&str, &str)]) -> Response {
+    app.client
+        .post(app.url("/oauth2/token"))
+        .basic_auth("hub", Some(secret))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn exchange(app: &TestApp, secret: &str, code: &str) -> Response {
+    token(
+        app,
+        secret,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", HUB_CALLBACK),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await
+}
+
+async fn oauth_error(response: Response, status: u16, code: &str) {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], code, "{body}");
+}
+
+async fn the_code_flow_signs_in_and_issues_verified_tokens(backend: Backend) {
+    let World {
+        app, alice, secret, ..
+    } = world(backend).await;
+    let browser = browser();
+    let back = sign_in(&browser, &app, "alice", &authorize_query(&[])).await;
+    assert_eq!(&back.as_str()[..HUB_CALLBACK.len()], HUB_CALLBACK);
+    assert_eq!(param(&back, "state").as_deref(), Some("st-1"));
+    assert_eq!(
+        param(&back, "iss").as_deref(),
+        Some(app.issuer.as_str()),
+        "RFC 9207"
+    );
+    let code = param(&back, "code").unwrap();
+
+    let response = exchange(&app, &secret, &code).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+    let tokens: Value = response.json().await.unwrap();
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["scope"], "openid profile email access read");
+    let access = tokens["access_token"].as_str().unwrap();
+    let claims = verified(&app, access, "notebooks").await;
+    assert_eq!(claims["client_id"], "hub");
+    assert_eq!(claims["scope"], "openid profile email access read");
+    assert_eq!(claims["scopes"], serde_json::json!(["access", "read"]));
+    assert_eq!(claims["sub"], alice.id.to_string());
+
+    let id_token = verified(&app, tokens["id_token"].as_str().unwrap(), "hub").await;
+    assert_eq!(id_token["nonce"], "n-1");
+    assert_eq!(id_token["preferred_username"], "alice");
+    assert_eq!(id_token["email"], "alice@example.com");
+    assert_eq!(id_token["email_verified"], true);
+    assert_eq!(id_token["sub"], alice.id.to_string());
+    assert!(id_token["auth_time"].as_i64().unwrap() <= id_token["iat"].as_i64().unwrap());
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, access.as_bytes());
+    assert_eq!(
+        id_token["at_hash"],
+        URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16])
+    );
+
+    let userinfo: Value = app
+        .client
+        .get(app.url("/userinfo"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(userinfo["sub"], alice.id.to_string());
+    assert_eq!(userinfo["preferred_username"], "alice");
+    assert_eq!(userinfo["groups"], serde_json::json!(["access", "read"]));
+
+    // Single sign-on: the next request needs no form.
+    let again = get_authorize(&browser, &app, &authorize_query(&[("state", "st-2")])).await;
+    assert_eq!(again.status(), 303, "signed in already");
+    assert_eq!(param(&location(&again), "state").as_deref(), Some("st-2"));
+    // prompt=login and max_age=0 (after a second) ask again.
+    let forced = get_authorize(&browser, &app, &authorize_query(&[("prompt", "login")])).await;
+    assert_eq!(forced.status(), 200, "prompt=login shows the form");
+}
+
+async fn refresh_tokens_rotate_and_a_reused_one_revokes_its_family(backend: Backend) {
+    let World { app, secret, .. } = world(backend).await;
+    let back = sign_in(&browser(), &app, "alice", &authorize_query(&[])).await;
+    let tokens: Value = exchange(&app, &secret, &param(&back, "code").unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let first = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = |token: String| {
+        let app = &app;
+        let secret = &secret;
+        async move { token_refresh(app, secret, &token).await }
+    };
+    let response = refresh(first.clone()).await;
+    assert_eq!(response.status(), 200);
+    let second: Value = response.json().await.unwrap();
+    let second = second["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(first, second, "rotated");
+    // Narrowing is allowed; widening is not.
+    let narrowed = token(
+        &app,
+        &secret,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &second),
+            ("scope", "openid read"),
+        ],
+    )
+    .await;
+    assert_eq!(narrowed.status(), 200);
+    let narrowed: Value = narrowed.json().await.unwrap();
+    assert_eq!(narrowed["scope"], "openid read");
+    let third = narrowed["refresh_token"].as_str().unwrap().to_owned();
+
+    // The first token again: refused, and the whole family with it.
+    oauth_error(refresh(first).await, 400, "invalid_grant").await;
+    oauth_error(refresh(third).await, 400, "invalid_grant").await;
+    assert!(app.audit_events("oauth.refresh_reused").await.len() == 1);
+}
+
+async fn token_refresh(app: &TestApp, secret: &str, refresh_token: &str) -> Response {
+    token(
+        app,
+        secret,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await
+}
+
+async fn a_replayed_code_is_refused_and_revokes_what_it_issued(backend: Backend) {
+    let World { app, secret, .. } = world(backend).await;
+    let back = sign_in(&browser(), &app, "alice", &authorize_query(&[])).await;
+    let code = param(&back, "code").unwrap();
+    let tokens: Value = exchange(&app, &secret, &code).await.json().await.unwrap();
+    oauth_error(exchange(&app, &secret, &code).await, 400, "invalid_grant").await;
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    oauth_error(
+        token_refresh(&app, &secret, refresh_token).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+}
+
+async fn pkce_and_the_redirect_uri_are_checked_at_the_token_endpoint(backend: Backend) {
+    let World { app, secret, .. } = world(backend).await;
+    let browser = browser();
+    sign_in(&browser, &app, "alice", &authorize_query(&[])).await;
+    let code = || async {
+        let response = get_authorize(&browser, &app, &authorize_query(&[])).await;
+        param(&location(&response), "code").unwrap()
+    };
+    let wrong_verifier = "x".repeat(43);
+    for (verifier, redirect_uri) in [
+        (Some(wrong_verifier.as_str()), HUB_CALLBACK),
+        (None, HUB_CALLBACK),
+        (Some(VERIFIER), "http://127.0.0.1:8000/hub/oauth_callback/"),
+        (
+            Some(VERIFIER),
+            "http://127.0.0.1:8000/hub/oauth_callback?x=1",
+        ),
+    ] {
+        let code = code().await;
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect_uri),
+        ];
+        if let Some(verifier) = verifier {
+            form.push(("code_verifier", verifier));
+        }
+        oauth_error(token(&app, &secret, &form).await, 400, "invalid_grant").await;
+    }
+    // A wrong secret, and no secret at all.
+    let code = code().await;
+    oauth_error(exchange(&app, "wrong", &code).await, 401, "invalid_client").await;
+    let no_auth = app
+        .client
+        .post(app.url("/oauth2/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_id", "hub"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    oauth_error(no_auth, 401, "invalid_client").await;
+    // The code was not spent by those failures of the client's.
+    assert_eq!(exchange(&app, &secret, &code).await.status(), 200);
+}
+
+async fn bad_authorization_requests_get_an_error_page_or_an_error_redirect(backend: Backend) {
+    let World { app, .. } = world(backend).await;
+    let browser = browser();
+    // The client or the redirect URI cannot be trusted: a page, no redirect.
+    for extra in [
+        [("client_id", "nobody")],
+        [("client_id", "")],
+        [("redirect_uri", "http://127.0.0.1:8000/hub/oauth_callback/")],
+        [(
+            "redirect_uri",
+            "http://127.0.0.1:8000/hub/oauth_callback?next=/",
+        )],
+        [("redirect_uri", "https://evil.example.com/cb")],
+    ] {
+        let response = get_authorize(&browser, &app, &authorize_query(&extra)).await;
+        assert_eq!(response.status(), 400, "{extra:?}");
+        assert!(response.headers().get(LOCATION).is_none(), "{extra:?}");
+    }
+    // The rest: back to the client, with the error, its state and iss.
+    for (extra, code) in [
+        (vec![("prompt", "none")], "login_required"),
+        (vec![("scope", "openid billing:admin")], "invalid_scope"),
+        (vec![("code_challenge_method", "plain")], "invalid_request"),
+        (vec![("code_challenge_method", "")], "invalid_request"),
+        (
+            vec![("response_type", "token")],
+            "unsupported_response_type",
+        ),
+        (
+            vec![("response_type", "code id_token")],
+            "unsupported_response_type",
+        ),
+        (vec![("prompt", "none login")], "invalid_request"),
+    ] {
+        let response = get_authorize(&browser, &app, &authorize_query(&extra)).await;
+        assert_eq!(response.status(), 303, "{extra:?}");
+        let back = location(&response);
+        assert!(back.as_str().starts_with(HUB_CALLBACK), "{extra:?}");
+        assert_eq!(param(&back, "error").as_deref(), Some(code), "{extra:?}");
+        assert_eq!(param(&back, "state").as_deref(), Some("st-1"));
+        assert_eq!(param(&back, "iss").as_deref(), Some(app.issuer.as_str()));
+        assert!(param(&back, "code").is_none());
+    }
+}
+
+async fn a_user_without_the_required_grant_is_denied_and_public_clients_need_pkce(
+    backend: Backend,
+) {
+    let World { app, .. } = world(backend).await;
+    let back = sign_in(&browser(), &app, "bob", &authorize_query(&[])).await;
+    assert_eq!(param(&back, "error").as_deref(), Some("access_denied"));
+    assert!(param(&back, "code").is_none());
+
+    register(
+        &app,
+        ClientSpec {
+            id: "cli".into(),
+            public: true,
+            redirect_uris: vec!["http://127.0.0.1:9999/cb".into()],
+            audience: "notebooks".into(),
+            ..ClientSpec::default()
+        },
+    )
+    .await;
+    let browser = browser();
+    let base = [
+        ("client_id", "cli"),
+        ("redirect_uri", "http://127.0.0.1:43210/cb"),
+    ];
+    let mut without_pkce = base.to_vec();
+    without_pkce.extend([("code_challenge", ""), ("code_challenge_method", "")]);
+    let response = get_authorize(&browser, &app, &authorize_query(&without_pkce)).await;
+    assert_eq!(
+        param(&location(&response), "error").as_deref(),
+        Some("invalid_request")
+    );
+    // A loopback redirect URI matches with any port (RFC 8252 §7.3).
+    let back = sign_in(&browser, &app, "alice", &authorize_query(&base)).await;
+    let code = param(&back, "code").expect("a code");
+    let response = app
+        .client
+        .post(app.url("/oauth2/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "cli"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:43210/cb"),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+async fn client_credentials_and_token_exchange_issue_access_tokens(backend: Backend) {
+    let World {
+        app, alice, secret, ..
+    } = world(backend).await;
+    let response = token(
+        &app,
+        &secret,
+        &[("grant_type", "client_credentials"), ("scope", "read")],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert!(body.get("refresh_token").is_none());
+    let claims = verified(&app, body["access_token"].as_str().unwrap(), "notebooks").await;
+    assert_eq!(claims["sub"], "hub");
+    assert_eq!(claims["client_id"], "hub");
+    assert_eq!(claims["scope"], "read");
+    oauth_error(
+        token(
+            &app,
+            &secret,
+            &[("grant_type", "client_credentials"), ("scope", "openid")],
+        )
+        .await,
+        400,
+        "invalid_scope",
+    )
+    .await;
+
+    let session = app.session_token("alice").await;
+    let response = token(
+        &app,
+        &secret,
+        &[
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", &session),
+            ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+            ("audience", "notebooks"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
+    let claims = verified(&app, body["access_token"].as_str().unwrap(), "notebooks").await;
+    assert_eq!(claims["sub"], alice.id.to_string());
+    assert_eq!(claims["scopes"], serde_json::json!(["access", "read"]));
+    oauth_error(
+        token(
+            &app,
+            &secret,
+            &[
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:token-exchange",
+                ),
+                ("subject_token", "not-a-token"),
+                ("subject_token_type", "urn:ietf:params:oauth:token-type:jwt"),
+            ],
+        )
+        .await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    oauth_error(
+        token(&app, &secret, &[("grant_type", "password")]).await,
+        400,
+        "unsupported_grant_type",
+    )
+    .await;
+}
+
+async fn logging_out_ends_the_session_its_refresh_tokens_and_silent_sign_in(backend: Backend) {
+    let World { app, secret, .. } = world(backend).await;
+    let browser = browser();
+    let back = sign_in(&browser, &app, "alice", &authorize_query(&[])).await;
+    let tokens: Value = exchange(&app, &secret, &param(&back, "code").unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id_token = tokens["id_token"].as_str().unwrap();
+    // An unregistered post-logout URI: a page, nothing ends.
+    let refused = browser
+        .get(app.url("/oauth2/logout"))
+        .query(&[
+            ("id_token_hint", id_token),
+            ("post_logout_redirect_uri", "https://evil.example.com/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let response = browser
+        .get(app.url("/oauth2/logout"))
+        .query(&[
+            ("id_token_hint", id_token),
+            ("post_logout_redirect_uri", HUB_HOME),
+            ("state", "bye"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let back = location(&response);
+    assert!(back.as_str().starts_with(HUB_HOME));
+    assert_eq!(param(&back, "state").as_deref(), Some("bye"));
+
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    oauth_error(
+        token_refresh(&app, &secret, refresh_token).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    let userinfo = app
+        .client
+        .get(app.url("/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(userinfo.status(), 401);
+    let silent = get_authorize(&browser, &app, &authorize_query(&[("prompt", "none")])).await;
+    assert_eq!(
+        param(&location(&silent), "error").as_deref(),
+        Some("login_required")
+    );
+}
+
+async fn revocation_and_introspection_understand_refresh_tokens(backend: Backend) {
+    let World { app, secret, .. } = world(backend).await;
+    let back = sign_in(&browser(), &app, "alice", &authorize_query(&[])).await;
+    let tokens: Value = exchange(&app, &secret, &param(&back, "code").unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let refresh_token = tokens["refresh_token"].as_str().unwrap();
+    let service = app.add_user("svc", None).await;
+    app.grant(&service, "tessera", &["tessera:introspect"])
+        .await;
+    let session = app.session_token("svc").await;
+    let admin = app
+        .authorization_token(&session, Some(serde_json::json!({"audience": "tessera"})))
+        .await;
+    let introspect = |token: String| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            app.client
+                .post(app.url("/introspect"))
+                .bearer_auth(admin)
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let active = introspect(refresh_token.to_owned()).await;
+    assert_eq!(active["active"], true, "{active}");
+    assert_eq!(active["token_type"], "refresh_token");
+    assert_eq!(active["client_id"], "hub");
+
+    let revoked = app
+        .client
+        .post(app.url("/oauth2/revoke"))
+        .basic_auth("hub", Some(&secret))
+        .form(&[
+            ("token", refresh_token),
+            ("token_type_hint", "refresh_token"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(introspect(refresh_token.to_owned()).await["active"], false);
+    oauth_error(
+        token_refresh(&app, &secret, refresh_token).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    // An unknown token is no error (RFC 7009 §2.2).
+    let unknown = app
+        .client
+        .post(app.url("/oauth2/revoke"))
+        .basic_auth("hub", Some(&secret))
+        .form(&[("token", "unknown")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 200);
+}
+
+async fn failed_client_authentication_is_throttled(backend: Backend) {
+    let World { app, .. } = world(backend).await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let response = token(&app, "wrong", &[("grant_type", "client_credentials")]).await;
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses[0], 401);
+    assert_eq!(*statuses.last().unwrap(), 429, "{statuses:?}");
+}
+
+on_both_backends!(
+    the_code_flow_signs_in_and_issues_verified_tokens,
+    refresh_tokens_rotate_and_a_reused_one_revokes_its_family,
+    a_replayed_code_is_refused_and_revokes_what_it_issued,
+    pkce_and_the_redirect_uri_are_checked_at_the_token_endpoint,
+    bad_authorization_requests_get_an_error_page_or_an_error_redirect,
+    a_user_without_the_required_grant_is_denied_and_public_clients_need_pkce,
+    client_credentials_and_token_exchange_issue_access_tokens,
+    logging_out_ends_the_session_its_refresh_tokens_and_silent_sign_in,
+    revocation_and_introspection_understand_refresh_tokens,
+    failed_client_authentication_is_throttled,
+);
