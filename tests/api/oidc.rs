@@ -148,7 +148,13 @@ async fn sign_in(
     username: &str,
     query: &[(String, String)],
 ) -> url::Url {
-    let form = get_authorize(browser, app, query).await;
+    let mut url = url::Url::parse(&app.url("/oauth2/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs(query);
+    sign_in_at(browser, app, username, url).await
+}
+
+async fn sign_in_at(browser: &Client, app: &TestApp, username: &str, url: url::Url) -> url::Url {
+    let form = browser.get(url).send().await.unwrap();
     assert_eq!(form.status(), 200, "the login form");
     let html = form.text().await.unwrap();
     let posted = browser
@@ -693,7 +699,88 @@ async fn failed_client_authentication_is_throttled(backend: Backend) {
     assert_eq!(*statuses.last().unwrap(), 429, "{statuses:?}");
 }
 
+/// openid-client (panva), from the npm registry, as a relying party:
+/// discovery, code + PKCE, the ID token checked against the JWKS, userinfo,
+/// refresh with rotation (a reused token refused), client credentials,
+/// token exchange and revocation. Basic authentication on Postgres, the
+/// body on SQLite (openid-client's default).
+async fn openid_client_signs_in_and_uses_every_grant(backend: Backend) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+
+    let World { app, secret, .. } = world(backend).await;
+    let session = app.session_token("alice").await;
+    let interop = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+    let method = match backend {
+        Backend::Postgres => "basic",
+        Backend::Sqlite => "post",
+    };
+    let mut child = Command::new("node")
+        .arg("openid_client.mjs")
+        .current_dir(&interop)
+        .env("ISSUER", &app.issuer)
+        .env("CLIENT_ID", "hub")
+        .env("CLIENT_SECRET", &secret)
+        .env("REDIRECT_URI", HUB_CALLBACK)
+        .env("SCOPE", "openid profile email")
+        .env("AUTH_METHOD", method)
+        .env("EXTRA", "1")
+        .env("SESSION_TOKEN", &session)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node must be installed, with `npm ci` in tests/interop (.ci/run does it)");
+    let stdout = child.stdout.take().unwrap();
+    let (lines, first) = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let mut seen = Vec::new();
+        loop {
+            let line = lines
+                .next()
+                .expect("openid-client printed its steps")
+                .unwrap();
+            let step: Value = serde_json::from_str(&line).unwrap();
+            seen.push(step.clone());
+            if step["step"] == "authorization_url" || step["step"] == "summary" {
+                return (lines, seen);
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let authorization = first.last().unwrap();
+    assert_eq!(authorization["step"], "authorization_url", "{first:?}");
+    let url = url::Url::parse(authorization["url"].as_str().unwrap()).unwrap();
+    let back = sign_in_at(&browser(), &app, "alice", url).await;
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{back}").unwrap();
+    drop(stdin);
+    let (rest, output) = tokio::task::spawn_blocking(move || {
+        let rest: Vec<Value> = lines
+            .map(|line| serde_json::from_str(&line.unwrap()).unwrap())
+            .collect();
+        (rest, child.wait_with_output().unwrap())
+    })
+    .await
+    .unwrap();
+    let summary = rest.last().expect("a summary");
+    assert_eq!(
+        summary["ok"],
+        true,
+        "{rest:#?}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let step = |name: &str| rest.iter().find(|s| s["step"] == name).unwrap();
+    assert_eq!(step("refresh_1")["rotated"], true);
+    assert_eq!(step("refresh_reuse_refused")["ok"], true);
+    assert_eq!(step("userinfo")["userinfo"]["preferred_username"], "alice");
+    let claims = &step("authorization_code")["tokens"]["id_token_claims"];
+    assert_eq!(claims["aud"], "hub");
+}
+
 on_both_backends!(
+    openid_client_signs_in_and_uses_every_grant,
     the_code_flow_signs_in_and_issues_verified_tokens,
     refresh_tokens_rotate_and_a_reused_one_revokes_its_family,
     a_replayed_code_is_refused_and_revokes_what_it_issued,
