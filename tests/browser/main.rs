@@ -14,7 +14,9 @@
 mod helpers;
 
 mod chrome;
+mod django;
 mod downstream;
+mod hub;
 
 use std::net::TcpListener;
 use std::path::Path;
