@@ -480,7 +480,10 @@ impl Provider {
                     "client_id differs from the authenticated client",
                 ));
             }
-            (Some((id, secret)), _, None) => (id.as_str(), Some(secret.as_str())),
+            // A public client may send Basic with an empty secret.
+            (Some((id, secret)), _, None) => {
+                (id.as_str(), Some(secret.as_str()).filter(|s| !s.is_empty()))
+            }
             (None, Some(id), secret) => (id.as_str(), secret.as_deref()),
             (None, None, _) => {
                 return Err(invalid(
@@ -508,7 +511,14 @@ impl Provider {
         origin: &Origin,
     ) -> OAuthError {
         let now = sessions.now();
-        let keys = throttle::Keys::for_client(id, origin.ip.as_deref().unwrap_or("unknown"));
+        // An id no client can have counts on one shared counter, so that
+        // made-up ids add no rows.
+        let counted = if clients::is_client_id(id) {
+            id
+        } else {
+            "(malformed)"
+        };
+        let keys = throttle::Keys::for_client(counted, origin.ip.as_deref().unwrap_or("unknown"));
         let throttled =
             match throttle::reserve(self.store.as_ref(), &sessions.policy().throttle, &keys, now)
                 .await
@@ -522,7 +532,7 @@ impl Provider {
                 Ok(Err(throttle::Refusal::Locked)) => Some(3600),
                 Err(error) => return error.into(),
             };
-        tracing::info!(client_id = id, "Client authentication failed");
+        tracing::info!(client_id = %printable(id), "Client authentication failed");
         self.audit
             .record(
                 audit::entry("client.authentication", "failure", now)
@@ -801,8 +811,9 @@ impl Provider {
         };
         let (openid, granted) = scope_parts(&token.scope);
         // RFC 6749 §6: a narrower scope may be asked for, never a wider.
-        let (openid, asked, scope) = match params.scope.as_deref() {
-            None => (openid, granted, token.scope.clone()),
+        // RFC 6749 §6: the new refresh token keeps the old one's scope.
+        let (openid, asked) = match params.scope.as_deref() {
+            None => (openid, granted),
             Some(raw) => {
                 let (o, a) = split_scopes(raw, client)?;
                 // Without audience scopes asked for at first, the client's
@@ -820,8 +831,7 @@ impl Provider {
                         "the scope is wider than the one first granted",
                     ));
                 }
-                let scope = joined(&o, &a);
-                (o, a, scope)
+                (o, a)
             }
         };
         let audience = client_audience(client)?;
@@ -834,7 +844,7 @@ impl Provider {
             .issue_for_client(&context, &audience, scopes, &client.id, openid)
             .await?;
         let refresh_token = self
-            .new_refresh_token(token.family_id, client, &context, &scope, now)
+            .new_refresh_token(token.family_id, client, &context, &token.scope, now)
             .await?;
         self.record_grant(now, client, &context.user, "refresh_token", &context)
             .await;
@@ -864,6 +874,14 @@ impl Provider {
             return Err(invalid(
                 Code::InvalidScope,
                 "OpenID Connect scopes need a user; this grant has none",
+            ));
+        }
+        // No user narrows this grant: the client gets what it was
+        // registered with, never more (a client with none gets none).
+        if asked.iter().any(|s| !client.scopes.contains(s)) {
+            return Err(invalid(
+                Code::InvalidScope,
+                "the client may not ask for one of the scopes",
             ));
         }
         let scopes = if asked.is_empty() {
@@ -1119,13 +1137,15 @@ impl Provider {
 }
 
 /// RFC 6749 §3.1.2.3 and RFC 9700 §2.1: the redirect URI is one of the
-/// client's, compared as a simple string. A loopback `http` URI matches
-/// with any port (RFC 8252 §7.3), since a native app's port is chosen when
-/// it runs.
+/// client's, compared as a simple string. For a public (native) client a
+/// loopback `http` URI matches with any port (RFC 8252 §7.3), since the
+/// app's port is chosen when it runs.
 pub fn redirect_uri_is_registered(client: &OAuthClient, uri: &str) -> bool {
+    let native = client.secret_hash.is_none();
     client.redirect_uris.iter().any(|registered| {
         registered == uri
-            || (without_loopback_port(registered).is_some()
+            || (native
+                && without_loopback_port(registered).is_some()
                 && without_loopback_port(registered) == without_loopback_port(uri))
     })
 }

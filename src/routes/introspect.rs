@@ -84,9 +84,10 @@ async fn introspected(state: &AppState, token: &str) -> Result<Option<Value>, Ap
             .provider
             .introspect_refresh(sessions, token)
             .await
-            .map_err(|error| match error {
-                crate::oauth::error::OAuthError::Session(error) => ApiError::from(error),
-                other => ApiError::Unexpected(anyhow::anyhow!("{other}")),
+            .or_else(|error| match error {
+                crate::oauth::error::OAuthError::Session(error) => Err(ApiError::from(error)),
+                // Its client's audience no longer allowed, say: inactive.
+                _ => Ok(None),
             });
     }
     match sessions.check_authorization(token, None).await {

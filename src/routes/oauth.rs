@@ -96,10 +96,11 @@ async fn authorize(
         ),
         Ok(Next::SignIn) => {
             let username = valid.login_hint.as_deref().unwrap_or("");
-            // After the form, the same request again, minus `prompt=login`:
-            // the user has just signed in.
+            // After the form, the same request again, minus `prompt=login`
+            // and `max_age`: the user has just signed in.
             let continuation = AuthorizationParams {
                 prompt: None,
+                max_age: None,
                 ..params
             };
             login_form(
@@ -283,7 +284,9 @@ pub(super) async fn submit_login(
         Err(SessionError::InvalidCredentials) => return failed(),
         Err(other) => return Err(other.into()),
     };
-    let again = format!("{}/oauth2/authorize?{authorization}", state.issuer());
+    // Rebuilt from what was read, never the raw field.
+    let query = serde_urlencoded::to_string(&params).map_err(anyhow::Error::from)?;
+    let again = format!("{}/oauth2/authorize?{query}", state.issuer());
     Ok(browser.redirect(
         &again,
         vec![

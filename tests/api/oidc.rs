@@ -267,9 +267,14 @@ async fn the_code_flow_signs_in_and_issues_verified_tokens(backend: Backend) {
     let again = get_authorize(&browser, &app, &authorize_query(&[("state", "st-2")])).await;
     assert_eq!(again.status(), 303, "signed in already");
     assert_eq!(param(&location(&again), "state").as_deref(), Some("st-2"));
-    // prompt=login and max_age=0 (after a second) ask again.
-    let forced = get_authorize(&browser, &app, &authorize_query(&[("prompt", "login")])).await;
-    assert_eq!(forced.status(), 200, "prompt=login shows the form");
+    // prompt=login and max_age=0 ask for the password again, and the
+    // sign-in that follows completes.
+    for extra in [("prompt", "login"), ("max_age", "0")] {
+        let forced = get_authorize(&browser, &app, &authorize_query(&[extra])).await;
+        assert_eq!(forced.status(), 200, "{extra:?} shows the form");
+        let back = sign_in(&browser, &app, "alice", &authorize_query(&[extra])).await;
+        assert!(param(&back, "code").is_some(), "{extra:?}: {back}");
+    }
 }
 
 async fn refresh_tokens_rotate_and_a_reused_one_revokes_its_family(backend: Backend) {
@@ -401,6 +406,8 @@ async fn bad_authorization_requests_get_an_error_page_or_an_error_redirect(backe
             "http://127.0.0.1:8000/hub/oauth_callback?next=/",
         )],
         [("redirect_uri", "https://evil.example.com/cb")],
+        // Any port on loopback is for public (native) clients only.
+        [("redirect_uri", "http://127.0.0.1:8001/hub/oauth_callback")],
     ] {
         let response = get_authorize(&browser, &app, &authorize_query(&extra)).await;
         assert_eq!(response.status(), 400, "{extra:?}");
@@ -500,6 +507,20 @@ async fn client_credentials_and_token_exchange_issue_access_tokens(backend: Back
     assert_eq!(claims["sub"], "hub");
     assert_eq!(claims["client_id"], "hub");
     assert_eq!(claims["scope"], "read");
+    oauth_error(
+        token(
+            &app,
+            &secret,
+            &[
+                ("grant_type", "client_credentials"),
+                ("scope", "tessera:admin"),
+            ],
+        )
+        .await,
+        400,
+        "invalid_scope",
+    )
+    .await;
     oauth_error(
         token(
             &app,
