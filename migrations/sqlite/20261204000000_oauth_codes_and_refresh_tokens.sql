@@ -13,9 +13,13 @@ create table oauth_codes (
     -- Set by the one exchange that may succeed, with the refresh-token
     -- family it started: a replay revokes that family.
     used_at text,
+    -- Set when the code is presented again: no refresh token may join
+    -- its family after that.
+    replayed_at text,
     family_id text
 );
 create index oauth_codes_expires_at on oauth_codes (expires_at);
+create index oauth_codes_family on oauth_codes (family_id);
 
 create table oauth_refresh_tokens (
     token_hash text primary key,

@@ -711,7 +711,8 @@ impl Provider {
         now: DateTime<Utc>,
     ) -> Result<String, OAuthError> {
         let token = random_token()?;
-        self.store
+        let stored = self
+            .store
             .create_refresh_token(
                 NewRefreshToken {
                     token_hash: &hex_sha256(&token),
@@ -723,6 +724,15 @@ impl Provider {
                 now,
             )
             .await?;
+        if !stored {
+            // A replay of its code, or a reuse in its family, got there
+            // first: whatever else joined the family goes too.
+            self.store.revoke_refresh_family(family, now).await?;
+            return Err(invalid(
+                Code::InvalidGrant,
+                "the grant was revoked while it was being used",
+            ));
+        }
         self.metrics
             .tokens_issued
             .with_label_values(&["refresh"])

@@ -96,8 +96,10 @@ async fn introspected(state: &AppState, token: &str) -> Result<Option<Value>, Ap
                 serde_json::to_value(claims).map_err(anyhow::Error::from)?,
             ));
         }
-        // A token of ours whose session is not live is inactive.
-        Err(SessionError::NotLive(_)) => return Ok(None),
+        // A token of ours whose session is not live is inactive, unless it
+        // is a client's own (client credentials), which names no session:
+        // active while its client is.
+        Err(SessionError::NotLive(_)) => return client_token(state, token).await,
         // Not an authorization token: perhaps a session token.
         Err(SessionError::Token(_)) => {}
         Err(other) => return Err(other.into()),
@@ -111,6 +113,33 @@ async fn introspected(state: &AppState, token: &str) -> Result<Option<Value>, Ap
     value["username"] = json!(live.user.username);
     debug_assert_eq!(live.claims.token, tokens::SESSION);
     Ok(Some(value))
+}
+
+/// The claims of a client-credentials token whose client is registered and
+/// active.
+async fn client_token(state: &AppState, token: &str) -> Result<Option<Value>, ApiError> {
+    let Ok(claims) = state.sessions.verify_authorization(token, None) else {
+        return Ok(None);
+    };
+    let Some(client_id) = claims.client_id.as_deref() else {
+        return Ok(None);
+    };
+    if !claims.sid.is_empty() || claims.sub != client_id {
+        return Ok(None);
+    }
+    let active = state
+        .provider
+        .client(client_id)
+        .await
+        .map_err(|error| match error {
+            crate::oauth::error::OAuthError::Session(error) => ApiError::from(error),
+            other => ApiError::Unexpected(anyhow::anyhow!("{other}")),
+        })?
+        .is_some();
+    Ok(active
+        .then(|| serde_json::to_value(claims))
+        .transpose()
+        .map_err(anyhow::Error::from)?)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

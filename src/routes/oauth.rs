@@ -532,6 +532,18 @@ pub async fn end_session_post(
         Err(_) => None,
     };
     match params {
+        // A relying party's form from another site arrives without the
+        // session cookie (`SameSite=Lax`): the same request as a top-level
+        // `GET` carries it.
+        Some(params) if params.csrf_token.is_none() && browser.session_token(&req).is_none() => {
+            match serde_urlencoded::to_string(&params) {
+                Ok(query) => browser.redirect(
+                    &format!("{}/oauth2/logout?{query}", state.issuer()),
+                    Vec::new(),
+                ),
+                Err(_) => browser.error_page(PageError::BadLink("unreadable parameters")),
+            }
+        }
         Some(params) => end_session(&req, &state, &browser, params)
             .await
             .unwrap_or_else(|e| browser.error_page(e)),

@@ -798,7 +798,9 @@ impl Sessions {
         Ok((claims, context))
     }
 
-    fn verify_authorization(
+    /// Verifies an authorization token's signature and claims; nothing is
+    /// read.
+    pub fn verify_authorization(
         &self,
         token: &str,
         audience: Option<&str>,

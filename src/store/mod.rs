@@ -561,11 +561,13 @@ pub trait Store: Send + Sync + 'static {
         family_id: Uuid,
         now: DateTime<Utc>,
     ) -> StoreResult<Redemption>;
+    /// False, storing nothing, when the family is revoked or its code
+    /// was replayed.
     async fn create_refresh_token(
         &self,
         token: NewRefreshToken<'_>,
         now: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
     /// Marks the token used if it is `client_id`'s and neither used nor
     /// revoked; else tells what it is (`Spent` names its client).
     async fn use_refresh_token(

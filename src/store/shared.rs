@@ -519,12 +519,15 @@ macro_rules! impl_store {
                 if let Some(row) = first {
                     return Ok(Redemption::First(row.read()?.0));
                 }
+                // Presented again: marked, so that the first use's refresh
+                // token cannot join its family after the family is revoked.
                 let earlier: Option<CodeRow> = sqlx::query_as(concat!(
-                    "select ",
-                    code_columns!(),
-                    " from oauth_codes where code_hash = $1"
+                    "update oauth_codes set replayed_at = coalesce(replayed_at, $2) \
+                     where code_hash = $1 returning ",
+                    code_columns!()
                 ))
                 .bind(code_hash)
+                .bind(Self::at(now))
                 .fetch_optional(&self.pool)
                 .await?;
                 Ok(match earlier {
@@ -537,10 +540,17 @@ macro_rules! impl_store {
                 &self,
                 token: NewRefreshToken<'_>,
                 now: DateTime<Utc>,
-            ) -> StoreResult<()> {
-                sqlx::query(
+            ) -> StoreResult<bool> {
+                // Not into a family that is revoked or whose code was
+                // replayed: a replay or reuse racing this rotation wins.
+                let done = sqlx::query(
                     "insert into oauth_refresh_tokens (token_hash, family_id, client_id, \
-                     session_id, scope, created_at) values ($1, $2, $3, $4, $5, $6)",
+                     session_id, scope, created_at) \
+                     select $1, $2, $3, $4, $5, $6 \
+                     where not exists (select 1 from oauth_refresh_tokens \
+                                       where family_id = $2 and revoked_at is not null) \
+                       and not exists (select 1 from oauth_codes \
+                                       where family_id = $2 and replayed_at is not null)",
                 )
                 .bind(token.token_hash)
                 .bind(Self::id(token.family_id))
@@ -550,7 +560,7 @@ macro_rules! impl_store {
                 .bind(Self::at(now))
                 .execute(&self.pool)
                 .await?;
-                Ok(())
+                Ok(done.rows_affected() == 1)
             }
 
             async fn use_refresh_token(

@@ -10,7 +10,7 @@ use reqwest::redirect::Policy;
 use reqwest::{Client, Response};
 use secrecy::ExposeSecret;
 use serde_json::Value;
-use tessera::clock::SystemClock;
+use tessera::clock::{Clock, SystemClock};
 use tessera::oauth::clients::{ClientSpec, OAuthClients};
 use tessera::store::User;
 
@@ -176,6 +176,29 @@ async fn sign_in_at(browser: &Client, app: &TestApp, username: &str, url: url::U
     let back = browser.get(again).send().await.unwrap();
     assert_eq!(back.status(), 303);
     location(&back)
+}
+
+/// An authorization token holding `tessera:introspect`, of a user `svc`.
+async fn introspector(app: &TestApp) -> String {
+    let service = app.add_user("svc", None).await;
+    app.grant(&service, "tessera", &["tessera:introspect"])
+        .await;
+    let session = app.session_token("svc").await;
+    app.authorization_token(&session, Some(serde_json::json!({"audience": "tessera"})))
+        .await
+}
+
+async fn introspected(app: &TestApp, caller: &str, token: String) -> Value {
+    app.client
+        .post(app.url("/introspect"))
+        .bearer_auth(caller)
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()
 }
 
 async fn token(app: &TestApp, secret: &str, form: &[(&str, &str)]) -> Response {
@@ -507,6 +530,24 @@ async fn client_credentials_and_token_exchange_issue_access_tokens(backend: Back
     assert_eq!(claims["sub"], "hub");
     assert_eq!(claims["client_id"], "hub");
     assert_eq!(claims["scope"], "read");
+    // Introspection: active while the client is.
+    let caller = introspector(&app).await;
+    let service_token = body["access_token"].as_str().unwrap().to_owned();
+    let active = introspected(&app, &caller, service_token.clone()).await;
+    assert_eq!(active["active"], true, "{active}");
+    assert_eq!(active["client_id"], "hub");
+    app.store
+        .set_oauth_client_active("hub", false, SystemClock.now())
+        .await
+        .unwrap();
+    assert_eq!(
+        introspected(&app, &caller, service_token).await["active"],
+        false
+    );
+    app.store
+        .set_oauth_client_active("hub", true, SystemClock.now())
+        .await
+        .unwrap();
     oauth_error(
         token(
             &app,
@@ -593,6 +634,19 @@ async fn logging_out_ends_the_session_its_refresh_tokens_and_silent_sign_in(back
         .await
         .unwrap();
     let id_token = tokens["id_token"].as_str().unwrap();
+    // A relying party's form from another site comes without the cookie:
+    // it is sent on as a GET, which carries it.
+    let posted = self::browser()
+        .post(app.url("/oauth2/logout"))
+        .form(&[("id_token_hint", id_token), ("state", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 303);
+    let again = location(&posted);
+    assert_eq!(again.path(), "/oauth2/logout");
+    assert_eq!(param(&again, "id_token_hint").as_deref(), Some(id_token));
+    assert_eq!(param(&again, "state").as_deref(), Some("x"));
     // An unregistered post-logout URI: a page, nothing ends.
     let refused = browser
         .get(app.url("/oauth2/logout"))
@@ -650,29 +704,8 @@ async fn revocation_and_introspection_understand_refresh_tokens(backend: Backend
         .await
         .unwrap();
     let refresh_token = tokens["refresh_token"].as_str().unwrap();
-    let service = app.add_user("svc", None).await;
-    app.grant(&service, "tessera", &["tessera:introspect"])
-        .await;
-    let session = app.session_token("svc").await;
-    let admin = app
-        .authorization_token(&session, Some(serde_json::json!({"audience": "tessera"})))
-        .await;
-    let introspect = |token: String| {
-        let app = &app;
-        let admin = admin.clone();
-        async move {
-            app.client
-                .post(app.url("/introspect"))
-                .bearer_auth(admin)
-                .form(&[("token", token)])
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        }
-    };
+    let caller = introspector(&app).await;
+    let introspect = |token: String| introspected(&app, &caller, token);
     let active = introspect(refresh_token.to_owned()).await;
     assert_eq!(active["active"], true, "{active}");
     assert_eq!(active["token_type"], "refresh_token");

@@ -8,8 +8,8 @@ use sqlx::{Connection, PgConnection, SqliteConnection};
 use uuid::Uuid;
 
 use tessera::store::{
-    NewSession, NewUser, OAuthClient, Reservation, Store, StoreError, ThrottleCounter,
-    ThrottleKeys, User,
+    NewAuthorizationCode, NewRefreshToken, NewSession, NewUser, OAuthClient, Redemption,
+    Reservation, Rotation, Store, StoreError, ThrottleCounter, ThrottleKeys, User,
 };
 
 use crate::helpers::{Backend, TestDatabase};
@@ -1067,7 +1067,119 @@ async fn oauth_clients_round_trip_and_change_one_field_at_a_time(backend: Backen
     assert_eq!(store.find_oauth_client("hub").await.unwrap(), None);
 }
 
+/// A code is redeemed once; a replay marks it, and neither a revoked
+/// family nor a replayed code's family takes a new refresh token, so a
+/// rotation that races a replay or a reuse adds nothing live.
+async fn codes_redeem_once_and_revoked_or_replayed_families_take_no_tokens(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let store = db.store().await;
+    let now = Utc::now();
+    let alice = user(store.as_ref(), "alice").await;
+    let session = store
+        .create_session(new_session(alice.id), now)
+        .await
+        .unwrap();
+    store
+        .create_oauth_client(&oauth_client("hub", now))
+        .await
+        .unwrap();
+    let code = |hash: &'static str| NewAuthorizationCode {
+        code_hash: hash,
+        client_id: "hub",
+        session_id: session.id,
+        redirect_uri: "https://hub.example.com/cb",
+        scope: "openid",
+        nonce: Some("n"),
+        code_challenge: None,
+        expires_at: now + Duration::seconds(60),
+    };
+    let token = |hash: &'static str, family| NewRefreshToken {
+        token_hash: hash,
+        family_id: family,
+        client_id: "hub",
+        session_id: session.id,
+        scope: "openid",
+    };
+    store
+        .create_authorization_code(code("c1"), now)
+        .await
+        .unwrap();
+    let family = Uuid::new_v4();
+    let Redemption::First(first) = store
+        .redeem_authorization_code("c1", family, now)
+        .await
+        .unwrap()
+    else {
+        panic!("the first use redeems");
+    };
+    assert_eq!(first.nonce.as_deref(), Some("n"));
+    assert!(
+        store
+            .create_refresh_token(token("r1", family), now)
+            .await
+            .unwrap()
+    );
+    let Redemption::Replayed(again) = store
+        .redeem_authorization_code("c1", Uuid::new_v4(), now)
+        .await
+        .unwrap()
+    else {
+        panic!("the second use is a replay");
+    };
+    assert_eq!(again.family_id, Some(family), "the first use's family");
+    assert!(matches!(
+        store
+            .redeem_authorization_code("nope", family, now)
+            .await
+            .unwrap(),
+        Redemption::Unknown
+    ));
+    assert!(
+        !store
+            .create_refresh_token(token("r2", family), now)
+            .await
+            .unwrap(),
+        "a replayed code's family takes no token"
+    );
+
+    // Rotation: once, then spent; a revoked family takes no token.
+    let other = Uuid::new_v4();
+    assert!(
+        store
+            .create_refresh_token(token("r3", other), now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        matches!(
+            store
+                .use_refresh_token("r3", "other-client", now)
+                .await
+                .unwrap(),
+            Rotation::Spent(_)
+        ),
+        "another client's token is not used"
+    );
+    assert!(matches!(
+        store.use_refresh_token("r3", "hub", now).await.unwrap(),
+        Rotation::First(_)
+    ));
+    assert!(matches!(
+        store.use_refresh_token("r3", "hub", now).await.unwrap(),
+        Rotation::Spent(_)
+    ));
+    assert_eq!(store.revoke_refresh_family(other, now).await.unwrap(), 1);
+    assert!(
+        !store
+            .create_refresh_token(token("r4", other), now)
+            .await
+            .unwrap()
+    );
+    assert!(store.find_refresh_token("r4").await.unwrap().is_none());
+}
+
 on_both_backends!(
+    codes_redeem_once_and_revoked_or_replayed_families_take_no_tokens,
     oauth_clients_round_trip_and_change_one_field_at_a_time,
     a_password_change_revokes_every_session_but_the_one_kept,
     a_hash_upgrade_keeps_sessions_and_never_undoes_a_password_change,
