@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -50,11 +51,21 @@ impl Connection {
         &mut self,
         request: Request<Full<Bytes>>,
     ) -> anyhow::Result<(StatusCode, Bytes)> {
+        let (status, _, body) = self.exchange(request).await?;
+        Ok((status, body))
+    }
+
+    /// As [`Self::send`], with the answer's headers.
+    pub async fn exchange(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> anyhow::Result<(StatusCode, HeaderMap, Bytes)> {
         self.sender.ready().await.context("connection closed")?;
         let response = self.sender.send_request(request).await?;
         let status = response.status();
+        let headers = response.headers().clone();
         let body = response.into_body().collect().await?.to_bytes();
-        Ok((status, body))
+        Ok((status, headers, body))
     }
 }
 
@@ -97,6 +108,14 @@ impl Template {
 
     pub fn form(self, body: impl Into<Bytes>) -> anyhow::Result<Self> {
         self.body_of("application/x-www-form-urlencoded", body)
+    }
+
+    /// The same request with another body.
+    pub fn with_body(&self, body: impl Into<Bytes>) -> Self {
+        Self {
+            body: body.into(),
+            ..self.clone()
+        }
     }
 
     fn body_of(mut self, content_type: &str, body: impl Into<Bytes>) -> anyhow::Result<Self> {
@@ -183,6 +202,25 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds")
 }
 
+/// What a connection's next request is made from an answer to its last:
+/// `None` ends the connection's chain.
+pub type Follow = Arc<dyn Fn(&Template, &[u8]) -> Option<Template> + Send + Sync>;
+
+/// Which requests the connections send.
+#[derive(Clone)]
+pub enum Requests {
+    /// Connection `i`'s `k`-th request is `templates[(i + k) % len]`.
+    Cycle(Arc<Vec<Template>>),
+    /// Each template once, whichever connection is free (a single-use
+    /// grant such as an authorization code); a connection stops when they
+    /// run out.
+    Once(Arc<Vec<Template>>),
+    /// Connection `i` starts with `seeds[i]`, and each 2xx answer makes its
+    /// next request (a refresh token rotated on every use); a connection
+    /// whose request fails stops.
+    Chain(Arc<Vec<Template>>, Follow),
+}
+
 /// Runs `phase` against `address`; connection `i`'s `k`-th request is
 /// `templates[(i + k) % len]`.
 pub async fn run(
@@ -190,7 +228,26 @@ pub async fn run(
     templates: Arc<Vec<Template>>,
     phase: Phase,
 ) -> anyhow::Result<Outcome> {
+    run_requests(address, Requests::Cycle(templates), phase).await
+}
+
+/// Runs `phase` against `address` with `requests`.
+pub async fn run_requests(
+    address: SocketAddr,
+    requests: Requests,
+    phase: Phase,
+) -> anyhow::Result<Outcome> {
+    let templates = match &requests {
+        Requests::Cycle(t) | Requests::Once(t) | Requests::Chain(t, _) => t.clone(),
+    };
     anyhow::ensure!(!templates.is_empty(), "no request to send");
+    if let Requests::Chain(seeds, _) = &requests {
+        anyhow::ensure!(
+            seeds.len() >= phase.connections,
+            "a chain needs a seed for every connection"
+        );
+    }
+    let taken = Arc::new(AtomicUsize::new(0));
     let mut connections = Vec::with_capacity(phase.connections);
     for _ in 0..phase.connections {
         connections.push(Connection::open(address).await?);
@@ -212,12 +269,12 @@ pub async fn run(
         .into_iter()
         .enumerate()
         .map(|(index, connection)| {
-            let templates = templates.clone();
             let worker = Worker {
                 address,
                 index,
                 workers,
-                templates,
+                requests: requests.clone(),
+                taken: taken.clone(),
                 begin,
                 counted_from,
                 end,
@@ -254,7 +311,9 @@ struct Worker {
     address: SocketAddr,
     index: usize,
     workers: usize,
-    templates: Arc<Vec<Template>>,
+    requests: Requests,
+    /// How many of a `Once` list are taken.
+    taken: Arc<AtomicUsize>,
     begin: Instant,
     counted_from: Instant,
     end: Instant,
@@ -270,6 +329,10 @@ impl Worker {
             cpu: None,
         };
         let mut connection = Some(connection);
+        let mut chained = match &self.requests {
+            Requests::Chain(seeds, _) => seeds.get(self.index).cloned(),
+            _ => None,
+        };
         let mut free_since = self.begin;
         tokio::time::sleep_until(self.begin.into()).await;
         for k in 0usize.. {
@@ -298,7 +361,19 @@ impl Worker {
                 break;
             }
             let counted = started >= self.counted_from;
-            let template = &self.templates[(self.index + k) % self.templates.len()];
+            let template = match &self.requests {
+                Requests::Cycle(templates) => &templates[(self.index + k) % templates.len()],
+                Requests::Once(templates) => {
+                    match templates.get(self.taken.fetch_add(1, Ordering::Relaxed)) {
+                        Some(template) => template,
+                        None => break,
+                    }
+                }
+                Requests::Chain(..) => match &chained {
+                    Some(template) => template,
+                    None => break,
+                },
+            };
             let conn = match connection.as_mut() {
                 Some(conn) => conn,
                 None => match Connection::open(self.address).await {
@@ -315,13 +390,20 @@ impl Worker {
             };
             let answer = conn.send(template.request()).await;
             free_since = Instant::now();
-            let status = match answer {
-                Ok((status, _)) => status.as_u16(),
+            let (status, body) = match answer {
+                Ok((status, body)) => (status.as_u16(), body),
                 Err(_) => {
                     connection = None;
-                    0
+                    (0, Bytes::new())
                 }
             };
+            if let Requests::Chain(_, follow) = &self.requests {
+                chained = if (200..300).contains(&status) {
+                    follow(template, &body)
+                } else {
+                    None
+                };
+            }
             if !counted {
                 continue;
             }

@@ -6,9 +6,10 @@
 //! `tessera` server started as a process of its own on a fresh database,
 //! driven over many keep-alive connections for a fixed time: `/authorize`
 //! (at its maximum, at half of it, and while `/session` is flooded),
-//! `/session`, the JWKS, discovery, `/introspect`; and the verifier crate's
-//! `verify` in-process. Prints a table against issue 7's targets and writes
-//! it as JSON.
+//! `/session`, the JWKS, discovery, `/introspect`, the token endpoint's
+//! grants (code exchange, refresh, client credentials); and the verifier
+//! crate's `verify` in-process. Prints a table against the targets and
+//! writes it as JSON.
 //!
 //! A program, not a test: it asserts nothing, and fails only when it cannot
 //! measure. It sends traffic to 127.0.0.1 only, for a bounded time, and
@@ -28,7 +29,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use hyper::Method;
 
-use crate::load::{Connection, Pacing, Phase, Sampled, Template};
+use crate::load::{Connection, Pacing, Phase, Requests, Sampled, Template};
 use crate::machine::{CpuSample, Machine};
 use crate::report::{BackendSummary, Report, Row};
 use crate::server::{Backend, Database, Launch, Server};
@@ -96,6 +97,8 @@ enum Measurement {
     Authorize,
     Session,
     Introspect,
+    /// The token endpoint: code exchange, refresh, client credentials.
+    Token,
     Flood,
     Verifier,
 }
@@ -274,7 +277,7 @@ async fn run_backend(
     // First start: migrations, a key, the admin user.
     let (first, first_start) = launch.start().await?;
     first.stop().await?;
-    let users = server::create_users(&database.url, args.users).await?;
+    let seeded = server::seed(&database.url, args.users).await?;
     // Second start, as after a restart: what start-to-ready means.
     let (server, start_to_ready) = launch.start().await?;
     eprintln!(
@@ -288,7 +291,7 @@ async fn run_backend(
         &server,
         backend,
         database,
-        &users,
+        &seeded,
         limits,
         with_verifier,
     )
@@ -305,7 +308,7 @@ async fn run_backend(
             start_to_ready_met: start_ms < report::START_TO_READY_MS,
             peak_rss_mib: peak,
             peak_rss_met: peak.map(|p| p < report::PEAK_RSS_MIB),
-            users: users.len(),
+            users: seeded.users.len(),
         },
         rows,
     ))
@@ -509,6 +512,202 @@ impl Driver<'_> {
         Ok(())
     }
 
+    /// The token endpoint's grants, each at its maximum rate and at half
+    /// of it: `client_credentials` (one request over and over), the
+    /// `authorization_code` exchange (codes issued beforehand by
+    /// `/oauth2/authorize` from the users' sessions, each used once) and
+    /// `refresh_token` (each connection rotating its own token).
+    async fn token_endpoint(&mut self, sessions: &[String], secret: &str) -> anyhow::Result<()> {
+        let client = format!("client_id={}&client_secret={secret}", server::CLIENT_ID);
+        let token = self
+            .template(Method::POST, "/oauth2/token")?
+            .form(format!("{client}&grant_type=client_credentials"))?;
+        let connections = self.args.authorize_connections;
+        let sign = self.limits.sign_all_cores;
+        let against = format!("RS256 sign ×{}", sign.threads);
+
+        eprintln!("  POST /oauth2/token client_credentials");
+        let requests = Requests::Cycle(Arc::new(vec![token.clone()]));
+        self.grant_rows(
+            "client_credentials",
+            || requests.clone(),
+            connections,
+            (
+                &against,
+                sign.per_second,
+                report::CLIENT_CREDENTIALS_SHARE_OF_SIGN,
+            ),
+        )
+        .await?;
+
+        // Enough codes for the measured time and its warm-up at the
+        // highest rate a grant that signs twice could reach.
+        let window = (self.args.duration + warmup(self.args.duration)).as_secs_f64();
+        let enough = (sign.per_second / 2.0 * window * 1.2) as usize;
+        eprintln!("  POST /oauth2/token authorization_code ({enough} codes issued first)");
+        let exchange = |code: &str| {
+            token.with_body(format!(
+                "{client}&grant_type=authorization_code&code={code}&redirect_uri={}",
+                server::REDIRECT_URI
+            ))
+        };
+        let codes = self.codes(sessions, enough).await?;
+        let templates = Arc::new(codes.iter().map(|c| exchange(c)).collect::<Vec<_>>());
+        let max = self
+            .grant_row(
+                "authorization_code",
+                Requests::Once(templates),
+                self.closed(connections),
+                Some((
+                    &against,
+                    sign.per_second,
+                    report::CODE_EXCHANGE_SHARE_OF_SIGN,
+                )),
+            )
+            .await?;
+        let half = max / 2.0;
+        let codes = self
+            .codes(sessions, (half * window * 1.2) as usize + connections)
+            .await?;
+        let templates = Arc::new(codes.iter().map(|c| exchange(c)).collect::<Vec<_>>());
+        self.grant_row(
+            "authorization_code at ½ max",
+            Requests::Once(templates),
+            self.open(connections, half),
+            None,
+        )
+        .await?;
+
+        eprintln!("  POST /oauth2/token refresh_token");
+        // One refresh token a connection, from a code exchange each.
+        let codes = self.codes(sessions, connections).await?;
+        let mut conn = Connection::open(self.server.address).await?;
+        let mut seeds = Vec::with_capacity(connections);
+        for code in &codes {
+            let (status, body) = conn.send(exchange(code).request()).await?;
+            anyhow::ensure!(status.is_success(), "a code exchange answered {status}");
+            seeds.push(refresh_of(&token, &client, &body).context("no refresh token")?);
+        }
+        let follow: load::Follow = {
+            let client = client.clone();
+            Arc::new(move |template: &Template, body: &[u8]| refresh_of(template, &client, body))
+        };
+        let seeds = Arc::new(seeds);
+        self.grant_rows(
+            "refresh_token",
+            || Requests::Chain(seeds.clone(), follow.clone()),
+            connections,
+            (&against, sign.per_second, report::REFRESH_SHARE_OF_SIGN),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A grant at its maximum rate and at half of it; returns the maximum.
+    /// A chain's tokens are spent by the first phase, so each phase gets
+    /// fresh requests from `requests`.
+    async fn grant_rows(
+        &mut self,
+        grant: &str,
+        requests: impl Fn() -> Requests,
+        connections: usize,
+        (against, limit, target): (&str, f64, f64),
+    ) -> anyhow::Result<f64> {
+        let max = self
+            .grant_row(
+                grant,
+                requests(),
+                self.closed(connections),
+                Some((against, limit, target)),
+            )
+            .await?;
+        self.grant_row(
+            &format!("{grant} at ½ max"),
+            requests(),
+            self.open(connections, max / 2.0),
+            None,
+        )
+        .await?;
+        Ok(max)
+    }
+
+    async fn grant_row(
+        &mut self,
+        grant: &str,
+        requests: Requests,
+        phase: Phase,
+        against: Option<(&str, f64, f64)>,
+    ) -> anyhow::Result<f64> {
+        let load = match phase.pacing {
+            Pacing::Closed => format!("closed, {} conns", phase.connections),
+            Pacing::Open { rate } => format!("open {rate:.0}/s, {} conns", phase.connections),
+        };
+        let (outcome, peak) = measured(
+            self.server,
+            load::run_requests(self.server.address, requests, phase),
+        )
+        .await?;
+        let mut row = self.row(&format!("POST /oauth2/token {grant}"), load, &outcome);
+        row = match against {
+            Some((label, limit, target)) => row.against(label, limit, Some(target)),
+            None => row.p99_under(report::TOKEN_P99_AT_HALF_MS),
+        };
+        record(&mut self.rows, row.with_peak_rss(peak));
+        Ok(outcome.rate())
+    }
+
+    /// `count` authorization codes for the benchmark client, from
+    /// `/oauth2/authorize` with the users' session cookies, eight
+    /// connections at a time.
+    async fn codes(&self, sessions: &[String], count: usize) -> anyhow::Result<Vec<String>> {
+        let address = self.server.address;
+        let path = format!(
+            "/oauth2/authorize?response_type=code&client_id={}&redirect_uri={}&scope=openid&state=s",
+            server::CLIENT_ID,
+            server::REDIRECT_URI
+        );
+        let mut tasks = Vec::new();
+        for part in 0..8 {
+            let share = count / 8 + usize::from(part < count % 8);
+            let requests: Vec<Template> = (0..share)
+                .map(|n| {
+                    let session = &sessions[(part + n * 8) % sessions.len()];
+                    self.template(Method::GET, &path)?
+                        .header(hyper::header::COOKIE, &format!("tessera_session={session}"))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            tasks.push(tokio::spawn(async move {
+                let mut conn = Connection::open(address).await?;
+                let mut codes = Vec::with_capacity(requests.len());
+                for request in requests {
+                    let (status, headers, _) = conn.exchange(request.request()).await?;
+                    let location = headers
+                        .get(hyper::header::LOCATION)
+                        .and_then(|l| l.to_str().ok())
+                        .with_context(|| {
+                            format!("/oauth2/authorize answered {status} without a redirect")
+                        })?;
+                    let code = location
+                        .split(['?', '&'])
+                        .find_map(|pair| pair.strip_prefix("code="))
+                        .with_context(|| {
+                            format!(
+                                "no code in the redirect: {}",
+                                location.split('?').next().unwrap_or("")
+                            )
+                        })?;
+                    codes.push(code.to_owned());
+                }
+                anyhow::Ok(codes)
+            }));
+        }
+        let mut codes = Vec::with_capacity(count);
+        for task in tasks {
+            codes.extend(task.await??);
+        }
+        Ok(codes)
+    }
+
     /// `/authorize` at a steady rate while `/session` is flooded past its
     /// capacity.
     async fn flood(
@@ -565,10 +764,11 @@ async fn drive(
     server: &Server,
     backend: Backend,
     database: &Database,
-    users: &[String],
+    seeded: &server::Seeded,
     limits: &limits::Limits,
     with_verifier: bool,
 ) -> anyhow::Result<Vec<Row>> {
+    let users = &seeded.users;
     let selected = |m: Measurement| args.only.is_empty() || args.only.contains(&m);
     let flood = selected(Measurement::Flood);
     let mut driver = Driver {
@@ -616,6 +816,11 @@ async fn drive(
     if selected(Measurement::Introspect) {
         driver.introspect(&sessions).await?;
     }
+    if selected(Measurement::Token) {
+        driver
+            .token_endpoint(&sessions, &seeded.client_secret)
+            .await?;
+    }
     if let (true, Some(authorize_max), Some(session_max)) = (flood, authorize_max, session_max) {
         driver
             .flood(&authorize, authorize_max, &logins, session_max)
@@ -630,6 +835,15 @@ async fn drive(
         record(&mut driver.rows, row);
     }
     Ok(driver.rows)
+}
+
+/// The refresh request for the `refresh_token` in a token response.
+fn refresh_of(template: &Template, client: &str, body: &[u8]) -> Option<Template> {
+    let answer: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let token = answer["refresh_token"].as_str()?;
+    Some(template.with_body(format!(
+        "{client}&grant_type=refresh_token&refresh_token={token}"
+    )))
 }
 
 /// Keeps a finished measurement, with a line of progress.

@@ -17,6 +17,14 @@ pub const AUTHORIZE_SHARE_OF_SIGN: f64 = 0.50;
 pub const AUTHORIZE_P99_AT_HALF_MS: f64 = 10.0;
 pub const SESSION_SHARE_OF_ARGON2: f64 = 0.80;
 pub const AUTHORIZE_P99_UNDER_FLOOD_MS: f64 = 50.0;
+/// The token endpoint's grants against the raw RS256 sign rate: a code
+/// exchange signs two tokens (access and ID), a refresh and a client
+/// credentials grant one.
+pub const CODE_EXCHANGE_SHARE_OF_SIGN: f64 = 0.20;
+pub const REFRESH_SHARE_OF_SIGN: f64 = 0.35;
+pub const CLIENT_CREDENTIALS_SHARE_OF_SIGN: f64 = 0.40;
+/// p99 of each grant at half its maximum rate.
+pub const TOKEN_P99_AT_HALF_MS: f64 = 25.0;
 pub const WELL_KNOWN_RATE: f64 = 20_000.0;
 pub const VERIFIER_SHARE_OF_VERIFY: f64 = 0.85;
 pub const PEAK_RSS_MIB: f64 = 64.0;

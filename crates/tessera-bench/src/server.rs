@@ -31,6 +31,11 @@ const SCOPES: &[&str] = &["bench:read", "bench:write"];
 const INTROSPECT_SCOPE: &str = tessera::routes::INTROSPECT_SCOPE;
 /// Who calls `/introspect`.
 pub const INTROSPECTOR: &str = "bench-introspector";
+/// The OAuth client the token endpoint is driven as.
+pub const CLIENT_ID: &str = "bench";
+/// Its redirect URI; nothing listens there, the codes are read off the
+/// redirects.
+pub const REDIRECT_URI: &str = "http://127.0.0.1:9/cb";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -359,4 +364,49 @@ pub async fn create_users(database_url: &str, count: usize) -> anyhow::Result<Ve
         )
         .await?;
     Ok(names)
+}
+
+/// What the load is driven with: the users' names and the OAuth client's
+/// secret.
+pub struct Seeded {
+    pub users: Vec<String>,
+    pub client_secret: String,
+}
+
+/// The users and the OAuth client, straight in the store.
+pub async fn seed(database_url: &str, users: usize) -> anyhow::Result<Seeded> {
+    Ok(Seeded {
+        users: create_users(database_url, users).await?,
+        client_secret: register_client(database_url).await?,
+    })
+}
+
+/// Registers the confidential OAuth client [`CLIENT_ID`] at [`AUDIENCE`]
+/// with [`SCOPES`] and every grant type, straight in the store (as
+/// `tessera clients add` would). Returns its secret.
+pub async fn register_client(database_url: &str) -> anyhow::Result<String> {
+    use secrecy::ExposeSecret;
+    use tessera::oauth::clients::{ClientSpec, GRANT_TYPES, OAuthClients};
+    let store = tessera::store::connect(&database_url.to_owned().into(), 2).await?;
+    let allowed = [AUDIENCE.to_owned()];
+    let registered = OAuthClients::new(
+        store.as_ref(),
+        &allowed,
+        &tessera::clock::SystemClock,
+        "bench",
+    )
+    .register(ClientSpec {
+        id: CLIENT_ID.into(),
+        redirect_uris: vec![REDIRECT_URI.into()],
+        audience: AUDIENCE.into(),
+        scopes: SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+        grant_types: GRANT_TYPES.iter().map(|g| (*g).to_owned()).collect(),
+        ..ClientSpec::default()
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("registering the benchmark client: {e}"))?;
+    registered
+        .secret
+        .map(|secret| secret.expose_secret().to_owned())
+        .context("a confidential client has a secret")
 }
