@@ -37,29 +37,79 @@ fn run_tessera(
     stdin: Option<&str>,
 ) -> Output {
     let scratch = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(args)
-        .current_dir(scratch.path())
-        .env("DATABASE_URL", database_url)
-        .env("TESSERA_KEYS__DIR", keys_dir)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run tessera");
-    let mut input = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).unwrap();
-    }
-    drop(input);
-    let output = child.wait_with_output().unwrap();
+    let mut command = tessera_command(database_url, keys_dir, scratch.path());
+    let output = run(command.args(args), stdin);
     assert!(
         output.status.success(),
         "tessera {args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     output
+}
+
+/// `tessera` on `database_url` and `keys_dir`, working in `dir`, with the
+/// test application's allowed audiences and warnings only in its log.
+fn tessera_command(
+    database_url: &str,
+    keys_dir: &std::path::Path,
+    dir: &std::path::Path,
+) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command
+        .current_dir(dir)
+        .env("DATABASE_URL", database_url)
+        .env("TESSERA_KEYS__DIR", keys_dir)
+        .env(
+            "TESSERA_TOKENS__ALLOWED_AUDIENCES",
+            "[tessera,notebooks,billing]",
+        )
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn run(command: &mut Command, stdin: Option<&str>) -> Output {
+    let mut child = command.spawn().expect("run tessera");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// Runs `command`, which must fail, and returns its standard error after
+/// checking that it is a report: `Error: …` and its causes, one a line,
+/// with no backtrace although one is asked for.
+async fn failure(mut command: Command, stdin: Option<&str>) -> String {
+    command
+        .env("RUST_BACKTRACE", "1")
+        .env("RUST_LIB_BACKTRACE", "1");
+    let stdin = stdin.map(str::to_owned);
+    let output = tokio::task::spawn_blocking(move || run(&mut command, stdin.as_deref()))
+        .await
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        !stderr.to_lowercase().contains("backtrace"),
+        "no backtrace: {stderr}"
+    );
+    let report: Vec<&str> = stderr
+        .lines()
+        .skip_while(|line| !line.starts_with("Error: "))
+        .collect();
+    assert!(!report.is_empty(), "a report: {stderr}");
+    for line in &report[1..] {
+        assert!(line.starts_with("  caused by: "), "{line:?} in {stderr}");
+    }
+    let causes: Vec<&&str> = report[1..].iter().collect();
+    for (at, cause) in causes.iter().enumerate() {
+        assert!(!causes[at + 1..].contains(cause), "repeated: {stderr}");
+    }
+    stderr
 }
 
 async fn users_and_grants_made_on_the_command_line_can_log_in(backend: Backend) {
@@ -111,6 +161,75 @@ async fn users_and_grants_made_on_the_command_line_can_log_in(backend: Backend) 
     assert_eq!(app.login("carol", PASSWORD).await.status(), 401);
     tessera(&app, &["user", "enable", "carol"], None).await;
     assert_eq!(app.login("carol", PASSWORD).await.status(), 200);
+}
+
+async fn errors_are_one_line_and_their_causes_and_never_a_backtrace(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.add_user("alice", None).await;
+    let scratch = tempfile::tempdir().unwrap();
+    let command = || tessera_command(&app.database.url(), &app.keys_dir, scratch.path());
+
+    let mut add = command();
+    add.args(["user", "add", "alice", "--password-stdin"]);
+    let stderr = failure(add, Some(&format!("{PASSWORD}\n"))).await;
+    assert!(
+        stderr
+            .starts_with("Error: a user named alice, or a name that looks like it, already exists"),
+        "{stderr}"
+    );
+
+    let mut bad_value = command();
+    bad_value
+        .args(["user", "list"])
+        .env("TESSERA_TOKENS__SESSION_LIFETIME", "soon");
+    let stderr = failure(bad_value, None).await;
+    assert!(
+        stderr.contains(
+            "  caused by: tokens.session_lifetime (from the environment variable \
+             TESSERA_TOKENS__SESSION_LIFETIME): \"soon\" is not a duration"
+        ),
+        "{stderr}"
+    );
+
+    let file = scratch.path().join("typo.toml");
+    std::fs::write(&file, "[tokens]\nsession_lifetme = \"30d\"\n").unwrap();
+    let mut typo = command();
+    typo.args(["user", "list", "--config"]).arg(&file);
+    let stderr = failure(typo, None).await;
+    assert!(
+        stderr.contains("  caused by: tokens.session_lifetme (in "),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("expected one of session_audience, session_lifetime"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("default.") && !stderr.contains('`'),
+        "{stderr}"
+    );
+
+    let mut down = command();
+    down.args(["user", "list"])
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/tessera");
+    let stderr = failure(down, None).await;
+    assert_eq!(
+        stderr,
+        "Error: connecting to Postgres at 127.0.0.1:1, database tessera\n  caused by: connection refused\n"
+    );
+
+    let mut missing = command();
+    let url = format!("{}_missing", app.database.url());
+    missing.args(["user", "list"]).env("DATABASE_URL", &url);
+    if backend == Backend::Postgres {
+        let stderr = failure(missing, None).await;
+        assert!(
+            stderr.contains("caused by: database \"tessera_test_"),
+            "{stderr}"
+        );
+        assert_eq!(stderr.matches("does not exist").count(), 1, "{stderr}");
+        assert!(!stderr.contains("at line"), "{stderr}");
+    }
 }
 
 async fn a_short_password_is_refused_by_user_add(backend: Backend) {
@@ -280,4 +399,5 @@ on_both_backends!(
     oauth_clients_are_registered_with_a_secret_shown_once_and_kept_only_hashed,
     users_and_grants_made_on_the_command_line_can_log_in,
     a_short_password_is_refused_by_user_add,
+    errors_are_one_line_and_their_causes_and_never_a_backtrace,
 );
