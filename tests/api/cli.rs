@@ -232,6 +232,47 @@ async fn errors_are_one_line_and_their_causes_and_never_a_backtrace(backend: Bac
     }
 }
 
+/// A typo in a SQLite URL would start over on an empty database: the log
+/// says which file is used, by its absolute path, and warns when it is new.
+/// Logs to a pipe, or with `NO_COLOR`, are plain text.
+#[tokio::test]
+async fn sqlite_names_its_file_and_warns_when_it_creates_one_in_plain_logs() {
+    let scratch = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let dir = scratch.path().canonicalize().unwrap();
+    let list = |no_color: bool| {
+        let mut command = tessera_command("sqlite:other.db", keys.path(), &dir);
+        command.args(["user", "list"]).env("RUST_LOG", "info");
+        if no_color {
+            command.env("NO_COLOR", "1");
+        }
+        let output = run(&mut command, None);
+        assert!(output.status.success());
+        String::from_utf8(output.stderr).unwrap()
+    };
+
+    let first = list(false);
+    let second = list(true);
+
+    let path = dir.join("other.db");
+    assert!(
+        first.contains("WARN")
+            && first.contains(&format!(
+                "creating new SQLite database at {}",
+                path.display()
+            )),
+        "{first}"
+    );
+    assert!(
+        second.contains(&format!("using the SQLite database at {}", path.display())),
+        "{second}"
+    );
+    assert!(!second.contains("creating"), "{second}");
+    for log in [first, second] {
+        assert!(!log.contains('\x1b'), "no ANSI escapes: {log:?}");
+    }
+}
+
 async fn a_short_password_is_refused_by_user_add(backend: Backend) {
     let app = spawn_app(backend).await;
 
