@@ -447,6 +447,15 @@ async fn user(settings: Settings, command: UserCommand) -> anyhow::Result<()> {
             let audience = Audience::parse(&audience)?;
             let scopes = parse_scopes(&scopes)?;
             admin.add_grants(&user, &audience, &scopes).await?;
+            let allowed = &settings.tokens.allowed_audiences;
+            if !allowed.iter().any(|a| a == audience.as_str()) {
+                eprintln!(
+                    "warning: {:?} is not in tokens.allowed_audiences ({}): no token is issued \
+                     for it until it is added there",
+                    audience.as_str(),
+                    allowed.join(", ")
+                );
+            }
             let names: Vec<&str> = scopes.iter().map(Scope::as_str).collect();
             println!(
                 "Granted {} at {} to {}.",

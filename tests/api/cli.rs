@@ -5,7 +5,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::json;
 
-use crate::helpers::{Backend, PASSWORD, TestApp, TestDatabase, spawn_app};
+use crate::helpers::{Backend, PASSWORD, TestApp, TestDatabase, assert_error, spawn_app};
 
 /// Runs `tessera ARGS` against `app`'s database and key directory.
 async fn tessera(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
@@ -232,6 +232,45 @@ async fn errors_are_one_line_and_their_causes_and_never_a_backtrace(backend: Bac
     }
 }
 
+/// A grant at an audience that is not allowed is kept (the setting may
+/// follow), with a warning naming the setting; `/authorize` names it too.
+async fn a_grant_at_an_audience_that_is_not_allowed_warns_naming_the_setting(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.add_user("alice", None).await;
+
+    let allowed = tessera(&app, &["user", "grant", "alice", "notebooks", "read"], None).await;
+    let not_allowed = tessera(
+        &app,
+        &["user", "grant", "alice", "dashboards", "read"],
+        None,
+    )
+    .await;
+
+    let stderr = |output: &Output| String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        !stderr(&allowed).contains("warning"),
+        "{}",
+        stderr(&allowed)
+    );
+    assert_eq!(
+        stderr(&not_allowed),
+        "warning: \"dashboards\" is not in tokens.allowed_audiences (tessera, notebooks, \
+         billing): no token is issued for it until it is added there\n"
+    );
+    let session = app.session_token("alice").await;
+    let response = app
+        .authorize(&session, Some(json!({"audience": "dashboards"})))
+        .await;
+    let body = assert_error(response, 403, "forbidden").await;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("not in tokens.allowed_audiences"),
+        "{body}"
+    );
+}
+
 /// A typo in a SQLite URL would start over on an empty database: the log
 /// says which file is used, by its absolute path, and warns when it is new.
 /// Logs to a pipe, or with `NO_COLOR`, are plain text.
@@ -441,4 +480,5 @@ on_both_backends!(
     users_and_grants_made_on_the_command_line_can_log_in,
     a_short_password_is_refused_by_user_add,
     errors_are_one_line_and_their_causes_and_never_a_backtrace,
+    a_grant_at_an_audience_that_is_not_allowed_warns_naming_the_setting,
 );
