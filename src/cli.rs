@@ -55,15 +55,19 @@ pub enum Command {
     #[command(subcommand)]
     Clients(ClientsCommand),
     /// Write users, grants, sessions and OAuth clients as JSON lines (holds
-    /// password and client secret hashes: keep the output secret).
+    /// password and client secret hashes: the file is made readable by its
+    /// owner only).
     Export {
-        /// File to write; standard output when absent.
+        /// File to write, created (or truncated) with mode 0600; without it,
+        /// standard output, which must then be redirected to a file or a
+        /// pipe (a redirected file is made 0600 too).
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
-    /// Read an export into an empty database (e.g. SQLite to Postgres).
+    /// Read an export into an empty database (e.g. SQLite to Postgres):
+    /// one with no user and no OAuth client yet.
     Import {
-        /// File to read; standard input when absent.
+        /// Export file to read; standard input when absent.
         input: Option<PathBuf>,
     },
 }
@@ -229,6 +233,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(AuditCommand::Tail { lines }) => audit_tail(settings, lines).await,
         Command::Clients(command) => clients_command(settings, command).await,
         Command::Export { output } => {
+            if output.is_none() {
+                make_stdout_private()?;
+            }
             let store = open_store(&settings).await?;
             let counts = match output {
                 Some(path) => {
@@ -354,7 +361,9 @@ async fn clients_command(settings: Settings, command: ClientsCommand) -> anyhow:
     Ok(())
 }
 
-/// A new file only its owner can read: exports hold password hashes.
+/// A file only its owner can read: exports hold password hashes. A file
+/// that already exists is truncated and made private too, before anything
+/// is written to it.
 fn create_private_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -363,9 +372,64 @@ fn create_private_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> 
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options
+    let file = options
         .open(path)
-        .with_context(|| format!("creating {}", path.display()))
+        .with_context(|| format!("creating {}", path.display()))?;
+    make_private(&file).with_context(|| format!("making {} private", path.display()))?;
+    Ok(file)
+}
+
+/// Readable and writable by its owner only (`fchmod`, so it works on a file
+/// the shell opened for a redirection too).
+#[cfg(unix)]
+fn make_private(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn make_private(_: &std::fs::File) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Before an export to standard output: a terminal is refused (password
+/// hashes on a screen, and in its scrollback), a file the shell redirected
+/// to is made 0600, and a pipe is left to whatever reads it, with a word.
+fn make_stdout_private() -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    if stdout.is_terminal() {
+        bail!(
+            "refusing to write an export (password hashes) to a terminal: use \
+             `tessera export --output FILE`, or redirect standard output to a file"
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        use std::os::unix::fs::FileTypeExt;
+        let file = std::fs::File::from(
+            stdout
+                .as_fd()
+                .try_clone_to_owned()
+                .context("reading standard output")?,
+        );
+        let kind = file
+            .metadata()
+            .context("reading standard output")?
+            .file_type();
+        if kind.is_file() {
+            make_private(&file).context(
+                "making the file standard output is redirected to readable by its owner only \
+                 (use --output FILE instead)",
+            )?;
+        } else if kind.is_fifo() {
+            eprintln!(
+                "warning: the export holds password hashes; keep whatever reads this pipe \
+                 private (or use --output FILE, which is made 0600)"
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {

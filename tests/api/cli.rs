@@ -271,6 +271,60 @@ async fn a_grant_at_an_audience_that_is_not_allowed_warns_naming_the_setting(bac
     );
 }
 
+/// An export holds password hashes: its file is 0600 whether `--output`
+/// names it (even one that existed, readable by all) or the shell opened
+/// it for a redirection. An import into the same, non-empty, database says
+/// where to import instead.
+async fn an_export_is_readable_by_its_owner_only_and_imports_only_into_an_empty_database(
+    backend: Backend,
+) {
+    use std::os::unix::fs::PermissionsExt;
+
+    let app = spawn_app(backend).await;
+    app.add_user("alice", None).await;
+    let scratch = tempfile::tempdir().unwrap();
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let open_to_all = |name: &str| {
+        let path = scratch.path().join(name);
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        path
+    };
+
+    let named = open_to_all("named.jsonl");
+    tessera(&app, &["export", "--output", named.to_str().unwrap()], None).await;
+    let redirected = open_to_all("redirected.jsonl");
+    let mut export = tessera_command(&app.database.url(), &app.keys_dir, scratch.path());
+    export
+        .arg("export")
+        .stdout(std::fs::File::create(&redirected).unwrap());
+    let output = tokio::task::spawn_blocking(move || run(&mut export, None))
+        .await
+        .unwrap();
+
+    assert!(output.status.success(), "{output:?}");
+    for path in [&named, &redirected] {
+        assert_eq!(mode(path), 0o600, "{}", path.display());
+        let dump = std::fs::read_to_string(path).unwrap();
+        assert!(
+            dump.contains("alice") && dump.contains("$argon2id$"),
+            "{dump}"
+        );
+    }
+
+    let mut import = tessera_command(&app.database.url(), &app.keys_dir, scratch.path());
+    import.arg("import").arg(&named);
+    let stderr = failure(import, None).await;
+    assert!(
+        stderr.starts_with(
+            "Error: the target database already has users; import into an empty database: \
+             point DATABASE_URL at a new one"
+        ),
+        "{stderr}"
+    );
+}
+
 /// A typo in a SQLite URL would start over on an empty database: the log
 /// says which file is used, by its absolute path, and warns when it is new.
 /// Logs to a pipe, or with `NO_COLOR`, are plain text.
@@ -481,4 +535,5 @@ on_both_backends!(
     a_short_password_is_refused_by_user_add,
     errors_are_one_line_and_their_causes_and_never_a_backtrace,
     a_grant_at_an_audience_that_is_not_allowed_warns_naming_the_setting,
+    an_export_is_readable_by_its_owner_only_and_imports_only_into_an_empty_database,
 );
