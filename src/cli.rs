@@ -76,35 +76,56 @@ pub enum Command {
 pub enum UserCommand {
     /// Create a user.
     Add {
+        /// The user name to log in with (unique regardless of case and of
+        /// look-alike characters).
         name: String,
+        /// The user's email address, carried in its tokens' `email` claim.
         #[arg(long)]
         email: Option<String>,
         #[command(flatten)]
         password: PasswordSource,
     },
-    /// Set a user's password.
+    /// Set a user's password; ends all of the user's sessions.
     Passwd {
+        /// The user's name.
         name: String,
         #[command(flatten)]
         password: PasswordSource,
     },
     /// Disable a user: logins and authorizations are refused.
-    Disable { name: String },
+    Disable {
+        /// The user's name.
+        name: String,
+    },
     /// Enable a disabled user.
-    Enable { name: String },
+    Enable {
+        /// The user's name.
+        name: String,
+    },
     /// Lift login throttling and a hard lockout.
-    Unlock { name: String },
+    Unlock {
+        /// The user's name.
+        name: String,
+    },
     /// Grant scopes at an audience.
     Grant {
+        /// The user's name.
         name: String,
+        /// The service the scopes are for: the `aud` of its authorization
+        /// tokens; one of tokens.allowed_audiences.
         audience: String,
+        /// Scopes to grant (one or more), as they appear in the tokens'
+        /// `scopes` claim.
         #[arg(required = true)]
         scopes: Vec<String>,
     },
     /// Revoke scopes at an audience.
     Revoke {
+        /// The user's name.
         name: String,
+        /// The audience the scopes were granted at.
         audience: String,
+        /// Scopes to revoke (one or more).
         #[arg(required = true)]
         scopes: Vec<String>,
     },
@@ -114,7 +135,9 @@ pub enum UserCommand {
 
 #[derive(Args)]
 pub struct PasswordSource {
-    /// Read the password from the first line of standard input.
+    /// Read the password from the first line of standard input instead of
+    /// prompting for it twice (also done when standard input is not a
+    /// terminal).
     #[arg(long)]
     password_stdin: bool,
 }
@@ -142,12 +165,12 @@ pub enum KeysCommand {
         #[arg(long)]
         now: bool,
     },
-    /// The same as `rotate --now`.
-    #[command(hide = true)]
-    Generate,
     /// Revoke a key: every replica drops it from the JWKS and refuses its
     /// tokens at its next rescan of the directory.
-    Revoke { kid: String },
+    Revoke {
+        /// The key's id: its file name without `.pem` (see `keys list`).
+        kid: String,
+    },
     /// Delete the files of revoked keys and of keys retired long enough
     /// that none of their authorization tokens is valid; refuses, naming
     /// them, keys that live sessions were signed with.
@@ -158,7 +181,10 @@ pub enum KeysCommand {
     },
     /// Write every published public key as DIR/{kid}.pem (for verifiers
     /// that look keys up by file name, like djangorestframework-sso).
-    ExportPublic { dir: PathBuf },
+    ExportPublic {
+        /// Directory to write the PEM files into (created if missing).
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -200,13 +226,25 @@ pub enum ClientsCommand {
     },
     /// Give a confidential client a new secret, printed once; the old one
     /// stops working.
-    RotateSecret { id: String },
+    RotateSecret {
+        /// The client id.
+        id: String,
+    },
     /// Refuse a client's requests until it is enabled again.
-    Disable { id: String },
+    Disable {
+        /// The client id.
+        id: String,
+    },
     /// Accept a disabled client's requests again.
-    Enable { id: String },
+    Enable {
+        /// The client id.
+        id: String,
+    },
     /// Delete a client.
-    Remove { id: String },
+    Remove {
+        /// The client id.
+        id: String,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -652,7 +690,7 @@ async fn keys_command(settings: Settings, command: KeysCommand) -> anyhow::Resul
                 lifecycle.activation_for_new_key(now).to_rfc3339()
             );
         }
-        KeysCommand::Rotate { now: true } | KeysCommand::Generate => {
+        KeysCommand::Rotate { now: true } => {
             let kid = spawn_blocking_with_tracing(move || keys::generate(&dir)).await??;
             println!(
                 "Created key {kid}: it signs at once (running services pick it up at their next rescan)."

@@ -325,6 +325,52 @@ async fn an_export_is_readable_by_its_owner_only_and_imports_only_into_an_empty_
     );
 }
 
+/// Every argument of every command says what it is in `--help`, and the
+/// binary prints it.
+#[test]
+fn every_command_describes_its_arguments_in_its_help() {
+    use clap::CommandFactory;
+
+    fn undocumented(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if !matches!(id, "help" | "version") && arg.get_help().is_none() {
+                missing.push(format!("{path} {id}"));
+            }
+        }
+        for sub in command.get_subcommands() {
+            if sub.get_about().is_none() {
+                missing.push(format!("{path} {}", sub.get_name()));
+            }
+            undocumented(sub, &format!("{path} {}", sub.get_name()), missing);
+        }
+    }
+    let mut missing = Vec::new();
+    undocumented(&tessera::cli::Cli::command(), "tessera", &mut missing);
+    assert!(missing.is_empty(), "undocumented: {missing:?}");
+
+    let help = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["user", "grant", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(
+        help.contains("<AUDIENCE>") && help.contains("tokens.allowed_audiences"),
+        "{help}"
+    );
+}
+
+/// The emergency `keys rotate --now` has no other name.
+#[test]
+fn keys_generate_is_not_a_command() {
+    let output = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["keys", "generate"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unrecognized subcommand 'generate'"));
+}
+
 /// A typo in a SQLite URL would start over on an empty database: the log
 /// says which file is used, by its absolute path, and warns when it is new.
 /// Logs to a pipe, or with `NO_COLOR`, are plain text.
