@@ -55,15 +55,19 @@ pub enum Command {
     #[command(subcommand)]
     Clients(ClientsCommand),
     /// Write users, grants, sessions and OAuth clients as JSON lines (holds
-    /// password and client secret hashes: keep the output secret).
+    /// password and client secret hashes: the file is made readable by its
+    /// owner only).
     Export {
-        /// File to write; standard output when absent.
+        /// File to write, created (or truncated) with mode 0600; without it,
+        /// standard output, which must then be redirected to a file or a
+        /// pipe (a redirected file is made 0600 too).
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
-    /// Read an export into an empty database (e.g. SQLite to Postgres).
+    /// Read an export into an empty database (e.g. SQLite to Postgres):
+    /// one with no user and no OAuth client yet.
     Import {
-        /// File to read; standard input when absent.
+        /// Export file to read; standard input when absent.
         input: Option<PathBuf>,
     },
 }
@@ -72,35 +76,56 @@ pub enum Command {
 pub enum UserCommand {
     /// Create a user.
     Add {
+        /// The user name to log in with (unique regardless of case and of
+        /// look-alike characters).
         name: String,
+        /// The user's email address, carried in its tokens' `email` claim.
         #[arg(long)]
         email: Option<String>,
         #[command(flatten)]
         password: PasswordSource,
     },
-    /// Set a user's password.
+    /// Set a user's password; ends all of the user's sessions.
     Passwd {
+        /// The user's name.
         name: String,
         #[command(flatten)]
         password: PasswordSource,
     },
     /// Disable a user: logins and authorizations are refused.
-    Disable { name: String },
+    Disable {
+        /// The user's name.
+        name: String,
+    },
     /// Enable a disabled user.
-    Enable { name: String },
+    Enable {
+        /// The user's name.
+        name: String,
+    },
     /// Lift login throttling and a hard lockout.
-    Unlock { name: String },
+    Unlock {
+        /// The user's name.
+        name: String,
+    },
     /// Grant scopes at an audience.
     Grant {
+        /// The user's name.
         name: String,
+        /// The service the scopes are for: the `aud` of its authorization
+        /// tokens; one of tokens.allowed_audiences.
         audience: String,
+        /// Scopes to grant (one or more), as they appear in the tokens'
+        /// `scopes` claim.
         #[arg(required = true)]
         scopes: Vec<String>,
     },
     /// Revoke scopes at an audience.
     Revoke {
+        /// The user's name.
         name: String,
+        /// The audience the scopes were granted at.
         audience: String,
+        /// Scopes to revoke (one or more).
         #[arg(required = true)]
         scopes: Vec<String>,
     },
@@ -110,7 +135,9 @@ pub enum UserCommand {
 
 #[derive(Args)]
 pub struct PasswordSource {
-    /// Read the password from the first line of standard input.
+    /// Read the password from the first line of standard input instead of
+    /// prompting for it twice (also done when standard input is not a
+    /// terminal).
     #[arg(long)]
     password_stdin: bool,
 }
@@ -138,12 +165,12 @@ pub enum KeysCommand {
         #[arg(long)]
         now: bool,
     },
-    /// The same as `rotate --now`.
-    #[command(hide = true)]
-    Generate,
     /// Revoke a key: every replica drops it from the JWKS and refuses its
     /// tokens at its next rescan of the directory.
-    Revoke { kid: String },
+    Revoke {
+        /// The key's id: its file name without `.pem` (see `keys list`).
+        kid: String,
+    },
     /// Delete the files of revoked keys and of keys retired long enough
     /// that none of their authorization tokens is valid; refuses, naming
     /// them, keys that live sessions were signed with.
@@ -154,7 +181,10 @@ pub enum KeysCommand {
     },
     /// Write every published public key as DIR/{kid}.pem (for verifiers
     /// that look keys up by file name, like djangorestframework-sso).
-    ExportPublic { dir: PathBuf },
+    ExportPublic {
+        /// Directory to write the PEM files into (created if missing).
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -196,13 +226,25 @@ pub enum ClientsCommand {
     },
     /// Give a confidential client a new secret, printed once; the old one
     /// stops working.
-    RotateSecret { id: String },
+    RotateSecret {
+        /// The client id.
+        id: String,
+    },
     /// Refuse a client's requests until it is enabled again.
-    Disable { id: String },
+    Disable {
+        /// The client id.
+        id: String,
+    },
     /// Accept a disabled client's requests again.
-    Enable { id: String },
+    Enable {
+        /// The client id.
+        id: String,
+    },
     /// Delete a client.
-    Remove { id: String },
+    Remove {
+        /// The client id.
+        id: String,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -229,6 +271,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(AuditCommand::Tail { lines }) => audit_tail(settings, lines).await,
         Command::Clients(command) => clients_command(settings, command).await,
         Command::Export { output } => {
+            if output.is_none() {
+                make_stdout_private()?;
+            }
             let store = open_store(&settings).await?;
             let counts = match output {
                 Some(path) => {
@@ -354,7 +399,9 @@ async fn clients_command(settings: Settings, command: ClientsCommand) -> anyhow:
     Ok(())
 }
 
-/// A new file only its owner can read: exports hold password hashes.
+/// A file only its owner can read: exports hold password hashes. A file
+/// that already exists is truncated and made private too, before anything
+/// is written to it.
 fn create_private_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -363,9 +410,64 @@ fn create_private_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> 
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options
+    let file = options
         .open(path)
-        .with_context(|| format!("creating {}", path.display()))
+        .with_context(|| format!("creating {}", path.display()))?;
+    make_private(&file).with_context(|| format!("making {} private", path.display()))?;
+    Ok(file)
+}
+
+/// Readable and writable by its owner only (`fchmod`, so it works on a file
+/// the shell opened for a redirection too).
+#[cfg(unix)]
+fn make_private(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn make_private(_: &std::fs::File) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Before an export to standard output: a terminal is refused (password
+/// hashes on a screen, and in its scrollback), a file the shell redirected
+/// to is made 0600, and a pipe is left to whatever reads it, with a word.
+fn make_stdout_private() -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    if stdout.is_terminal() {
+        bail!(
+            "refusing to write an export (password hashes) to a terminal: use \
+             `tessera export --output FILE`, or redirect standard output to a file"
+        );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        use std::os::unix::fs::FileTypeExt;
+        let file = std::fs::File::from(
+            stdout
+                .as_fd()
+                .try_clone_to_owned()
+                .context("reading standard output")?,
+        );
+        let kind = file
+            .metadata()
+            .context("reading standard output")?
+            .file_type();
+        if kind.is_file() {
+            make_private(&file).context(
+                "making the file standard output is redirected to readable by its owner only \
+                 (use --output FILE instead)",
+            )?;
+        } else if kind.is_fifo() {
+            eprintln!(
+                "warning: the export holds password hashes; keep whatever reads this pipe \
+                 private (or use --output FILE, which is made 0600)"
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -447,6 +549,15 @@ async fn user(settings: Settings, command: UserCommand) -> anyhow::Result<()> {
             let audience = Audience::parse(&audience)?;
             let scopes = parse_scopes(&scopes)?;
             admin.add_grants(&user, &audience, &scopes).await?;
+            let allowed = &settings.tokens.allowed_audiences;
+            if !allowed.iter().any(|a| a == audience.as_str()) {
+                eprintln!(
+                    "warning: {:?} is not in tokens.allowed_audiences ({}): no token is issued \
+                     for it until it is added there",
+                    audience.as_str(),
+                    allowed.join(", ")
+                );
+            }
             let names: Vec<&str> = scopes.iter().map(Scope::as_str).collect();
             println!(
                 "Granted {} at {} to {}.",
@@ -579,7 +690,7 @@ async fn keys_command(settings: Settings, command: KeysCommand) -> anyhow::Resul
                 lifecycle.activation_for_new_key(now).to_rfc3339()
             );
         }
-        KeysCommand::Rotate { now: true } | KeysCommand::Generate => {
+        KeysCommand::Rotate { now: true } => {
             let kid = spawn_blocking_with_tracing(move || keys::generate(&dir)).await??;
             println!(
                 "Created key {kid}: it signs at once (running services pick it up at their next rescan)."

@@ -378,7 +378,10 @@ impl Settings {
                     .split("__"),
             )
             .merge(Env::raw().only(&["DATABASE_URL"]));
-        let settings: Settings = figment.extract().context("invalid configuration")?;
+        let settings: Settings = figment
+            .extract()
+            .map_err(setting_error)
+            .context("invalid configuration")?;
         settings.validate()?;
         let warnings = std::env::vars_os()
             .filter_map(|(name, _)| name.into_string().ok())
@@ -653,6 +656,60 @@ pub fn logo_origin(logo: &str) -> anyhow::Result<String> {
         bail!("login.logo_url must be an http(s) URL");
     }
     Ok(url.origin().ascii_serialization())
+}
+
+/// A figment error as users write settings: the setting's dotted name
+/// (`tokens.session_lifetime`), the file or environment variable it came
+/// from, and what is wrong, without figment's profile prefix (`default.`),
+/// its upper-cased keys or its nested backticks.
+fn setting_error(error: figment::Error) -> anyhow::Error {
+    let problems: Vec<String> = error
+        .into_iter()
+        .map(|e| describe_setting_error(&e))
+        .collect();
+    anyhow::anyhow!(problems.join("; "))
+}
+
+fn describe_setting_error(error: &figment::Error) -> String {
+    use figment::error::Kind;
+
+    let plain = |text: String| text.replace('`', "");
+    let problem = match &error.kind {
+        Kind::UnknownField(_, expected) => {
+            format!("not a setting; expected one of {}", expected.join(", "))
+        }
+        Kind::UnknownVariant(found, expected) => {
+            format!("{found:?} is not one of {}", expected.join(", "))
+        }
+        Kind::InvalidType(found, expected) => plain(format!("expected {expected}, found {found}")),
+        Kind::InvalidValue(found, expected) => plain(format!("expected {expected}, found {found}")),
+        Kind::Message(message) => message.clone(),
+        other => plain(other.to_string()),
+    };
+    let setting = error.path.join(".").to_ascii_lowercase();
+    let source = error.metadata.as_ref().and_then(|metadata| {
+        if let Some(figment::Source::File(path)) = &metadata.source {
+            return Some(format!("in {}", path.display()));
+        }
+        if !metadata.name.contains("environment variable") || error.path.is_empty() {
+            return None;
+        }
+        let variable = if metadata.name.contains(ENV_PREFIX) {
+            format!("{ENV_PREFIX}{}", error.path.join("__"))
+        } else {
+            error.path.join("_")
+        };
+        Some(format!(
+            "from the environment variable {}",
+            variable.to_ascii_uppercase()
+        ))
+    });
+    match (setting.is_empty(), source) {
+        (false, Some(source)) => format!("{setting} ({source}): {problem}"),
+        (false, None) => format!("{setting}: {problem}"),
+        (true, Some(source)) => format!("{source}: {problem}"),
+        (true, None) => problem,
+    }
 }
 
 /// The database a `database_url` names, by its scheme.
@@ -982,6 +1039,41 @@ mod tests {
         settings.validate().unwrap();
         settings.keys.rotate_every = Some(Duration::from_millis(7_200_500));
         assert!(settings.validate().is_err());
+    }
+
+    fn error_of(toml: &str) -> String {
+        let error = Figment::new()
+            .merge(Toml::string(toml))
+            .extract::<Settings>()
+            .map_err(setting_error)
+            .unwrap_err();
+        error.to_string()
+    }
+
+    #[test]
+    fn setting_errors_name_the_setting_as_users_write_it() {
+        let message = error_of("[tokens]\nsession_lifetime = \"soon\"");
+        assert!(
+            message.starts_with("tokens.session_lifetime: \"soon\" is not a duration"),
+            "{message}"
+        );
+        let message = error_of("[tokens]\nsession_lifetme = 3");
+        assert!(
+            message.starts_with("tokens.session_lifetme: not a setting; expected one of "),
+            "{message}"
+        );
+        assert!(message.contains("session_lifetime, "), "{message}");
+        let message = error_of("bind = 1");
+        assert_eq!(
+            message, "bind: expected a string, found signed int 1",
+            "{message}"
+        );
+        let message = error_of("log_format = \"xml\"");
+        assert_eq!(message, "log_format: \"xml\" is not one of text, json");
+        for message in [message, error_of("bnd = 1")] {
+            assert!(!message.contains("default."), "{message}");
+            assert!(!message.contains('`'), "{message}");
+        }
     }
 
     #[test]

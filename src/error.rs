@@ -218,9 +218,15 @@ impl From<SessionError> for ApiError {
             SessionError::Locked => Self::AccountLocked,
             SessionError::Token(e) => e.into(),
             SessionError::NotLive(reason) => Self::InvalidToken(reason.into()),
-            SessionError::AudienceNotAllowed(_)
-            | SessionError::ScopeNotGranted(_)
-            | SessionError::ScopeRequired(_) => Self::Forbidden(e.to_string()),
+            // Named for the operator who reads the answer: the setting
+            // that decides.
+            SessionError::AudienceNotAllowed(audience) => Self::Forbidden(format!(
+                "tokens for audience {audience:?} are not issued here: it is not in \
+                 tokens.allowed_audiences"
+            )),
+            SessionError::ScopeNotGranted(_) | SessionError::ScopeRequired(_) => {
+                Self::Forbidden(e.to_string())
+            }
             SessionError::Signing(e) => e.into(),
             SessionError::Hashing(e) => e.into(),
             SessionError::Store(e) => e.into(),

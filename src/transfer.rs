@@ -173,11 +173,20 @@ fn write_record(out: &mut dyn Write, record: &Record) -> anyhow::Result<()> {
 /// Reads JSON lines from `input` into `store`, which must hold no user yet;
 /// all or nothing. Returns how many of each record.
 pub async fn import(store: &dyn Store, input: &mut dyn BufRead) -> anyhow::Result<Counts> {
-    if store.count_users().await? > 0 {
-        bail!("the target database already has users; import only into an empty database");
-    }
-    if !store.oauth_clients().await?.is_empty() {
-        bail!("the target database already has clients; import only into an empty database");
+    let what = if store.count_users().await? > 0 {
+        "users"
+    } else if !store.oauth_clients().await?.is_empty() {
+        "OAuth clients"
+    } else {
+        ""
+    };
+    if !what.is_empty() {
+        bail!(
+            "the target database already has {what}; import into an empty database: \
+             point DATABASE_URL at a new one (a new file, DATABASE_URL=sqlite://new.db, or \
+             a new Postgres database made with `createdb`) and import there before its \
+             first `tessera serve`, which creates the user admin"
+        );
     }
     let mut dump = Dump::default();
     for (number, line) in input.lines().enumerate() {

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Executor, FromRow, PgPool};
+use sqlx::{ConnectOptions, Connection, Executor, FromRow, PgPool};
 use std::str::FromStr;
 use std::time::Duration;
 use uuid::Uuid;
@@ -36,12 +36,28 @@ pub struct PostgresStore {
 impl PostgresStore {
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
         let options = PgConnectOptions::from_str(url).context("invalid Postgres URL")?;
+        let server = server_of(&options);
+        // One plain connection first: the pool retries a refused connection
+        // until its timeout and then reports only that it timed out.
+        match tokio::time::timeout(CONNECT_TIMEOUT, options.connect()).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+            }
+            Ok(Err(error)) => {
+                return Err(anyhow::anyhow!(connect_failure(&error)))
+                    .with_context(|| format!("connecting to Postgres at {server}"));
+            }
+            Err(_) => anyhow::bail!(
+                "connecting to Postgres at {server}: no answer within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            ),
+        }
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(2))
             .connect_with(options.clone())
             .await
-            .context("connecting to Postgres")?;
+            .with_context(|| format!("connecting to Postgres at {server}"))?;
         // A `SET` after connecting rather than a startup option, which
         // connection poolers such as PgBouncer refuse.
         let audit = PgPoolOptions::new()
@@ -59,6 +75,36 @@ impl PostgresStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+/// How long the first connection may take before start-up gives up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where `options` connect: `host:port`, or the socket directory, and the
+/// database; never the user or password.
+fn server_of(options: &PgConnectOptions) -> String {
+    let place = match options.get_socket() {
+        Some(socket) => format!("socket {} (port {})", socket.display(), options.get_port()),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    match options.get_database() {
+        Some(database) => format!("{place}, database {database}"),
+        None => place,
+    }
+}
+
+/// Why a connection failed, in the words of the failure: "connection
+/// refused", or the server's own message, without its source line.
+fn connect_failure(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+            std::io::ErrorKind::TimedOut => "timed out".to_owned(),
+            _ => io.to_string(),
+        },
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        other => other.to_string(),
     }
 }
 

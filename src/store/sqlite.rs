@@ -44,12 +44,25 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        // A relative path is the working directory's: say which file it is,
+        // and say it loudly when it is not there yet, since a typo in the
+        // URL would otherwise start over on an empty database unnoticed.
+        let path = std::path::absolute(options.get_filename())
+            .unwrap_or_else(|_| options.get_filename().to_path_buf());
+        if !in_memory {
+            if path.exists() {
+                tracing::info!("using the SQLite database at {}", path.display());
+            } else {
+                tracing::warn!("creating new SQLite database at {}", path.display());
+            }
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(2))
             .connect_with(options)
             .await
-            .context("opening the SQLite database")?;
+            .with_context(|| format!("opening the SQLite database at {}", path.display()))?;
         Ok(Self { pool })
     }
 }
