@@ -1,9 +1,12 @@
 -- Authorization codes and refresh tokens of the OpenID Connect flows. Only
 -- the SHA-256 of a code or token is kept. Both are bound to a client and a
--- Tessera session: ending either ends them.
+-- Tessera session: ending either ends them. The client is no foreign key:
+-- every insert would share-lock the client's one row, which concurrent
+-- grants of a busy client then queue on; deleting a client deletes its
+-- codes and tokens itself.
 create table oauth_codes (
     code_hash text primary key,
-    client_id text not null references oauth_clients (id) on delete cascade,
+    client_id text not null,
     session_id uuid not null references sessions (id) on delete cascade,
     redirect_uri text not null,
     scope text not null,
@@ -27,7 +30,7 @@ create table oauth_refresh_tokens (
     -- Every token rotated from one code exchange; reuse of a rotated token
     -- revokes all of them.
     family_id uuid not null,
-    client_id text not null references oauth_clients (id) on delete cascade,
+    client_id text not null,
     session_id uuid not null references sessions (id) on delete cascade,
     scope text not null,
     created_at timestamptz not null,

@@ -1,8 +1,9 @@
 -- As in Postgres: authorization codes and refresh tokens, only their
--- SHA-256 kept, bound to a client and a Tessera session.
+-- SHA-256 kept, bound to a client (no foreign key: deleting a client
+-- deletes them) and a Tessera session.
 create table oauth_codes (
     code_hash text primary key,
-    client_id text not null references oauth_clients (id) on delete cascade,
+    client_id text not null,
     session_id text not null references sessions (id) on delete cascade,
     redirect_uri text not null,
     scope text not null,
@@ -26,7 +27,7 @@ create table oauth_refresh_tokens (
     -- Every token rotated from one code exchange; reuse of a rotated token
     -- revokes all of them.
     family_id text not null,
-    client_id text not null references oauth_clients (id) on delete cascade,
+    client_id text not null,
     session_id text not null references sessions (id) on delete cascade,
     scope text not null,
     created_at text not null,

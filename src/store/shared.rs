@@ -467,10 +467,20 @@ macro_rules! impl_store {
             }
 
             async fn delete_oauth_client(&self, id: &str) -> StoreResult<bool> {
+                // Its codes and refresh tokens go with it (they name it
+                // without a foreign key).
+                let mut tx = self.pool.begin().await?;
                 let done = sqlx::query("delete from oauth_clients where id = $1")
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
+                for statement in [
+                    "delete from oauth_codes where client_id = $1",
+                    "delete from oauth_refresh_tokens where client_id = $1",
+                ] {
+                    sqlx::query(statement).bind(id).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
                 Ok(done.rows_affected() == 1)
             }
 

@@ -1176,6 +1176,18 @@ async fn codes_redeem_once_and_revoked_or_replayed_families_take_no_tokens(backe
             .unwrap()
     );
     assert!(store.find_refresh_token("r4").await.unwrap().is_none());
+
+    // Deleting the client deletes its codes and tokens.
+    assert!(store.find_refresh_token("r1").await.unwrap().is_some());
+    assert!(store.delete_oauth_client("hub").await.unwrap());
+    assert!(store.find_refresh_token("r1").await.unwrap().is_none());
+    assert!(matches!(
+        store
+            .redeem_authorization_code("c1", family, now)
+            .await
+            .unwrap(),
+        Redemption::Unknown
+    ));
 }
 
 on_both_backends!(

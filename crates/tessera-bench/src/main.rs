@@ -580,27 +580,53 @@ impl Driver<'_> {
 
         eprintln!("  POST /oauth2/token refresh_token");
         // One refresh token a connection, from a code exchange each.
+        let follow: load::Follow = {
+            let client = client.clone();
+            Arc::new(move |template: &Template, body: &[u8]| refresh_of(template, &client, body))
+        };
+        let seeds = self
+            .refresh_seeds(sessions, connections, &exchange, &token, &client)
+            .await?;
+        let max = self
+            .grant_row(
+                "refresh_token",
+                Requests::Chain(seeds, follow.clone()),
+                self.closed(connections),
+                Some((&against, sign.per_second, report::REFRESH_SHARE_OF_SIGN)),
+            )
+            .await?;
+        // The first phase spent its chains' last tokens: new ones.
+        let seeds = self
+            .refresh_seeds(sessions, connections, &exchange, &token, &client)
+            .await?;
+        self.grant_row(
+            "refresh_token at ½ max",
+            Requests::Chain(seeds, follow),
+            self.open(connections, max / 2.0),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// One refresh request a connection, each from a code exchange.
+    async fn refresh_seeds(
+        &self,
+        sessions: &[String],
+        connections: usize,
+        exchange: &impl Fn(&str) -> Template,
+        token: &Template,
+        client: &str,
+    ) -> anyhow::Result<Arc<Vec<Template>>> {
         let codes = self.codes(sessions, connections).await?;
         let mut conn = Connection::open(self.server.address).await?;
         let mut seeds = Vec::with_capacity(connections);
         for code in &codes {
             let (status, body) = conn.send(exchange(code).request()).await?;
             anyhow::ensure!(status.is_success(), "a code exchange answered {status}");
-            seeds.push(refresh_of(&token, &client, &body).context("no refresh token")?);
+            seeds.push(refresh_of(token, client, &body).context("no refresh token")?);
         }
-        let follow: load::Follow = {
-            let client = client.clone();
-            Arc::new(move |template: &Template, body: &[u8]| refresh_of(template, &client, body))
-        };
-        let seeds = Arc::new(seeds);
-        self.grant_rows(
-            "refresh_token",
-            || Requests::Chain(seeds.clone(), follow.clone()),
-            connections,
-            (&against, sign.per_second, report::REFRESH_SHARE_OF_SIGN),
-        )
-        .await?;
-        Ok(())
+        Ok(Arc::new(seeds))
     }
 
     /// A grant at its maximum rate and at half of it; returns the maximum.
