@@ -62,7 +62,7 @@ impl Site {
 
 #[tokio::test]
 async fn a_django_site_signs_in_with_tessera_and_signs_out_through_its_end_session_endpoint() {
-    let Some(python) = installed("TESSERA_CLIENTS_PYTHON") else {
+    let Some(python) = installed("RELYING_PARTY_PYTHON") else {
         return;
     };
     let Some(chrome) = Chrome::start().await else {

@@ -50,8 +50,8 @@ pub fn installed(var: &str) -> Option<PathBuf> {
                  ************************************************************************\n\
                  * RELYING-PARTY TEST SKIPPED: {problem}.\n\
                  * Install them with: tests/clients/install.sh target/clients, then\n\
-                 *   export TESSERA_CLIENTS_PYTHON=$PWD/target/clients/venv/bin/python\n\
-                 *   export TESSERA_CHP=$PWD/target/clients/chp/node_modules/.bin/configurable-http-proxy\n\
+                 *   export RELYING_PARTY_PYTHON=$PWD/target/clients/venv/bin/python\n\
+                 *   export RELYING_PARTY_CHP=$PWD/target/clients/chp/node_modules/.bin/configurable-http-proxy\n\
                  ************************************************************************\n"
             );
             None
@@ -334,8 +334,8 @@ pub async fn reaches(chrome: &Chrome, prefix: &str) -> String {
 #[tokio::test]
 async fn jupyterhub_signs_people_in_with_tessera_and_lets_them_go_when_tessera_does() {
     let (Some(python), Some(chp)) = (
-        installed("TESSERA_CLIENTS_PYTHON"),
-        installed("TESSERA_CHP"),
+        installed("RELYING_PARTY_PYTHON"),
+        installed("RELYING_PARTY_CHP"),
     ) else {
         return;
     };

@@ -8,8 +8,8 @@
 #
 # Then point the tests at them:
 #
-#   export TESSERA_CLIENTS_PYTHON=DEST/venv/bin/python
-#   export TESSERA_CHP=DEST/chp/node_modules/.bin/configurable-http-proxy
+#   export RELYING_PARTY_PYTHON=DEST/venv/bin/python
+#   export RELYING_PARTY_CHP=DEST/chp/node_modules/.bin/configurable-http-proxy
 #
 # Idempotent and quiet: a part whose pins have not changed since the last
 # run is left as it is.
