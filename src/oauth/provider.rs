@@ -623,16 +623,8 @@ impl Provider {
                 // RFC 6749 §4.1.2: a code used twice revokes what it
                 // issued (the refresh tokens; access tokens expire soon).
                 if let Some(family) = code.family_id {
-                    let revoked = self.store.revoke_refresh_family(family, now).await?;
-                    tracing::warn!(client_id = %client.id, revoked, "An authorization code was replayed; its refresh tokens are revoked");
-                    self.audit
-                        .record(
-                            audit::entry("oauth.code_replayed", "failure", now).detail(format!(
-                                "client {} session {}",
-                                client.id, code.session_id
-                            )),
-                        )
-                        .await;
+                    self.revoke_family(family, client, code.session_id, "oauth.code_replayed", now)
+                        .await?;
                 }
                 return Err(bad());
             }
@@ -700,6 +692,27 @@ impl Provider {
             id_token,
             issued_token_type: None,
         })
+    }
+
+    /// Revokes a refresh-token family after a replayed code or a reused
+    /// token (`event`), and records it.
+    async fn revoke_family(
+        &self,
+        family: Uuid,
+        client: &OAuthClient,
+        session: Uuid,
+        event: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), OAuthError> {
+        let revoked = self.store.revoke_refresh_family(family, now).await?;
+        tracing::warn!(client_id = %client.id, revoked, event, "A grant was used twice; its refresh tokens are revoked");
+        self.audit
+            .record(
+                audit::entry(event, "failure", now)
+                    .detail(format!("client {} session {session}", client.id)),
+            )
+            .await;
+        Ok(())
     }
 
     async fn new_refresh_token(
@@ -801,19 +814,14 @@ impl Provider {
             Rotation::First(token) => token,
             Rotation::Spent(token) if token.client_id == client.id => {
                 if token.revoked_at.is_none() {
-                    let revoked = self
-                        .store
-                        .revoke_refresh_family(token.family_id, now)
-                        .await?;
-                    tracing::warn!(client_id = %client.id, revoked, "A rotated refresh token was used again; its family is revoked");
-                    self.audit
-                        .record(
-                            audit::entry("oauth.refresh_reused", "failure", now).detail(format!(
-                                "client {} session {}",
-                                client.id, token.session_id
-                            )),
-                        )
-                        .await;
+                    self.revoke_family(
+                        token.family_id,
+                        client,
+                        token.session_id,
+                        "oauth.refresh_reused",
+                        now,
+                    )
+                    .await?;
                 }
                 return Err(bad());
             }

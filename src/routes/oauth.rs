@@ -47,14 +47,20 @@ pub async fn authorize_post(
     state: web::Data<AppState>,
     browser: web::Data<Browser>,
 ) -> HttpResponse {
-    let params = match extract::body(&req, &state, payload).await {
-        Ok(body) => extract::form::<AuthorizationParams>(&req, &body).ok(),
-        Err(_) => None,
-    };
-    match params {
+    match posted_form::<AuthorizationParams>(&req, &state, payload).await {
         Some(params) => authorize(&req, &state, &browser, params).await,
         None => browser.error_page(PageError::BadLink("unreadable or repeated parameters")),
     }
+}
+
+/// A form body, or `None` when it cannot be read (the page says so).
+async fn posted_form<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    state: &AppState,
+    payload: web::Payload,
+) -> Option<T> {
+    let body = extract::body(req, state, payload).await.ok()?;
+    extract::form(req, &body).ok()
 }
 
 #[tracing::instrument(name = "oauth authorize", skip_all, fields(client_id = tracing::field::Empty))]
@@ -527,11 +533,7 @@ pub async fn end_session_post(
     state: web::Data<AppState>,
     browser: web::Data<Browser>,
 ) -> HttpResponse {
-    let params = match extract::body(&req, &state, payload).await {
-        Ok(body) => extract::form::<EndSessionParams>(&req, &body).ok(),
-        Err(_) => None,
-    };
-    match params {
+    match posted_form::<EndSessionParams>(&req, &state, payload).await {
         // A relying party's form from another site arrives without the
         // session cookie (`SameSite=Lax`): the same request as a top-level
         // `GET` carries it.
