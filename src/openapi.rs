@@ -34,6 +34,9 @@ use crate::routes;
         routes::revocations::feed,
         routes::introspect::introspect,
         routes::introspect::userinfo,
+        routes::introspect::userinfo_post,
+        routes::oauth::token,
+        routes::oauth::revoke,
         routes::admin::list_users,
         routes::admin::create_user,
         routes::admin::show_user,
@@ -64,6 +67,7 @@ use crate::routes;
     tags(
         (name = "session", description = "Logging in and out; session tokens"),
         (name = "tokens", description = "Authorization tokens and online checks of them"),
+        (name = "oauth", description = "The OAuth 2.0 / OpenID Connect token endpoint and revocation; the authorization and end-session endpoints are browser pages"),
         (name = "keys", description = "Published keys, discovery and revocations, for verifiers"),
         (name = "admin", description = "Users, grants, sessions and keys; needs `tessera:admin` at audience `tessera`"),
         (name = "operations", description = "Health, readiness, metrics and this document"),
@@ -89,6 +93,15 @@ impl Modify for Additions {
                         .bearer_format("JWT")
                         .build(),
                 ),
+            );
+        // An OAuth client's id and secret (RFC 6749 §2.3.1), at the token
+        // and revocation endpoints.
+        openapi
+            .components
+            .get_or_insert_default()
+            .add_security_scheme(
+                "client",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
             );
         if let Some(mut item) = openapi
             .paths

@@ -180,7 +180,30 @@ pub async fn userinfo(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let token = extract::bearer_token(&req)?;
+    user_info(&req, &state).await
+}
+
+/// `POST /userinfo`: the same (OpenID Connect Core §5.3.1).
+#[utoipa::path(
+    post,
+    path = "/userinfo",
+    tag = "tokens",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Who the authorization token belongs to and what it allows", body = UserInfo),
+        (status = 401, description = "The authorization token is missing, invalid or its session has ended", body = crate::error::ErrorBody),
+        (status = 503, description = "The database is busy or unreachable; see `Retry-After`", body = crate::error::ErrorBody),
+    ),
+)]
+pub async fn userinfo_post(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    user_info(&req, &state).await
+}
+
+async fn user_info(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
+    let token = extract::bearer_token(req)?;
     let (claims, context) = state.sessions.check_authorization_context(token).await?;
     let user = context.user;
     Ok(HttpResponse::Ok()

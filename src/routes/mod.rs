@@ -9,7 +9,7 @@ mod extract;
 pub(crate) mod health;
 pub(crate) mod introspect;
 mod login;
-mod oauth;
+pub(crate) mod oauth;
 pub(crate) mod oauth_clients;
 mod observe;
 pub(crate) mod refresh;
@@ -55,7 +55,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         resource("/userinfo", &[M::GET, M::POST])
             .route(get().to(introspect::userinfo))
-            .route(web::post().to(introspect::userinfo)),
+            .route(web::post().to(introspect::userinfo_post)),
     )
     .service(
         web::scope("/admin")

@@ -433,6 +433,20 @@ async fn authenticated(
 
 /// `POST /oauth2/token`.
 #[tracing::instrument(name = "oauth token", skip_all, fields(client_id = tracing::field::Empty))]
+#[utoipa::path(
+    post,
+    path = "/oauth2/token",
+    tag = "oauth",
+    request_body(description = "RFC 6749 §4.1.3, §4.4.2, §6 and RFC 8693 §2.1: `grant_type` and its parameters; the client authenticates with `Authorization: Basic` or with `client_id` and `client_secret` in the form", content((shapes::TokenRequest = "application/x-www-form-urlencoded"))),
+    security(("client" = [])),
+    responses(
+        (status = 200, description = "The tokens (`Cache-Control: no-store`)", body = shapes::Tokens),
+        (status = 400, description = "An RFC 6749 error: `invalid_request`, `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_target`", body = shapes::OAuthErrorBody),
+        (status = 401, description = "`invalid_client`: the client did not authenticate", body = shapes::OAuthErrorBody),
+        (status = 429, description = "Too many failed client authentications from this address; see `Retry-After`", body = crate::error::ErrorBody),
+        (status = 503, description = "The database or the keys are unavailable; see `Retry-After`", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn token(
     req: HttpRequest,
     payload: web::Payload,
@@ -469,6 +483,20 @@ pub async fn token(
 /// `POST /oauth2/revoke` (RFC 7009): form field `token`, the client
 /// authenticated as at the token endpoint. 200 whether or not the token
 /// was known.
+#[utoipa::path(
+    post,
+    path = "/oauth2/revoke",
+    tag = "oauth",
+    request_body(description = "RFC 7009 §2.1: `token` and optionally `token_type_hint`; the client authenticates as at the token endpoint", content((shapes::RevocationRequest = "application/x-www-form-urlencoded"))),
+    security(("client" = [])),
+    responses(
+        (status = 200, description = "Revoked, or not a refresh token of this client (RFC 7009 §2.2)"),
+        (status = 400, description = "`invalid_request`, or `unsupported_token_type` for an access token", body = shapes::OAuthErrorBody),
+        (status = 401, description = "`invalid_client`", body = shapes::OAuthErrorBody),
+        (status = 429, description = "Too many failed client authentications; see `Retry-After`", body = crate::error::ErrorBody),
+        (status = 503, description = "The database is unavailable; see `Retry-After`", body = crate::error::ErrorBody),
+    ),
+)]
 pub async fn revoke(
     req: HttpRequest,
     payload: web::Payload,
@@ -666,4 +694,65 @@ async fn end_session(
             cookies,
         ),
     })
+}
+
+/// The shapes of the OAuth bodies, for the OpenAPI document; only
+/// described, never built.
+mod shapes {
+    #![expect(
+        dead_code,
+        reason = "these types only describe bodies; nothing builds them"
+    )]
+
+    use utoipa::ToSchema;
+
+    /// A token request: `grant_type` and the grant's parameters.
+    #[derive(ToSchema)]
+    pub(crate) struct TokenRequest {
+        /// `authorization_code`, `refresh_token`, `client_credentials` or
+        /// `urn:ietf:params:oauth:grant-type:token-exchange`.
+        grant_type: String,
+        code: Option<String>,
+        redirect_uri: Option<String>,
+        code_verifier: Option<String>,
+        refresh_token: Option<String>,
+        scope: Option<String>,
+        /// A Tessera session token, of type
+        /// `urn:ietf:params:oauth:token-type:jwt`.
+        subject_token: Option<String>,
+        subject_token_type: Option<String>,
+        audience: Option<String>,
+        resource: Option<String>,
+        client_id: Option<String>,
+        client_secret: Option<String>,
+    }
+
+    /// RFC 6749 §5.1 and RFC 8693 §2.2.1.
+    #[derive(ToSchema)]
+    pub(crate) struct Tokens {
+        access_token: String,
+        /// `Bearer`.
+        token_type: String,
+        expires_in: u64,
+        scope: String,
+        refresh_token: Option<String>,
+        id_token: Option<String>,
+        issued_token_type: Option<String>,
+    }
+
+    /// RFC 7009 §2.1.
+    #[derive(ToSchema)]
+    pub(crate) struct RevocationRequest {
+        token: String,
+        token_type_hint: Option<String>,
+        client_id: Option<String>,
+        client_secret: Option<String>,
+    }
+
+    /// RFC 6749 §5.2.
+    #[derive(ToSchema)]
+    pub(crate) struct OAuthErrorBody {
+        error: String,
+        error_description: Option<String>,
+    }
 }

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use crate::helpers::{Backend, TestApp, spawn_app};
 
 /// The route table of `src/routes/mod.rs` as (method, pattern), less the
-/// HTML login pages (`/login`, `/logout`, `/static/…`), which the document
-/// leaves out. A route added there and not here, or not documented, fails
+/// HTML pages (`/login`, `/logout`, `/oauth2/authorize`, `/oauth2/logout`,
+/// `/static/…`), which the document leaves out. A route added there and not here, or not documented, fails
 /// `every_route_of_the_route_table_is_documented_and_nothing_else`.
 const ROUTE_TABLE: &[(&str, &str)] = &[
     ("post", "/session"),
@@ -27,6 +27,9 @@ const ROUTE_TABLE: &[(&str, &str)] = &[
     ("get", "/revocations"),
     ("post", "/introspect"),
     ("get", "/userinfo"),
+    ("post", "/userinfo"),
+    ("post", "/oauth2/token"),
+    ("post", "/oauth2/revoke"),
     ("get", "/admin/users"),
     ("post", "/admin/users"),
     ("get", "/admin/users/{name}"),
@@ -133,6 +136,8 @@ struct Fixtures {
     /// A live session of that user.
     session_id: String,
     kid: String,
+    /// The secret of the OAuth client `machine`.
+    client_secret: String,
 }
 
 /// The kind of credential an operation takes, by its path.
@@ -142,6 +147,8 @@ enum Credential {
     Introspect,
     /// Any authorization token.
     Authorization,
+    /// An OAuth client's id and secret.
+    Client,
 }
 
 fn credential_for(path: &str) -> Credential {
@@ -151,6 +158,8 @@ fn credential_for(path: &str) -> Credential {
         Credential::Admin
     } else if path == "/introspect" {
         Credential::Introspect
+    } else if path.starts_with("/oauth2/") {
+        Credential::Client
     } else {
         Credential::Authorization
     }
@@ -181,6 +190,15 @@ fn body_for(method: &str, path: &str, fixtures: &Fixtures) -> Option<Value> {
     }
 }
 
+/// The form an OAuth endpoint takes.
+fn form_for(method: &str, path: &str) -> Option<&'static [(&'static str, &'static str)]> {
+    match (method, path) {
+        ("post", "/oauth2/token") => Some(&[("grant_type", "client_credentials")]),
+        ("post", "/oauth2/revoke") => Some(&[("token", "not-a-token-of-ours")]),
+        _ => None,
+    }
+}
+
 fn concrete(path: &str, fixtures: &Fixtures) -> String {
     path.replace("{name}", &fixtures.name)
         .replace("{session}", &fixtures.session_id)
@@ -206,16 +224,22 @@ async fn probe(
     token: Option<&str>,
     fixtures: &Fixtures,
 ) -> (u16, Vec<String>) {
+    let client = matches!(credential_for(path), Credential::Client);
     let url = app.url(&concrete(path, fixtures));
     let mut request = app.client.request(
         Method::from_bytes(method.to_uppercase().as_bytes()).unwrap(),
         url,
     );
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
+    match token {
+        Some(secret) if client => request = request.basic_auth("machine", Some(secret)),
+        Some(token) => request = request.bearer_auth(token),
+        None => {}
     }
     if let Some(body) = body_for(method, path, fixtures) {
         request = request.json(&body);
+    }
+    if let Some(form) = form_for(method, path) {
+        request = request.form(form);
     }
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
@@ -260,6 +284,17 @@ async fn probe(
     if content_type == "application/json" {
         match serde_json::from_slice::<Value>(&body) {
             Err(e) => problems.push(format!("{what} with a body that is not JSON: {e}")),
+            // The OAuth endpoints answer RFC 6749's shape for the errors
+            // of the protocol.
+            Ok(json)
+                if status >= 400
+                    && path.starts_with("/oauth2/")
+                    && json["error_description"].is_string() =>
+            {
+                if !json["error"].is_string() {
+                    problems.push(format!("{what} with an OAuth error body without `error`"));
+                }
+            }
             Ok(json) if status >= 400 => {
                 if !(json["error"].is_string() && json["message"].is_string()) {
                     problems.push(format!("{what} with an error body not of the shared shape"));
@@ -313,8 +348,26 @@ async fn every_documented_route_answers_as_documented() {
         })
         .await
         .unwrap();
+    let allowed = ["tessera".to_owned()];
+    let machine = tessera::oauth::clients::OAuthClients::new(
+        app.store.as_ref(),
+        &allowed,
+        &tessera::clock::SystemClock,
+        "test",
+    )
+    .register(tessera::oauth::clients::ClientSpec {
+        id: "machine".into(),
+        audience: "tessera".into(),
+        grant_types: vec!["client_credentials".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let client_secret =
+        secrecy::ExposeSecret::expose_secret(machine.secret.as_ref().unwrap()).to_owned();
     let jwks = app.jwks().await;
     let mut fixtures = Fixtures {
+        client_secret,
         admin_token,
         introspect_token,
         name: "dana".into(),
@@ -384,6 +437,7 @@ async fn every_documented_route_answers_as_documented() {
             }
             Credential::Admin => &fixtures.admin_token,
             Credential::Introspect | Credential::Authorization => &fixtures.introspect_token,
+            Credential::Client => &fixtures.client_secret,
         };
         let (status, found) = probe(&app, operation, method, path, Some(token), &fixtures).await;
         problems.extend(found);
