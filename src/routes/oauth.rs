@@ -304,35 +304,18 @@ pub(super) async fn submit_login(
 
 // --- Token endpoint ----------------------------------------------------
 
-/// The body of a token or revocation request: the grant's parameters and
-/// the client's, if it authenticates in the body.
+/// The body of a token or revocation request: the grant's parameters,
+/// the revocation's `token` (RFC 7009 §2.1; its `token_type_hint` is not
+/// needed, a refresh token is looked up first anyway), and the client's,
+/// if it authenticates in the body.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct TokenForm {
     client_id: Option<String>,
     client_secret: Option<String>,
-    #[serde(flatten)]
-    params: TokenParamsForm,
-}
-
-/// [`TokenParams`] plus the revocation request's fields (RFC 7009 §2.1).
-#[derive(Deserialize, Default)]
-#[serde(default)]
-struct TokenParamsForm {
-    grant_type: Option<String>,
-    code: Option<String>,
-    redirect_uri: Option<String>,
-    code_verifier: Option<String>,
-    refresh_token: Option<String>,
-    scope: Option<String>,
-    subject_token: Option<String>,
-    subject_token_type: Option<String>,
-    requested_token_type: Option<String>,
-    audience: Option<String>,
-    resource: Option<String>,
-    actor_token: Option<String>,
     token: Option<String>,
-    token_type_hint: Option<String>,
+    #[serde(flatten)]
+    params: TokenParams,
 }
 
 /// An OAuth error as JSON (RFC 6749 §5.2), or Tessera's own for a failure
@@ -400,7 +383,7 @@ async fn authenticated(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
-) -> Result<(crate::store::OAuthClient, TokenParamsForm), (OAuthError, bool)> {
+) -> Result<(crate::store::OAuthClient, TokenForm), (OAuthError, bool)> {
     let basic = basic_credentials(req).map_err(|e| (e, true))?;
     let has_basic = basic.is_some();
     let body = extract::body(req, state, payload).await.map_err(|e| {
@@ -409,7 +392,7 @@ async fn authenticated(
             has_basic,
         )
     })?;
-    let form: TokenForm = match extract::form(req, &body) {
+    let mut form: TokenForm = match extract::form(req, &body) {
         Ok(form) => form,
         Err(error) => {
             return Err((
@@ -420,15 +403,15 @@ async fn authenticated(
     };
     let auth = ClientAuth {
         basic,
-        client_id: form.client_id,
-        client_secret: form.client_secret,
+        client_id: form.client_id.clone(),
+        client_secret: form.client_secret.take(),
     };
     let client = state
         .provider
         .authenticate(&state.sessions, &auth, &extract::origin(req, state))
         .await
         .map_err(|e| (e, has_basic))?;
-    Ok((client, form.params))
+    Ok((client, form))
 }
 
 /// `POST /oauth2/token`.
@@ -457,21 +440,11 @@ pub async fn token(
         Err((error, basic)) => return oauth_error(error, basic),
     };
     tracing::Span::current().record("client_id", client.id.as_str());
-    let params = TokenParams {
-        grant_type: form.grant_type,
-        code: form.code,
-        redirect_uri: form.redirect_uri,
-        code_verifier: form.code_verifier,
-        refresh_token: form.refresh_token,
-        scope: form.scope,
-        subject_token: form.subject_token,
-        subject_token_type: form.subject_token_type,
-        requested_token_type: form.requested_token_type,
-        audience: form.audience,
-        resource: form.resource,
-        actor_token: form.actor_token,
-    };
-    match state.provider.token(&state.sessions, &client, params).await {
+    match state
+        .provider
+        .token(&state.sessions, &client, form.params)
+        .await
+    {
         Ok(response) => HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header((header::PRAGMA, "no-cache"))

@@ -95,9 +95,9 @@ pub struct AuthorizationRequest {
 /// An issued authorization token.
 pub struct Authorized {
     pub token: String,
-    /// Every scope it carries, space-separated: the OpenID Connect scopes
-    /// asked for, then the audience's.
-    pub scope: String,
+    /// For the token endpoint: every scope it carries, space-separated
+    /// (the OpenID Connect scopes asked for, then the audience's).
+    pub scope: Option<String>,
     /// Its lifetime in seconds.
     pub lifetime: u64,
     pub expires_at: DateTime<Utc>,
@@ -621,12 +621,17 @@ impl Sessions {
             extra: extra_claims(&self.policy.extra_claims, user),
         };
         let mut claims = claims;
-        let mut all_scopes = request.oauth_scopes.clone().unwrap_or_default();
-        all_scopes.extend(claims.scopes.iter().cloned());
-        let scope = all_scopes.join(" ");
-        if request.oauth_scopes.is_some() {
+        // Only a token endpoint's token names its client and all its
+        // scopes; `/authorize` builds neither.
+        if let Some(oauth_scopes) = &request.oauth_scopes {
+            let scope = oauth_scopes
+                .iter()
+                .chain(&claims.scopes)
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(" ");
             claims.client_id = Some(claims.cid.clone());
-            claims.scope = Some(scope.clone());
+            claims.scope = Some(scope);
         }
         let token = self.keys.current().signing()?.sign(&claims)?;
         self.metrics
@@ -647,7 +652,7 @@ impl Sessions {
             .await;
         Ok(Authorized {
             token,
-            scope,
+            scope: claims.scope,
             lifetime: u64::try_from(lifetime.num_seconds()).unwrap_or(0),
             expires_at,
         })
