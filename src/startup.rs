@@ -85,6 +85,17 @@ impl Application {
         })
         .await
         .context("loading keys panicked")??;
+        // The next rotation's key is published before the service answers,
+        // not at some moment after it started.
+        match keys.rotate_if_due().await {
+            Ok(Some(_)) => {
+                keys.rescan().await;
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::error!(error = ?error, "Automatic key rotation failed; retrying at the next rescan");
+            }
+        }
         let concurrency = settings.hashing_concurrency();
         let (queue, timeout) = (settings.hashing.queue, settings.hash_queue_timeout());
         let params = crate::password::HashParams::from_settings(&settings.hashing);

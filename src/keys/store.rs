@@ -232,10 +232,11 @@ impl KeyStore {
             .context("automatic rotation panicked")?
     }
 
-    /// Every `every`: creates the next key when automatic rotation is due,
-    /// then rescans the directory. Runs until the task is dropped.
+    /// Every `every`, starting one interval from now: creates the next key
+    /// when automatic rotation is due, then rescans the directory. Runs until
+    /// the task is dropped.
     pub async fn maintain(self, every: Duration) {
-        let mut ticker = tokio::time::interval(every);
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let signer = |keys: &KeySet| {
             keys.signing()
