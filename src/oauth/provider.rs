@@ -24,8 +24,8 @@ use crate::keys::KeyStore;
 use crate::metrics::Metrics;
 use crate::sessions::{AuthorizationRequest, LiveSession, Origin, SessionError, Sessions};
 use crate::store::{
-    AuthorizationContext, NewAuthorizationCode, NewRefreshToken, OAuthClient, Redemption, Rotation,
-    Store, User,
+    AuthorizationContext, NewAuthorizationCode, NewRefreshFamily, OAuthClient, Redemption,
+    RefreshFamily, RefreshRotation, Rotation, Store, User,
 };
 use crate::throttle;
 use crate::tokens::{self, AuthorizationClaims, IdTokenClaims};
@@ -670,7 +670,7 @@ impl Provider {
             .await?;
         let refresh_token = if client.grant_types.iter().any(|g| g == REFRESH_TOKEN) {
             Some(
-                self.new_refresh_token(family, client, &context, &code.scope, now)
+                self.start_refresh_family(family, client, &context, &code.scope, now)
                     .await?,
             )
         } else {
@@ -715,7 +715,8 @@ impl Provider {
         Ok(())
     }
 
-    async fn new_refresh_token(
+    /// The first refresh token of the family a code exchange starts.
+    async fn start_refresh_family(
         &self,
         family: Uuid,
         client: &OAuthClient,
@@ -723,13 +724,13 @@ impl Provider {
         scope: &str,
         now: DateTime<Utc>,
     ) -> Result<String, OAuthError> {
-        let token = random_token()?;
+        let token = refresh_token_of(family)?;
         let stored = self
             .store
-            .create_refresh_token(
-                NewRefreshToken {
-                    token_hash: &hex_sha256(&token),
+            .create_refresh_family(
+                NewRefreshFamily {
                     family_id: family,
+                    token_hash: &hex_sha256(&token),
                     client_id: &client.id,
                     session_id: context.session.id,
                     scope,
@@ -738,19 +739,45 @@ impl Provider {
             )
             .await?;
         if !stored {
-            // A replay of its code, or a reuse in its family, got there
-            // first: whatever else joined the family goes too.
-            self.store.revoke_refresh_family(family, now).await?;
+            // A replay of its code got there first.
             return Err(invalid(
                 Code::InvalidGrant,
                 "the grant was revoked while it was being used",
             ));
         }
+        self.count_refresh_token();
+        Ok(token)
+    }
+
+    fn count_refresh_token(&self) {
         self.metrics
             .tokens_issued
             .with_label_values(&["refresh"])
             .inc();
-        Ok(token)
+    }
+
+    /// The family a presented refresh token belongs to: named by the token,
+    /// or, for a token issued before tokens named theirs, stored with it.
+    async fn family_of(&self, presented: &str) -> Result<Option<Uuid>, OAuthError> {
+        if let Some(family) = named_family(presented) {
+            return Ok(Some(family));
+        }
+        if presented.len() != LEGACY_REFRESH_TOKEN_LEN {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .legacy_refresh_family(&hex_sha256(presented))
+            .await?)
+    }
+
+    /// The family of a presented refresh token, whether or not it is the
+    /// family's current one.
+    async fn refresh_family(&self, presented: &str) -> Result<Option<RefreshFamily>, OAuthError> {
+        let Some(family) = self.family_of(presented).await? else {
+            return Ok(None);
+        };
+        Ok(self.store.find_refresh_family(family).await?)
     }
 
     fn id_token(
@@ -806,18 +833,32 @@ impl Provider {
                 "the refresh token is invalid or revoked",
             )
         };
-        let token = match self
-            .store
-            .use_refresh_token(&hex_sha256(presented), &client.id, now)
-            .await?
-        {
-            Rotation::First(token) => token,
-            Rotation::Spent(token) if token.client_id == client.id => {
-                if token.revoked_at.is_none() {
+        let audience = client_audience(client)?;
+        if !sessions.policy().allows(&audience) {
+            return Err(SessionError::AudienceNotAllowed(audience.as_str().to_owned()).into());
+        }
+        let Some(family_id) = self.family_of(presented).await? else {
+            return Err(bad());
+        };
+        let replacement = refresh_token_of(family_id)?;
+        let rotation = RefreshRotation {
+            family_id,
+            presented_hash: &hex_sha256(presented),
+            new_hash: &hex_sha256(&replacement),
+            client_id: &client.id,
+            audience: audience.as_str(),
+        };
+        let (family, context) = match self.store.rotate_refresh_token(rotation, now).await? {
+            Rotation::Rotated { family, context } => (family, context),
+            // A token of the family that is not its current one: reuse of a
+            // rotated token (or a guess at one, which needs the family's id
+            // from a token of it).
+            Rotation::Stale(family) if family.client_id == client.id => {
+                if family.revoked_at.is_none() {
                     self.revoke_family(
-                        token.family_id,
+                        family.family_id,
                         client,
-                        token.session_id,
+                        family.session_id,
                         "oauth.refresh_reused",
                         now,
                     )
@@ -825,9 +866,10 @@ impl Provider {
                 }
                 return Err(bad());
             }
-            Rotation::Spent(_) | Rotation::Unknown => return Err(bad()),
+            Rotation::Stale(_) | Rotation::Unknown => return Err(bad()),
         };
-        let (openid, granted) = scope_parts(&token.scope);
+        sessions.ensure_context_live(&context)?;
+        let (openid, granted) = scope_parts(&family.scope);
         // RFC 6749 §6: a narrower scope may be asked for, never a wider.
         // RFC 6749 §6: the new refresh token keeps the old one's scope.
         let (openid, asked) = match params.scope.as_deref() {
@@ -852,8 +894,6 @@ impl Provider {
                 (o, a)
             }
         };
-        let audience = client_audience(client)?;
-        let context = sessions.live_context(token.session_id, &audience).await?;
         self.ensure_admitted(client, &context.user, Some(&context.scopes))
             .await
             .map_err(|_| invalid(Code::InvalidGrant, "the user no longer has access"))?;
@@ -861,9 +901,7 @@ impl Provider {
         let access = sessions
             .issue_for_client(&context, &audience, scopes, &client.id, openid)
             .await?;
-        let refresh_token = self
-            .new_refresh_token(token.family_id, client, &context, &token.scope, now)
-            .await?;
+        self.count_refresh_token();
         self.record_grant(now, client, &context.user, "refresh_token", &context)
             .await;
         Ok(TokenResponse {
@@ -871,7 +909,7 @@ impl Provider {
             token_type: "Bearer",
             expires_in: access.lifetime,
             scope: access.scope.unwrap_or_default(),
-            refresh_token: Some(refresh_token),
+            refresh_token: Some(replacement),
             id_token: None,
             issued_token_type: None,
         })
@@ -1080,7 +1118,7 @@ impl Provider {
         token: &str,
     ) -> Result<(), OAuthError> {
         let now = sessions.now();
-        if let Some(found) = self.store.find_refresh_token(&hex_sha256(token)).await? {
+        if let Some(found) = self.refresh_family(token).await? {
             if found.client_id == client.id {
                 self.store
                     .revoke_refresh_family(found.family_id, now)
@@ -1108,10 +1146,10 @@ impl Provider {
         if token.contains('.') {
             return Ok(None);
         }
-        let Some(found) = self.store.find_refresh_token(&hex_sha256(token)).await? else {
+        let Some(found) = self.refresh_family(token).await? else {
             return Ok(None);
         };
-        if found.used_at.is_some() || found.revoked_at.is_some() {
+        if found.token_hash != hex_sha256(token) || found.revoked_at.is_some() {
             return Ok(None);
         }
         let Some(client) = self.active_client(&found.client_id).await? else {
@@ -1132,7 +1170,7 @@ impl Provider {
             "username": context.user.username,
             "sid": context.session.id.to_string(),
             "iss": sessions.policy().issuer,
-            "iat": found.created_at.timestamp(),
+            "iat": found.rotated_at.timestamp(),
         })))
     }
 
@@ -1312,6 +1350,28 @@ fn pkce_matches(challenge: &str, verifier: &str) -> bool {
 }
 
 /// A fresh code or refresh token: 256 random bits, base64url.
+/// A refresh token names its family: 32 hex digits of the family id, then
+/// 256 random bits (43 base64url characters). Tokens issued before are the
+/// random part alone.
+fn refresh_token_of(family: Uuid) -> Result<String, OAuthError> {
+    Ok(format!("{}{}", family.simple(), random_token()?))
+}
+
+const LEGACY_REFRESH_TOKEN_LEN: usize = 43;
+
+/// The family a refresh token names, if it is of the current form.
+fn named_family(token: &str) -> Option<Uuid> {
+    let (family, random) = token.split_at_checked(32)?;
+    if random.len() != LEGACY_REFRESH_TOKEN_LEN
+        || !family
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return None;
+    }
+    Uuid::try_parse(family).ok()
+}
+
 fn random_token() -> Result<String, OAuthError> {
     let mut bytes = [0u8; 32];
     rand::fill(&mut bytes).map_err(|_| anyhow::anyhow!("the system's random source failed"))?;

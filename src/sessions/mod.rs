@@ -524,12 +524,19 @@ impl Sessions {
             .authorization_context(sid, audience.as_str(), self.now())
             .await?
             .ok_or(SessionError::NotLive("the session does not exist"))?;
+        self.ensure_context_live(&context)?;
+        Ok(context)
+    }
+
+    /// `NotLive` when the context's session has ended or its user is
+    /// disabled: for a context the store read along with a grant bound to
+    /// the session.
+    pub fn ensure_context_live(&self, context: &AuthorizationContext) -> Result<(), SessionError> {
         self.ensure_owner_live(
             &context.user.id.to_string(),
             &context.session,
             &context.user,
-        )?;
-        Ok(context)
+        )
     }
 
     /// Issues the access token of an OAuth client for a live session read

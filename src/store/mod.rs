@@ -234,36 +234,56 @@ pub enum Redemption {
     Unknown,
 }
 
-/// A refresh token to store.
-pub struct NewRefreshToken<'a> {
-    /// SHA-256 of the token, hex.
-    pub token_hash: &'a str,
+/// A refresh-token family to start: the first token of a code exchange.
+pub struct NewRefreshFamily<'a> {
     pub family_id: Uuid,
+    /// SHA-256 of the family's first token, hex.
+    pub token_hash: &'a str,
     pub client_id: &'a str,
     pub session_id: Uuid,
     pub scope: &'a str,
 }
 
-/// A stored refresh token.
+/// A refresh-token family: every token rotated from one code exchange, of
+/// which only the current one is accepted.
 #[derive(Debug, Clone)]
-pub struct RefreshToken {
+pub struct RefreshFamily {
     pub family_id: Uuid,
+    /// SHA-256 of the current token, hex.
+    pub token_hash: String,
     pub client_id: String,
     pub session_id: Uuid,
     pub scope: String,
     pub created_at: DateTime<Utc>,
-    /// When it was rotated: it may not be used again.
-    pub used_at: Option<DateTime<Utc>>,
+    pub rotated_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// What using a refresh token found.
+/// A refresh token presented for rotation, and the one to replace it.
+pub struct RefreshRotation<'a> {
+    pub family_id: Uuid,
+    /// SHA-256 of the presented token, hex.
+    pub presented_hash: &'a str,
+    /// SHA-256 of its replacement, hex.
+    pub new_hash: &'a str,
+    pub client_id: &'a str,
+    /// The audience whose scopes the context carries.
+    pub audience: &'a str,
+}
+
+/// What rotating a refresh token found.
 #[derive(Debug)]
 pub enum Rotation {
-    /// Its one use: it is marked used.
-    First(RefreshToken),
-    /// Used or revoked before.
-    Spent(RefreshToken),
+    /// It was the family's current token, of the client, unrevoked: its
+    /// replacement is now current. With the family's session, its user and
+    /// their scopes at the audience, read by the same round trip.
+    Rotated {
+        family: RefreshFamily,
+        context: Box<AuthorizationContext>,
+    },
+    /// The family exists, but the token is not its current one, is
+    /// another client's, or the family is revoked.
+    Stale(RefreshFamily),
     Unknown,
 }
 
@@ -561,24 +581,26 @@ pub trait Store: Send + Sync + 'static {
         family_id: Uuid,
         now: DateTime<Utc>,
     ) -> StoreResult<Redemption>;
-    /// False, storing nothing, when the family is revoked or its code
-    /// was replayed.
-    async fn create_refresh_token(
+    /// False, storing nothing, when the family's code was replayed.
+    async fn create_refresh_family(
         &self,
-        token: NewRefreshToken<'_>,
+        family: NewRefreshFamily<'_>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
-    /// Marks the token used if it is `client_id`'s and neither used nor
-    /// revoked; else tells what it is (`Spent` names its client).
-    async fn use_refresh_token(
+    /// Replaces the family's current token with `new_hash` if the presented
+    /// one is current, `client_id`'s and unrevoked, in one step: of two
+    /// rotations with one token, one wins.
+    async fn rotate_refresh_token(
         &self,
-        token_hash: &str,
-        client_id: &str,
+        rotation: RefreshRotation<'_>,
         now: DateTime<Utc>,
     ) -> StoreResult<Rotation>;
-    async fn find_refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshToken>>;
-    /// Revokes every token of the family; how many were live.
-    async fn revoke_refresh_family(&self, family_id: Uuid, now: DateTime<Utc>) -> StoreResult<u64>;
+    async fn find_refresh_family(&self, family_id: Uuid) -> StoreResult<Option<RefreshFamily>>;
+    /// The family of a token issued before tokens named theirs.
+    async fn legacy_refresh_family(&self, token_hash: &str) -> StoreResult<Option<Uuid>>;
+    /// Revokes the family; whether it was live.
+    async fn revoke_refresh_family(&self, family_id: Uuid, now: DateTime<Utc>)
+    -> StoreResult<bool>;
 
     /// Everything, ids, hashes and times included.
     async fn export(&self) -> StoreResult<Dump>;

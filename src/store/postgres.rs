@@ -10,16 +10,16 @@ use uuid::Uuid;
 
 use super::portable::{Dialect, Portable};
 use super::rows::{
-    self, LAST_USE_PRECISION, Stored, code_columns, oauth_client_columns, read_all, records_use,
-    refresh_columns, session_user_columns,
+    self, LAST_USE_PRECISION, Stored, code_columns, family_columns, oauth_client_columns, read_all,
+    records_use, session_user_columns,
 };
 use super::shared::impl_store;
 use super::sql;
 use super::{
-    AuditEntry, AuthorizationContext, Dump, Grant, NewAuthorizationCode, NewRefreshToken,
-    NewSession, NewUser, OAuthClient, Redemption, RefreshToken, Reservation, Revocation, Rotation,
-    Session, SessionGrant, Store, StoreError, StoreResult, ThrottleCounter, ThrottleKeys, User,
-    on_missing_user, username_key, username_skeleton,
+    AuditEntry, AuthorizationContext, Dump, Grant, NewAuthorizationCode, NewRefreshFamily,
+    NewSession, NewUser, OAuthClient, Redemption, RefreshFamily, RefreshRotation, Reservation,
+    Revocation, Rotation, Session, SessionGrant, Store, StoreError, StoreResult, ThrottleCounter,
+    ThrottleKeys, User, on_missing_user, username_key, username_skeleton,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -34,6 +34,21 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// Records a use of the live session `id`: at most once a minute, so
+    /// the hot path rarely writes.
+    async fn record_session_use(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "update sessions set last_used_at = $2 \
+             where id = $1 and revoked_at is null and last_used_at < $3",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(now - LAST_USE_PRECISION)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
         let options = PgConnectOptions::from_str(url).context("invalid Postgres URL")?;
         let server = server_of(&options);
@@ -117,7 +132,7 @@ type SessionUserRow = rows::SessionUserRow<Uuid, DateTime<Utc>>;
 type OAuthClientRow = rows::OAuthClientRow<DateTime<Utc>>;
 type AuditRow = rows::AuditRow<Uuid, DateTime<Utc>>;
 type CodeRow = rows::CodeRow<Uuid, DateTime<Utc>>;
-type RefreshRow = rows::RefreshRow<Uuid, DateTime<Utc>>;
+type FamilyRow = rows::FamilyRow<Uuid, DateTime<Utc>>;
 
 fn on_unique_username(error: sqlx::Error) -> StoreError {
     match &error {
@@ -284,23 +299,89 @@ impl_store! { PostgresStore {
         let (session, user) = row.joined.split()?;
         // Record the use at most once a minute, so the hot path rarely writes.
         if records_use(&session, now) {
-            sqlx::query(
-                r#"
-                update sessions set last_used_at = $2
-                where id = $1 and revoked_at is null and last_used_at < $3
-                "#,
-            )
-            .bind(id)
-            .bind(now)
-            .bind(now - LAST_USE_PRECISION)
-            .execute(&self.pool)
-            .await?;
+            self.record_session_use(id, now).await?;
         }
         Ok(Some(AuthorizationContext {
             session,
             user,
             scopes: row.scopes,
         }))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        rotation: RefreshRotation<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Rotation> {
+        #[derive(FromRow)]
+        struct Row {
+            family_id: Uuid,
+            f_client_id: String,
+            f_scope: String,
+            f_created_at: DateTime<Utc>,
+            #[sqlx(flatten)]
+            joined: SessionUserRow,
+            scopes: Vec<String>,
+        }
+        // One round trip: the rotation, and the session, its user and their
+        // scopes that the new access token needs. The update is of one row
+        // and changes no indexed column.
+        let row: Option<Row> = sqlx::query_as(concat!(
+            r#"
+            with rotated as (
+                update oauth_refresh_families set token_hash = $3, rotated_at = $5
+                where family_id = $1 and token_hash = $2 and client_id = $4
+                  and revoked_at is null
+                returning family_id, client_id, session_id, scope, created_at
+            )
+            select r.family_id, r.client_id as f_client_id, r.scope as f_scope,
+                   r.created_at as f_created_at,
+            "#,
+            session_user_columns!(),
+            r#",
+                   array(select g.scope from grants g
+                         where g.user_id = s.user_id and g.audience = $6
+                         order by g.scope) as scopes
+            from rotated r join sessions s on s.id = r.session_id
+                 join users u on u.id = s.user_id
+            "#
+        ))
+        .bind(rotation.family_id)
+        .bind(rotation.presented_hash)
+        .bind(rotation.new_hash)
+        .bind(rotation.client_id)
+        .bind(now)
+        .bind(rotation.audience)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(match self.find_refresh_family(rotation.family_id).await? {
+                Some(family) => Rotation::Stale(family),
+                None => Rotation::Unknown,
+            });
+        };
+        let (session, user) = row.joined.split()?;
+        if records_use(&session, now) {
+            self.record_session_use(session.id, now).await?;
+        }
+        let family = RefreshFamily {
+            family_id: row.family_id,
+            token_hash: rotation.new_hash.to_owned(),
+            client_id: row.f_client_id,
+            session_id: session.id,
+            scope: row.f_scope,
+            created_at: row.f_created_at,
+            rotated_at: now,
+            revoked_at: None,
+        };
+        Ok(Rotation::Rotated {
+            family,
+            context: Box::new(AuthorizationContext {
+                session,
+                user,
+                scopes: row.scopes,
+            }),
+        })
     }
 
     async fn revoke_session(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {

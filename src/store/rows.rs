@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use super::{AuditEntry, AuthorizationCode, OAuthClient, RefreshToken, Session, User, UserGrant};
+use super::{AuditEntry, AuthorizationCode, OAuthClient, RefreshFamily, Session, User, UserGrant};
 
 /// A value as a backend stores it, read into the domain type `T`.
 pub(super) trait Stored<T> {
@@ -320,35 +320,37 @@ impl<Id: Stored<Uuid>, At: Stored<DateTime<Utc>>> CodeRow<Id, At> {
     }
 }
 
-/// The columns of a [`RefreshRow`], for `concat!` into static queries.
-macro_rules! refresh_columns {
+/// The columns of a [`FamilyRow`], for `concat!` into static queries.
+macro_rules! family_columns {
     () => {
-        "family_id, client_id, session_id, scope, created_at, used_at, revoked_at"
+        "family_id, token_hash, client_id, session_id, scope, created_at, rotated_at, revoked_at"
     };
 }
-pub(super) use refresh_columns;
+pub(super) use family_columns;
 
 #[derive(FromRow)]
-pub(super) struct RefreshRow<Id, At> {
+pub(super) struct FamilyRow<Id, At> {
     family_id: Id,
+    token_hash: String,
     client_id: String,
     session_id: Id,
     scope: String,
     created_at: At,
-    used_at: Option<At>,
+    rotated_at: At,
     revoked_at: Option<At>,
 }
 
-impl<Id: Stored<Uuid>, At: Stored<DateTime<Utc>>> TryFrom<RefreshRow<Id, At>> for RefreshToken {
+impl<Id: Stored<Uuid>, At: Stored<DateTime<Utc>>> TryFrom<FamilyRow<Id, At>> for RefreshFamily {
     type Error = anyhow::Error;
-    fn try_from(r: RefreshRow<Id, At>) -> anyhow::Result<Self> {
-        Ok(RefreshToken {
+    fn try_from(r: FamilyRow<Id, At>) -> anyhow::Result<Self> {
+        Ok(RefreshFamily {
             family_id: r.family_id.read()?,
+            token_hash: r.token_hash,
             client_id: r.client_id,
             session_id: r.session_id.read()?,
             scope: r.scope,
             created_at: r.created_at.read()?,
-            used_at: r.used_at.read()?,
+            rotated_at: r.rotated_at.read()?,
             revoked_at: r.revoked_at.read()?,
         })
     }

@@ -477,6 +477,7 @@ macro_rules! impl_store {
                 for statement in [
                     "delete from oauth_codes where client_id = $1",
                     "delete from oauth_refresh_tokens where client_id = $1",
+                    "delete from oauth_refresh_families where client_id = $1",
                 ] {
                     sqlx::query(statement).bind(id).execute(&mut *tx).await?;
                 }
@@ -546,88 +547,70 @@ macro_rules! impl_store {
                 })
             }
 
-            async fn create_refresh_token(
+            async fn create_refresh_family(
                 &self,
-                token: NewRefreshToken<'_>,
+                family: NewRefreshFamily<'_>,
                 now: DateTime<Utc>,
             ) -> StoreResult<bool> {
-                // Not into a family that is revoked or whose code was
-                // replayed: a replay or reuse racing this rotation wins.
+                // Not for a code that was replayed: a replay racing this
+                // exchange wins.
                 let done = sqlx::query(
-                    "insert into oauth_refresh_tokens (token_hash, family_id, client_id, \
-                     session_id, scope, created_at) \
-                     select $1, $2, $3, $4, $5, $6 \
-                     where not exists (select 1 from oauth_refresh_tokens \
-                                       where family_id = $2 and revoked_at is not null) \
-                       and not exists (select 1 from oauth_codes \
-                                       where family_id = $2 and replayed_at is not null)",
+                    "insert into oauth_refresh_families (family_id, token_hash, client_id, \
+                     session_id, scope, created_at, rotated_at) \
+                     select $1, $2, $3, $4, $5, $6, $6 \
+                     where not exists (select 1 from oauth_codes \
+                                       where family_id = $1 and replayed_at is not null)",
                 )
-                .bind(token.token_hash)
-                .bind(Self::id(token.family_id))
-                .bind(token.client_id)
-                .bind(Self::id(token.session_id))
-                .bind(token.scope)
+                .bind(Self::id(family.family_id))
+                .bind(family.token_hash)
+                .bind(family.client_id)
+                .bind(Self::id(family.session_id))
+                .bind(family.scope)
                 .bind(Self::at(now))
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
 
-            async fn use_refresh_token(
+            async fn find_refresh_family(
                 &self,
-                token_hash: &str,
-                client_id: &str,
-                now: DateTime<Utc>,
-            ) -> StoreResult<Rotation> {
-                let first: Option<RefreshRow> = sqlx::query_as(concat!(
-                    "update oauth_refresh_tokens set used_at = $2 \
-                     where token_hash = $1 and client_id = $3 and used_at is null \
-                     and revoked_at is null returning ",
-                    refresh_columns!()
+                family_id: Uuid,
+            ) -> StoreResult<Option<RefreshFamily>> {
+                let row: Option<FamilyRow> = sqlx::query_as(concat!(
+                    "select ",
+                    family_columns!(),
+                    " from oauth_refresh_families where family_id = $1"
                 ))
-                .bind(token_hash)
-                .bind(Self::at(now))
-                .bind(client_id)
+                .bind(Self::id(family_id))
                 .fetch_optional(&self.pool)
                 .await?;
-                if let Some(row) = first {
-                    return Ok(Rotation::First(row.try_into()?));
-                }
-                Ok(match self.find_refresh_token(token_hash).await? {
-                    Some(token) => Rotation::Spent(token),
-                    None => Rotation::Unknown,
-                })
+                Ok(row.map(RefreshFamily::try_from).transpose()?)
             }
 
-            async fn find_refresh_token(
-                &self,
-                token_hash: &str,
-            ) -> StoreResult<Option<RefreshToken>> {
-                let row: Option<RefreshRow> = sqlx::query_as(concat!(
-                    "select ",
-                    refresh_columns!(),
-                    " from oauth_refresh_tokens where token_hash = $1"
-                ))
+            async fn legacy_refresh_family(&self, token_hash: &str) -> StoreResult<Option<Uuid>> {
+                let family: Option<Id> = sqlx::query_scalar(
+                    "select family_id from oauth_refresh_tokens where token_hash = $1",
+                )
                 .bind(token_hash)
                 .fetch_optional(&self.pool)
                 .await?;
-                Ok(row.map(RefreshToken::try_from).transpose()?)
+                Ok(family.map(|id| id.read()).transpose()?)
             }
 
             async fn revoke_refresh_family(
                 &self,
                 family_id: Uuid,
                 now: DateTime<Utc>,
-            ) -> StoreResult<u64> {
+            ) -> StoreResult<bool> {
                 let done = sqlx::query(
-                    "update oauth_refresh_tokens set revoked_at = $2 \
+                    "update oauth_refresh_families set revoked_at = $2 \
                      where family_id = $1 and revoked_at is null",
                 )
                 .bind(Self::id(family_id))
                 .bind(Self::at(now))
                 .execute(&self.pool)
                 .await?;
-                Ok(done.rows_affected())
+                Ok(done.rows_affected() == 1)
             }
 
             async fn export(&self) -> StoreResult<Dump> {

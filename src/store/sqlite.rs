@@ -15,16 +15,16 @@ use uuid::Uuid;
 
 use super::portable::{Dialect, Portable};
 use super::rows::{
-    self, Stored, code_columns, oauth_client_columns, read_all, records_use, refresh_columns,
+    self, Stored, code_columns, family_columns, oauth_client_columns, read_all, records_use,
     session_user_columns,
 };
 use super::shared::impl_store;
 use super::sql;
 use super::{
-    AuditEntry, AuthorizationContext, Dump, Grant, NewAuthorizationCode, NewRefreshToken,
-    NewSession, NewUser, OAuthClient, Redemption, RefreshToken, Reservation, Revocation, Rotation,
-    Session, SessionGrant, Store, StoreError, StoreResult, ThrottleCounter, ThrottleKeys, User,
-    on_missing_user, username_key, username_skeleton,
+    AuditEntry, AuthorizationContext, Dump, Grant, NewAuthorizationCode, NewRefreshFamily,
+    NewSession, NewUser, OAuthClient, Redemption, RefreshFamily, RefreshRotation, Reservation,
+    Revocation, Rotation, Session, SessionGrant, Store, StoreError, StoreResult, ThrottleCounter,
+    ThrottleKeys, User, on_missing_user, username_key, username_skeleton,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -108,7 +108,7 @@ type SessionUserRow = rows::SessionUserRow<String, String>;
 type OAuthClientRow = rows::OAuthClientRow<String>;
 type AuditRow = rows::AuditRow<String, String>;
 type CodeRow = rows::CodeRow<String, String>;
-type RefreshRow = rows::RefreshRow<String, String>;
+type FamilyRow = rows::FamilyRow<String, String>;
 
 fn on_unique_username(error: sqlx::Error) -> StoreError {
     match &error {
@@ -296,6 +296,44 @@ impl_store! { SqliteStore {
             user,
             scopes,
         }))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        rotation: RefreshRotation<'_>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Rotation> {
+        // One statement for the rotation: SQLite's write lock serializes it.
+        let row: Option<FamilyRow> = sqlx::query_as(concat!(
+            "update oauth_refresh_families set token_hash = ?3, rotated_at = ?5 \
+             where family_id = ?1 and token_hash = ?2 and client_id = ?4 \
+             and revoked_at is null returning ",
+            family_columns!()
+        ))
+        .bind(rotation.family_id.to_string())
+        .bind(rotation.presented_hash)
+        .bind(rotation.new_hash)
+        .bind(rotation.client_id)
+        .bind(ts(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(match self.find_refresh_family(rotation.family_id).await? {
+                Some(family) => Rotation::Stale(family),
+                None => Rotation::Unknown,
+            });
+        };
+        let family = RefreshFamily::try_from(row)?;
+        // The session row outlives the family (a foreign key), so the
+        // context is there.
+        let context = self
+            .authorization_context(family.session_id, rotation.audience, now)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the family's session is missing"))?;
+        Ok(Rotation::Rotated {
+            family,
+            context: Box::new(context),
+        })
     }
 
     async fn revoke_session(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<bool> {

@@ -8,8 +8,8 @@ use sqlx::{Connection, PgConnection, SqliteConnection};
 use uuid::Uuid;
 
 use tessera::store::{
-    NewAuthorizationCode, NewRefreshToken, NewSession, NewUser, OAuthClient, Redemption,
-    Reservation, Rotation, Store, StoreError, ThrottleCounter, ThrottleKeys, User,
+    NewAuthorizationCode, NewRefreshFamily, NewSession, NewUser, OAuthClient, Redemption,
+    RefreshRotation, Reservation, Rotation, Store, StoreError, ThrottleCounter, ThrottleKeys, User,
 };
 
 use crate::helpers::{Backend, TestDatabase};
@@ -1067,14 +1067,18 @@ async fn oauth_clients_round_trip_and_change_one_field_at_a_time(backend: Backen
     assert_eq!(store.find_oauth_client("hub").await.unwrap(), None);
 }
 
-/// A code is redeemed once; a replay marks it, and neither a revoked
-/// family nor a replayed code's family takes a new refresh token, so a
-/// rotation that races a replay or a reuse adds nothing live.
-async fn codes_redeem_once_and_revoked_or_replayed_families_take_no_tokens(backend: Backend) {
+/// A code is redeemed once; a replay marks it, and a replayed code's
+/// family is not started. A family rotates once per current token: a
+/// stale token, another client or a revoked family rotates nothing.
+async fn codes_redeem_once_and_refresh_families_rotate_once_per_token(backend: Backend) {
     let db = TestDatabase::create(backend).await;
     let store = db.store().await;
     let now = Utc::now();
     let alice = user(store.as_ref(), "alice").await;
+    store
+        .add_grants(alice.id, "tessera", &["tessera:read".to_owned()], now)
+        .await
+        .unwrap();
     let session = store
         .create_session(new_session(alice.id), now)
         .await
@@ -1093,12 +1097,30 @@ async fn codes_redeem_once_and_revoked_or_replayed_families_take_no_tokens(backe
         code_challenge: None,
         expires_at: now + Duration::seconds(60),
     };
-    let token = |hash: &'static str, family| NewRefreshToken {
-        token_hash: hash,
+    let family_of = |hash: &'static str, family| NewRefreshFamily {
         family_id: family,
+        token_hash: hash,
         client_id: "hub",
         session_id: session.id,
         scope: "openid",
+    };
+    let rotate = |family, presented: &'static str, new: &'static str, client: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .rotate_refresh_token(
+                    RefreshRotation {
+                        family_id: family,
+                        presented_hash: presented,
+                        new_hash: new,
+                        client_id: client,
+                        audience: "tessera",
+                    },
+                    now,
+                )
+                .await
+                .unwrap()
+        }
     };
     store
         .create_authorization_code(code("c1"), now)
@@ -1113,12 +1135,6 @@ async fn codes_redeem_once_and_revoked_or_replayed_families_take_no_tokens(backe
         panic!("the first use redeems");
     };
     assert_eq!(first.nonce.as_deref(), Some("n"));
-    assert!(
-        store
-            .create_refresh_token(token("r1", family), now)
-            .await
-            .unwrap()
-    );
     let Redemption::Replayed(again) = store
         .redeem_authorization_code("c1", Uuid::new_v4(), now)
         .await
@@ -1136,51 +1152,59 @@ async fn codes_redeem_once_and_revoked_or_replayed_families_take_no_tokens(backe
     ));
     assert!(
         !store
-            .create_refresh_token(token("r2", family), now)
+            .create_refresh_family(family_of("r1", family), now)
             .await
             .unwrap(),
-        "a replayed code's family takes no token"
+        "a replayed code's family is not started"
     );
+    assert!(store.find_refresh_family(family).await.unwrap().is_none());
 
-    // Rotation: once, then spent; a revoked family takes no token.
+    // Rotation: once per current token, with the session's context.
     let other = Uuid::new_v4();
     assert!(
         store
-            .create_refresh_token(token("r3", other), now)
+            .create_refresh_family(family_of("r3", other), now)
             .await
             .unwrap()
     );
     assert!(
         matches!(
-            store
-                .use_refresh_token("r3", "other-client", now)
-                .await
-                .unwrap(),
-            Rotation::Spent(_)
+            rotate(other, "r3", "r4", "other-client").await,
+            Rotation::Stale(_)
         ),
-        "another client's token is not used"
+        "another client's token is not rotated"
     );
+    let Rotation::Rotated {
+        family: rotated,
+        context,
+    } = rotate(other, "r3", "r4", "hub").await
+    else {
+        panic!("the current token rotates");
+    };
+    assert_eq!(rotated.token_hash, "r4");
+    assert_eq!(rotated.scope, "openid");
+    assert_eq!(context.session.id, session.id);
+    assert_eq!(context.user.id, alice.id);
+    assert_eq!(context.scopes, ["tessera:read"]);
+    let Rotation::Stale(stale) = rotate(other, "r3", "r5", "hub").await else {
+        panic!("a rotated token is stale");
+    };
+    assert_eq!(stale.token_hash, "r4", "the stale use changed nothing");
     assert!(matches!(
-        store.use_refresh_token("r3", "hub", now).await.unwrap(),
-        Rotation::First(_)
+        rotate(Uuid::new_v4(), "r4", "r5", "hub").await,
+        Rotation::Unknown
     ));
-    assert!(matches!(
-        store.use_refresh_token("r3", "hub", now).await.unwrap(),
-        Rotation::Spent(_)
-    ));
-    assert_eq!(store.revoke_refresh_family(other, now).await.unwrap(), 1);
+    assert!(store.revoke_refresh_family(other, now).await.unwrap());
+    assert!(!store.revoke_refresh_family(other, now).await.unwrap());
     assert!(
-        !store
-            .create_refresh_token(token("r4", other), now)
-            .await
-            .unwrap()
+        matches!(rotate(other, "r4", "r5", "hub").await, Rotation::Stale(f) if f.revoked_at.is_some()),
+        "a revoked family rotates nothing"
     );
-    assert!(store.find_refresh_token("r4").await.unwrap().is_none());
+    assert!(store.legacy_refresh_family("r4").await.unwrap().is_none());
 
-    // Deleting the client deletes its codes and tokens.
-    assert!(store.find_refresh_token("r1").await.unwrap().is_some());
+    // Deleting the client deletes its codes and families.
     assert!(store.delete_oauth_client("hub").await.unwrap());
-    assert!(store.find_refresh_token("r1").await.unwrap().is_none());
+    assert!(store.find_refresh_family(other).await.unwrap().is_none());
     assert!(matches!(
         store
             .redeem_authorization_code("c1", family, now)
@@ -1191,7 +1215,7 @@ async fn codes_redeem_once_and_revoked_or_replayed_families_take_no_tokens(backe
 }
 
 on_both_backends!(
-    codes_redeem_once_and_revoked_or_replayed_families_take_no_tokens,
+    codes_redeem_once_and_refresh_families_rotate_once_per_token,
     oauth_clients_round_trip_and_change_one_field_at_a_time,
     a_password_change_revokes_every_session_but_the_one_kept,
     a_hash_upgrade_keeps_sessions_and_never_undoes_a_password_change,

@@ -1,0 +1,29 @@
+-- One row per refresh-token family: every token rotated from one code
+-- exchange. The row holds the SHA-256 of the family's one current token,
+-- and a token names its family, so a rotation is one update of one row
+-- (no index covers the columns it changes) and a token that is not the
+-- current one is recognised as reuse without keeping every spent token.
+create table oauth_refresh_families (
+    family_id uuid primary key,
+    token_hash text not null,
+    client_id text not null,
+    session_id uuid not null references sessions (id) on delete cascade,
+    scope text not null,
+    created_at timestamptz not null,
+    rotated_at timestamptz not null,
+    revoked_at timestamptz
+);
+create index oauth_refresh_families_session on oauth_refresh_families (session_id);
+
+-- The live token of each family issued before, which names no family: it
+-- stays valid, found through `oauth_refresh_tokens` by its hash.
+insert into oauth_refresh_families
+    (family_id, token_hash, client_id, session_id, scope, created_at, rotated_at, revoked_at)
+select distinct on (t.family_id)
+       t.family_id, t.token_hash, t.client_id, t.session_id, t.scope, t.created_at,
+       t.created_at, null
+from oauth_refresh_tokens t
+where t.used_at is null and t.revoked_at is null
+  and not exists (select 1 from oauth_refresh_tokens r
+                  where r.family_id = t.family_id and r.revoked_at is not null)
+order by t.family_id, t.created_at desc;
