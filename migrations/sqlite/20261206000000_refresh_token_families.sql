@@ -22,3 +22,6 @@ where t.used_at is null and t.revoked_at is null
   and not exists (select 1 from oauth_refresh_tokens r
                   where r.family_id = t.family_id and r.revoked_at is not null)
 order by t.created_at desc;
+
+-- A replayed code is found by its hash now, not by the family it started.
+drop index oauth_codes_family;

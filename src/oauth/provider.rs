@@ -613,12 +613,17 @@ impl Provider {
         let now = sessions.now();
         let family = Uuid::new_v4();
         let bad = || invalid(Code::InvalidGrant, "the code is invalid, expired or used");
-        let code = match self
+        let audience = client_audience(client)?;
+        if !sessions.policy().allows(&audience) {
+            return Err(SessionError::AudienceNotAllowed(audience.as_str().to_owned()).into());
+        }
+        let code_hash = hex_sha256(code);
+        let (code, context) = match self
             .store
-            .redeem_authorization_code(&hex_sha256(code), family, now)
+            .redeem_authorization_code(&code_hash, family, audience.as_str(), now)
             .await?
         {
-            Redemption::First(code) => code,
+            Redemption::First { code, context } => (code, context),
             Redemption::Replayed(code) => {
                 // RFC 6749 §4.1.2: a code used twice revokes what it
                 // issued (the refresh tokens; access tokens expire soon).
@@ -661,8 +666,7 @@ impl Provider {
             }
             (None, None) => {}
         }
-        let audience = client_audience(client)?;
-        let context = sessions.live_context(code.session_id, &audience).await?;
+        sessions.ensure_context_live(&context)?;
         let (openid, asked) = scope_parts(&code.scope);
         let scopes = audience_scopes_for(client, &asked, &context.scopes);
         let access = sessions
@@ -670,7 +674,7 @@ impl Provider {
             .await?;
         let refresh_token = if client.grant_types.iter().any(|g| g == REFRESH_TOKEN) {
             Some(
-                self.start_refresh_family(family, client, &context, &code.scope, now)
+                self.start_refresh_family(family, &code_hash, client, &context, &code.scope, now)
                     .await?,
             )
         } else {
@@ -719,6 +723,7 @@ impl Provider {
     async fn start_refresh_family(
         &self,
         family: Uuid,
+        code_hash: &str,
         client: &OAuthClient,
         context: &AuthorizationContext,
         scope: &str,
@@ -730,6 +735,7 @@ impl Provider {
             .create_refresh_family(
                 NewRefreshFamily {
                     family_id: family,
+                    code_hash,
                     token_hash: &hex_sha256(&token),
                     client_id: &client.id,
                     session_id: context.session.id,

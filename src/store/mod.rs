@@ -227,8 +227,12 @@ pub struct AuthorizationCode {
 /// What redeeming a code found.
 #[derive(Debug)]
 pub enum Redemption {
-    /// This is the code's one use.
-    First(AuthorizationCode),
+    /// This is the code's one use. With the code's session, its user and
+    /// their scopes at the audience, read by the same round trip.
+    First {
+        code: AuthorizationCode,
+        context: Box<AuthorizationContext>,
+    },
     /// The code was used before: a replay.
     Replayed(AuthorizationCode),
     Unknown,
@@ -237,6 +241,8 @@ pub enum Redemption {
 /// A refresh-token family to start: the first token of a code exchange.
 pub struct NewRefreshFamily<'a> {
     pub family_id: Uuid,
+    /// SHA-256 of the code whose exchange starts it, hex.
+    pub code_hash: &'a str,
     /// SHA-256 of the family's first token, hex.
     pub token_hash: &'a str,
     pub client_id: &'a str,
@@ -574,11 +580,12 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
     /// Marks the code used, recording the refresh-token family its exchange
-    /// starts, if this is its first use; a replay changes nothing.
+    /// starts, if this is its first use; a replay marks it replayed.
     async fn redeem_authorization_code(
         &self,
         code_hash: &str,
         family_id: Uuid,
+        audience: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Redemption>;
     /// False, storing nothing, when the family's code was replayed.

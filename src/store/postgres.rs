@@ -16,10 +16,10 @@ use super::rows::{
 use super::shared::impl_store;
 use super::sql;
 use super::{
-    AuditEntry, AuthorizationContext, Dump, Grant, NewAuthorizationCode, NewRefreshFamily,
-    NewSession, NewUser, OAuthClient, Redemption, RefreshFamily, RefreshRotation, Reservation,
-    Revocation, Rotation, Session, SessionGrant, Store, StoreError, StoreResult, ThrottleCounter,
-    ThrottleKeys, User, on_missing_user, username_key, username_skeleton,
+    AuditEntry, AuthorizationCode, AuthorizationContext, Dump, Grant, NewAuthorizationCode,
+    NewRefreshFamily, NewSession, NewUser, OAuthClient, Redemption, RefreshFamily, RefreshRotation,
+    Reservation, Revocation, Rotation, Session, SessionGrant, Store, StoreError, StoreResult,
+    ThrottleCounter, ThrottleKeys, User, on_missing_user, username_key, username_skeleton,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -34,6 +34,80 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// The code's first use: marks it used, and reads its session, the
+    /// user and their scopes at `audience` in the same round trip. Of
+    /// concurrent exchanges, exactly one sets `used_at`.
+    async fn redeem_first(
+        &self,
+        code_hash: &str,
+        family_id: Uuid,
+        audience: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(AuthorizationCode, AuthorizationContext)>> {
+        #[derive(FromRow)]
+        struct Row {
+            c_client_id: String,
+            c_redirect_uri: String,
+            c_scope: String,
+            c_nonce: Option<String>,
+            c_code_challenge: Option<String>,
+            c_expires_at: DateTime<Utc>,
+            #[sqlx(flatten)]
+            joined: SessionUserRow,
+            scopes: Vec<String>,
+        }
+        let row: Option<Row> = sqlx::query_as(concat!(
+            r#"
+            with redeemed as (
+                update oauth_codes set used_at = $2, family_id = $3
+                where code_hash = $1 and used_at is null
+                returning client_id, session_id, redirect_uri, scope, nonce, code_challenge,
+                          expires_at
+            )
+            select r.client_id as c_client_id, r.redirect_uri as c_redirect_uri,
+                   r.scope as c_scope, r.nonce as c_nonce,
+                   r.code_challenge as c_code_challenge, r.expires_at as c_expires_at,
+            "#,
+            session_user_columns!(),
+            r#",
+                   array(select g.scope from grants g
+                         where g.user_id = s.user_id and g.audience = $4
+                         order by g.scope) as scopes
+            from redeemed r join sessions s on s.id = r.session_id
+                 join users u on u.id = s.user_id
+            "#
+        ))
+        .bind(code_hash)
+        .bind(now)
+        .bind(family_id)
+        .bind(audience)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let (session, user) = row.joined.split()?;
+        if records_use(&session, now) {
+            self.record_session_use(session.id, now).await?;
+        }
+        let code = AuthorizationCode {
+            client_id: row.c_client_id,
+            session_id: session.id,
+            redirect_uri: row.c_redirect_uri,
+            scope: row.c_scope,
+            nonce: row.c_nonce,
+            code_challenge: row.c_code_challenge,
+            expires_at: row.c_expires_at,
+            family_id: Some(family_id),
+        };
+        let context = AuthorizationContext {
+            session,
+            user,
+            scopes: row.scopes,
+        };
+        Ok(Some((code, context)))
+    }
+
     /// Records a use of the live session `id`: at most once a minute, so
     /// the hot path rarely writes.
     async fn record_session_use(&self, id: Uuid, now: DateTime<Utc>) -> StoreResult<()> {

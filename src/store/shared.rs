@@ -513,22 +513,16 @@ macro_rules! impl_store {
                 &self,
                 code_hash: &str,
                 family_id: Uuid,
+                audience: &str,
                 now: DateTime<Utc>,
             ) -> StoreResult<Redemption> {
-                // One statement: of concurrent exchanges, exactly one sets
-                // `used_at`.
-                let first: Option<CodeRow> = sqlx::query_as(concat!(
-                    "update oauth_codes set used_at = $2, family_id = $3 \
-                     where code_hash = $1 and used_at is null returning ",
-                    code_columns!()
-                ))
-                .bind(code_hash)
-                .bind(Self::at(now))
-                .bind(Self::id(family_id))
-                .fetch_optional(&self.pool)
-                .await?;
-                if let Some(row) = first {
-                    return Ok(Redemption::First(row.read()?.0));
+                if let Some((code, context)) =
+                    self.redeem_first(code_hash, family_id, audience, now).await?
+                {
+                    return Ok(Redemption::First {
+                        code,
+                        context: Box::new(context),
+                    });
                 }
                 // Presented again: marked, so that the first use's refresh
                 // token cannot join its family after the family is revoked.
@@ -559,7 +553,7 @@ macro_rules! impl_store {
                      session_id, scope, created_at, rotated_at) \
                      select $1, $2, $3, $4, $5, $6, $6 \
                      where not exists (select 1 from oauth_codes \
-                                       where family_id = $1 and replayed_at is not null)",
+                                       where code_hash = $7 and replayed_at is not null)",
                 )
                 .bind(Self::id(family.family_id))
                 .bind(family.token_hash)
@@ -567,6 +561,7 @@ macro_rules! impl_store {
                 .bind(Self::id(family.session_id))
                 .bind(family.scope)
                 .bind(Self::at(now))
+                .bind(family.code_hash)
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)

@@ -21,10 +21,10 @@ use super::rows::{
 use super::shared::impl_store;
 use super::sql;
 use super::{
-    AuditEntry, AuthorizationContext, Dump, Grant, NewAuthorizationCode, NewRefreshFamily,
-    NewSession, NewUser, OAuthClient, Redemption, RefreshFamily, RefreshRotation, Reservation,
-    Revocation, Rotation, Session, SessionGrant, Store, StoreError, StoreResult, ThrottleCounter,
-    ThrottleKeys, User, on_missing_user, username_key, username_skeleton,
+    AuditEntry, AuthorizationCode, AuthorizationContext, Dump, Grant, NewAuthorizationCode,
+    NewRefreshFamily, NewSession, NewUser, OAuthClient, Redemption, RefreshFamily, RefreshRotation,
+    Reservation, Revocation, Rotation, Session, SessionGrant, Store, StoreError, StoreResult,
+    ThrottleCounter, ThrottleKeys, User, on_missing_user, username_key, username_skeleton,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -34,6 +34,38 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// The code's first use: marks it used (of concurrent exchanges,
+    /// exactly one sets `used_at`), and reads its session, the user and
+    /// their scopes at `audience`.
+    async fn redeem_first(
+        &self,
+        code_hash: &str,
+        family_id: Uuid,
+        audience: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(AuthorizationCode, AuthorizationContext)>> {
+        let row: Option<CodeRow> = sqlx::query_as(concat!(
+            "update oauth_codes set used_at = ?2, family_id = ?3 \
+             where code_hash = ?1 and used_at is null returning ",
+            code_columns!()
+        ))
+        .bind(code_hash)
+        .bind(ts(now))
+        .bind(family_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let (code, _) = row.read()?;
+        // The session row outlives the code (a foreign key).
+        let context = self
+            .authorization_context(code.session_id, audience, now)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the code's session is missing"))?;
+        Ok(Some((code, context)))
+    }
+
     /// Opens (creating if missing) the database file named by `url`,
     /// e.g. `sqlite://tessera.db`.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {

@@ -1097,8 +1097,9 @@ async fn codes_redeem_once_and_refresh_families_rotate_once_per_token(backend: B
         code_challenge: None,
         expires_at: now + Duration::seconds(60),
     };
-    let family_of = |hash: &'static str, family| NewRefreshFamily {
+    let family_of = |hash: &'static str, family, code_hash: &'static str| NewRefreshFamily {
         family_id: family,
+        code_hash,
         token_hash: hash,
         client_id: "hub",
         session_id: session.id,
@@ -1127,16 +1128,22 @@ async fn codes_redeem_once_and_refresh_families_rotate_once_per_token(backend: B
         .await
         .unwrap();
     let family = Uuid::new_v4();
-    let Redemption::First(first) = store
-        .redeem_authorization_code("c1", family, now)
+    let Redemption::First {
+        code: first,
+        context,
+    } = store
+        .redeem_authorization_code("c1", family, "tessera", now)
         .await
         .unwrap()
     else {
         panic!("the first use redeems");
     };
     assert_eq!(first.nonce.as_deref(), Some("n"));
+    assert_eq!(first.family_id, Some(family));
+    assert_eq!(context.session.id, session.id);
+    assert_eq!(context.scopes, ["tessera:read"]);
     let Redemption::Replayed(again) = store
-        .redeem_authorization_code("c1", Uuid::new_v4(), now)
+        .redeem_authorization_code("c1", Uuid::new_v4(), "tessera", now)
         .await
         .unwrap()
     else {
@@ -1145,14 +1152,14 @@ async fn codes_redeem_once_and_refresh_families_rotate_once_per_token(backend: B
     assert_eq!(again.family_id, Some(family), "the first use's family");
     assert!(matches!(
         store
-            .redeem_authorization_code("nope", family, now)
+            .redeem_authorization_code("nope", family, "tessera", now)
             .await
             .unwrap(),
         Redemption::Unknown
     ));
     assert!(
         !store
-            .create_refresh_family(family_of("r1", family), now)
+            .create_refresh_family(family_of("r1", family, "c1"), now)
             .await
             .unwrap(),
         "a replayed code's family is not started"
@@ -1161,9 +1168,20 @@ async fn codes_redeem_once_and_refresh_families_rotate_once_per_token(backend: B
 
     // Rotation: once per current token, with the session's context.
     let other = Uuid::new_v4();
+    store
+        .create_authorization_code(code("c2"), now)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .redeem_authorization_code("c2", other, "tessera", now)
+            .await
+            .unwrap(),
+        Redemption::First { .. }
+    ));
     assert!(
         store
-            .create_refresh_family(family_of("r3", other), now)
+            .create_refresh_family(family_of("r3", other, "c2"), now)
             .await
             .unwrap()
     );
@@ -1207,7 +1225,7 @@ async fn codes_redeem_once_and_refresh_families_rotate_once_per_token(backend: B
     assert!(store.find_refresh_family(other).await.unwrap().is_none());
     assert!(matches!(
         store
-            .redeem_authorization_code("c1", family, now)
+            .redeem_authorization_code("c1", family, "tessera", now)
             .await
             .unwrap(),
         Redemption::Unknown
