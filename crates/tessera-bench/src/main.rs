@@ -35,8 +35,9 @@ use crate::report::{BackendSummary, Report, Row};
 use crate::server::{Backend, Database, Launch, Server};
 
 /// Measures Tessera's endpoints against the raw cryptographic limits of
-/// this machine. Run through cargo, it first builds the release server
-/// (`cargo build --release --bin tessera`).
+/// this machine. Run through cargo, it first builds the server with its own
+/// profile (`cargo run --profile dist -p tessera-bench` builds
+/// `cargo build --profile dist --bin tessera`).
 #[derive(Parser, Debug)]
 #[command(name = "tessera-bench")]
 struct Args {
@@ -235,12 +236,16 @@ fn server_binary(args: &Args) -> anyhow::Result<PathBuf> {
     if let Some(cargo) = std::env::var_os("CARGO") {
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
         let mut command = std::process::Command::new(cargo);
-        command.args(["build", "--bin", "tessera", "--manifest-path"]);
-        command.arg(&manifest);
-        if !cfg!(debug_assertions) {
-            command.arg("--release");
-        }
-        eprintln!("Building the server: cargo build --release --bin tessera");
+        // The profile this program was built with, named by its directory
+        // (`target/dist`, `target/release`, `target/debug`).
+        let profile = match binary.parent().and_then(Path::file_name) {
+            Some(dir) if dir == "debug" => "dev".to_owned(),
+            Some(dir) => dir.to_string_lossy().into_owned(),
+            None => "release".to_owned(),
+        };
+        command.args(["build", "--bin", "tessera", "--profile", &profile]);
+        command.arg("--manifest-path").arg(&manifest);
+        eprintln!("Building the server: cargo build --profile {profile} --bin tessera");
         let status = command.status().context("running cargo build")?;
         if !status.success() {
             bail!("building the server failed");
@@ -248,7 +253,7 @@ fn server_binary(args: &Args) -> anyhow::Result<PathBuf> {
     }
     if !binary.is_file() {
         bail!(
-            "{} does not exist: build it with `cargo build --release --bin tessera`, or name it with --server",
+            "{} does not exist: build it with `cargo build --profile dist --bin tessera`, or name it with --server",
             binary.display()
         );
     }
