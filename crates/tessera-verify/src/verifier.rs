@@ -52,10 +52,18 @@ impl Drop for Inner {
 }
 
 impl Inner {
-    /// The checks on a signed token's claims, in this order: `exp` present,
-    /// not expired, not before `nbf`, issuer, audience, `iat` not in the
-    /// future, and the token kind. Times are compared with the leeway.
+    /// The checks on a signed token's claims, in this order: the token kind,
+    /// `exp` present, not expired, not before `nbf`, issuer, audience, `iat`
+    /// not in the future. Times are compared with the leeway. The kind comes
+    /// first so that a session token, which usually has no `exp`, is
+    /// refused for what it is.
     fn validate(&self, claims: &Claims, now: i64) -> Result<(), VerifyError> {
+        if claims.token == claims::SESSION {
+            return Err(VerifyError::SessionToken);
+        }
+        if claims.token != AUTHORIZATION {
+            return Err(VerifyError::NotAnAuthorizationToken);
+        }
         if claims.exp == claims::absent() {
             return Err(VerifyError::MissingClaim("exp".into()));
         }
@@ -75,9 +83,6 @@ impl Inner {
         // A token issued in the future was signed by a clock we cannot trust.
         if claims.iat > not_after {
             return Err(VerifyError::NotYetValid);
-        }
-        if claims.token != AUTHORIZATION {
-            return Err(VerifyError::NotAnAuthorizationToken);
         }
         Ok(())
     }
