@@ -120,6 +120,7 @@ impl Verifier {
             leeway: DEFAULT_LEEWAY,
             min_refetch_interval: DEFAULT_MIN_REFETCH_INTERVAL,
             poll_revocations: None,
+            revocations_url: None,
             client: None,
         }
     }
@@ -201,6 +202,7 @@ pub struct VerifierBuilder {
     leeway: Duration,
     min_refetch_interval: Duration,
     poll_revocations: Option<Duration>,
+    revocations_url: Option<String>,
     client: Option<Client>,
 }
 
@@ -240,6 +242,16 @@ impl VerifierBuilder {
         self
     }
 
+    /// Polls this revocation feed instead of `{issuer}/revocations`, for a
+    /// service that reaches Tessera at another address than the public one
+    /// in `iss` (e.g. `http://tessera:8080/revocations` inside a container
+    /// network, next to [`jwks_url`](Self::jwks_url)). Only used with
+    /// revocation polling on.
+    pub fn revocations_url(mut self, url: impl Into<String>) -> Self {
+        self.revocations_url = Some(url.into());
+        self
+    }
+
     /// As [`poll_revocations`](Self::poll_revocations), every 5 s.
     pub fn with_revocations(self) -> Self {
         self.poll_revocations(DEFAULT_POLL_INTERVAL)
@@ -266,6 +278,13 @@ impl VerifierBuilder {
         if self.audience.trim().is_empty() {
             return Err(BuildError::EmptyAudience);
         }
+        let feed_url = match self.revocations_url {
+            None => join(&issuer_url, "revocations"),
+            Some(url) => keys::parse_http_url(&url).ok_or(BuildError::InvalidUrl {
+                what: "revocation feed URL",
+                url,
+            })?,
+        };
         let client = match self.client {
             Some(client) => client,
             None => crate::http::default_client()?,
@@ -321,11 +340,7 @@ impl VerifierBuilder {
         let (revocations, poller) = match self.poll_revocations {
             None => (None, None),
             Some(interval) => {
-                let feed = Arc::new(Revocations::new(
-                    join(&issuer_url, "revocations"),
-                    client,
-                    interval,
-                ));
+                let feed = Arc::new(Revocations::new(feed_url, client, interval));
                 // The first poll is awaited, so that the service starts with
                 // the revocations that exist rather than with none.
                 let cursor = feed.poll(None).await;
@@ -380,6 +395,21 @@ mod tests {
             .build()
             .await;
         assert!(matches!(result, Err(BuildError::InvalidUrl { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_revocation_feed_that_is_not_an_http_url_is_a_configuration_error() {
+        let result = Verifier::builder("http://127.0.0.1:1", "notebooks")
+            .revocations_url("tessera:8080/revocations")
+            .build()
+            .await;
+        assert!(matches!(
+            result,
+            Err(BuildError::InvalidUrl {
+                what: "revocation feed URL",
+                ..
+            })
+        ));
     }
 
     #[tokio::test]
