@@ -4,14 +4,14 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bin tessera \
-    && cargo build --release --locked -p tessera-verify --example notebooks
+    && cargo build --release --locked -p tessera-example-notebooks --bin notebooks
 
 # The example downstream service (docker-compose's `notebooks`).
 FROM debian:bookworm-slim AS notebooks
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10002 notebooks
-COPY --from=build /src/target/release/examples/notebooks /usr/local/bin/notebooks
+COPY --from=build /src/target/release/notebooks /usr/local/bin/notebooks
 USER notebooks
 ENV NOTEBOOKS_BIND=0.0.0.0 NOTEBOOKS_PORT=8081
 EXPOSE 8081

@@ -15,6 +15,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// The `token` claim of an authorization token.
 pub const AUTHORIZATION: &str = "auth";
 
+/// The `token` claim of a session token, refused with its own reason.
+pub(crate) const SESSION: &str = "session";
+
 /// A verified authorization token's claims.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]

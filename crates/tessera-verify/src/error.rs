@@ -41,7 +41,12 @@ pub enum VerifyError {
     WrongAudience,
     #[error("the token lacks the {0} claim")]
     MissingClaim(String),
-    /// A session token, or any other kind: only `token: "auth"` is accepted.
+    /// A Tessera session token (`token: "session"`). It proves a login to
+    /// Tessera only; a service accepts the short-lived authorization token
+    /// that `POST /authorize` exchanges it for.
+    #[error("a session token is not an authorization token (exchange it at POST /authorize)")]
+    SessionToken,
+    /// Any other kind of token: only `token: "auth"` is accepted.
     #[error("the token is not an authorization token")]
     NotAnAuthorizationToken,
     #[error("the token's session has ended")]

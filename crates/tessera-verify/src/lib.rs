@@ -28,9 +28,6 @@
 pub mod actix;
 mod claims;
 mod error;
-#[cfg(feature = "actix")]
-#[doc(hidden)]
-pub mod example;
 mod http;
 mod jws;
 mod keys;

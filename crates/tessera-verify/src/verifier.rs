@@ -52,10 +52,18 @@ impl Drop for Inner {
 }
 
 impl Inner {
-    /// The checks on a signed token's claims, in this order: `exp` present,
-    /// not expired, not before `nbf`, issuer, audience, `iat` not in the
-    /// future, and the token kind. Times are compared with the leeway.
+    /// The checks on a signed token's claims, in this order: the token kind,
+    /// `exp` present, not expired, not before `nbf`, issuer, audience, `iat`
+    /// not in the future. Times are compared with the leeway. The kind comes
+    /// first so that a session token, which usually has no `exp`, is
+    /// refused for what it is.
     fn validate(&self, claims: &Claims, now: i64) -> Result<(), VerifyError> {
+        if claims.token == claims::SESSION {
+            return Err(VerifyError::SessionToken);
+        }
+        if claims.token != AUTHORIZATION {
+            return Err(VerifyError::NotAnAuthorizationToken);
+        }
         if claims.exp == claims::absent() {
             return Err(VerifyError::MissingClaim("exp".into()));
         }
@@ -75,9 +83,6 @@ impl Inner {
         // A token issued in the future was signed by a clock we cannot trust.
         if claims.iat > not_after {
             return Err(VerifyError::NotYetValid);
-        }
-        if claims.token != AUTHORIZATION {
-            return Err(VerifyError::NotAnAuthorizationToken);
         }
         Ok(())
     }
@@ -115,6 +120,7 @@ impl Verifier {
             leeway: DEFAULT_LEEWAY,
             min_refetch_interval: DEFAULT_MIN_REFETCH_INTERVAL,
             poll_revocations: None,
+            revocations_url: None,
             client: None,
         }
     }
@@ -196,6 +202,7 @@ pub struct VerifierBuilder {
     leeway: Duration,
     min_refetch_interval: Duration,
     poll_revocations: Option<Duration>,
+    revocations_url: Option<String>,
     client: Option<Client>,
 }
 
@@ -235,6 +242,16 @@ impl VerifierBuilder {
         self
     }
 
+    /// Polls this revocation feed instead of `{issuer}/revocations`, for a
+    /// service that reaches Tessera at another address than the public one
+    /// in `iss` (e.g. `http://tessera:8080/revocations` inside a container
+    /// network, next to [`jwks_url`](Self::jwks_url)). Only used with
+    /// revocation polling on.
+    pub fn revocations_url(mut self, url: impl Into<String>) -> Self {
+        self.revocations_url = Some(url.into());
+        self
+    }
+
     /// As [`poll_revocations`](Self::poll_revocations), every 5 s.
     pub fn with_revocations(self) -> Self {
         self.poll_revocations(DEFAULT_POLL_INTERVAL)
@@ -261,6 +278,13 @@ impl VerifierBuilder {
         if self.audience.trim().is_empty() {
             return Err(BuildError::EmptyAudience);
         }
+        let feed_url = match self.revocations_url {
+            None => join(&issuer_url, "revocations"),
+            Some(url) => keys::parse_http_url(&url).ok_or(BuildError::InvalidUrl {
+                what: "revocation feed URL",
+                url,
+            })?,
+        };
         let client = match self.client {
             Some(client) => client,
             None => crate::http::default_client()?,
@@ -316,11 +340,7 @@ impl VerifierBuilder {
         let (revocations, poller) = match self.poll_revocations {
             None => (None, None),
             Some(interval) => {
-                let feed = Arc::new(Revocations::new(
-                    join(&issuer_url, "revocations"),
-                    client,
-                    interval,
-                ));
+                let feed = Arc::new(Revocations::new(feed_url, client, interval));
                 // The first poll is awaited, so that the service starts with
                 // the revocations that exist rather than with none.
                 let cursor = feed.poll(None).await;
@@ -375,6 +395,21 @@ mod tests {
             .build()
             .await;
         assert!(matches!(result, Err(BuildError::InvalidUrl { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_revocation_feed_that_is_not_an_http_url_is_a_configuration_error() {
+        let result = Verifier::builder("http://127.0.0.1:1", "notebooks")
+            .revocations_url("tessera:8080/revocations")
+            .build()
+            .await;
+        assert!(matches!(
+            result,
+            Err(BuildError::InvalidUrl {
+                what: "revocation feed URL",
+                ..
+            })
+        ));
     }
 
     #[tokio::test]

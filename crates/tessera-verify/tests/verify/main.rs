@@ -13,7 +13,6 @@
 )]
 mod helpers;
 
-mod notebooks;
 mod refetch;
 mod revocations;
 mod support;

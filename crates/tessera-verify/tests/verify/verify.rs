@@ -113,19 +113,34 @@ async fn a_session_token_is_refused_even_when_it_names_the_audience() {
 
     let error = verifier.verify(&session).await.unwrap_err();
 
-    assert_eq!(error, VerifyError::NotAnAuthorizationToken);
+    assert_eq!(error, VerifyError::SessionToken);
 }
 
 #[tokio::test]
-async fn a_default_session_token_is_refused() {
+async fn a_default_session_token_is_refused_as_a_session_token() {
     let (app, session) = tessera_with_alice(|_| {}).await;
     let verifier = discovering_verifier(&app).await;
 
     let error = verifier.verify(&session).await.unwrap_err();
 
-    // It has no expiry (and its audience is the issuer): it fails before
-    // its kind is even looked at.
-    assert_eq!(error, VerifyError::MissingClaim("exp".into()));
+    // It has no expiry and its audience is the issuer, but what is wrong
+    // with it is its kind, and that is what the service is told.
+    assert_eq!(error, VerifyError::SessionToken);
+    assert_eq!(
+        error.to_string(),
+        "a session token is not an authorization token (exchange it at POST /authorize)"
+    );
+}
+
+#[tokio::test]
+async fn a_token_of_another_kind_is_not_an_authorization_token() {
+    let (app, verifier, token) = setup().await;
+    let mut claims = claims_of(&token);
+    claims["token"] = json!("refresh");
+
+    let error = verifier.verify(&sign(&app, &claims)).await.unwrap_err();
+
+    assert_eq!(error, VerifyError::NotAnAuthorizationToken);
 }
 
 #[tokio::test]
@@ -384,4 +399,15 @@ async fn an_unreachable_revocation_feed_keeps_the_last_state_and_shows_in_health
     assert!(health.last_attempt.is_some());
     let error = health.last_error.expect("the failed poll is reported");
     assert!(error.contains("/revocations"), "{error}");
+}
+
+#[tokio::test]
+async fn an_authorization_token_without_an_expiry_lacks_the_exp_claim() {
+    let (app, verifier, token) = setup().await;
+    let mut claims = claims_of(&token);
+    claims.as_object_mut().unwrap().remove("exp");
+
+    let error = verifier.verify(&sign(&app, &claims)).await.unwrap_err();
+
+    assert_eq!(error, VerifyError::MissingClaim("exp".into()));
 }
