@@ -299,6 +299,21 @@ impl Browser {
         self.page(status, &page, &[], cookies)
     }
 
+    /// Tessera's own page for a browser that is signed in: as whom, and a
+    /// way to sign out.
+    pub fn signed_in(&self, username: &str) -> HttpResponse {
+        let message = format!(
+            "You are signed in as {username}: every site that signs in through here will let you in without asking again."
+        );
+        let page = MessagePage {
+            brand: &self.brand,
+            title: "Signed in",
+            message: &message,
+            sign_out_link: true,
+        };
+        self.page(StatusCode::OK, &page, &[], Vec::new())
+    }
+
     /// The page for a failure; what went wrong inside stays in the log.
     pub fn error_page(&self, error: PageError) -> HttpResponse {
         let (status, title, message) = match &error {

@@ -89,6 +89,9 @@ async fn show_page(
     browser: &Browser,
 ) -> Result<HttpResponse, PageError> {
     let link = query_link(req)?;
+    if link.client_id.is_none() && link.return_to.is_none() {
+        return own_page(req, state, browser).await;
+    }
     let (client, target) = resolve(
         browser,
         link.client_id.as_deref(),
@@ -118,7 +121,33 @@ async fn show_page(
             Err(other) => return Err(other.into()),
         }
     }
-    login_form(browser, client, &target, "", None, StatusCode::OK, cookies)
+    login_form(
+        browser,
+        Some((client, &target)),
+        "",
+        None,
+        StatusCode::OK,
+        cookies,
+    )
+}
+
+/// `GET /login` with no client: Tessera's own sign-in. A signed-in browser
+/// is told as whom, with a way to sign out; else the form, which signs in
+/// to Tessera alone (every client's login is then single sign-on).
+async fn own_page(
+    req: &HttpRequest,
+    state: &AppState,
+    browser: &Browser,
+) -> Result<HttpResponse, PageError> {
+    let mut cookies = Vec::new();
+    if let Some(token) = browser.session_token(req) {
+        match state.sessions.check(&token).await {
+            Ok(live) => return Ok(browser.signed_in(&live.user.username)),
+            Err(error) if error.is_not_live() => cookies.push(browser.session_cookie_removal()),
+            Err(other) => return Err(other.into()),
+        }
+    }
+    login_form(browser, None, "", None, StatusCode::OK, cookies)
 }
 
 /// The authorization token a client is handed.
@@ -149,10 +178,11 @@ fn deliver(
     )
 }
 
+/// The form, for `client` and its `target`, or, with `None`, for Tessera
+/// itself.
 fn login_form(
     browser: &Browser,
-    client: &Client,
-    target: &ReturnTo,
+    link: Option<(&Client, &ReturnTo)>,
     username: &str,
     error: Option<&str>,
     status: StatusCode,
@@ -161,20 +191,30 @@ fn login_form(
     let (csrf_cookie, csrf_token) = browser.new_csrf()?;
     cookies.push(csrf_cookie);
     // Host and port, so the user can tell where the sign-in leads.
-    let destination = url::Url::parse(target.as_str())
-        .map(|url| url[url::Position::BeforeHost..url::Position::AfterPort].to_owned())
-        .unwrap_or_else(|_| client.id.clone());
+    let host_of = |url: &str| {
+        url::Url::parse(url)
+            .map(|url| url[url::Position::BeforeHost..url::Position::AfterPort].to_owned())
+    };
+    let (destination, client_id, return_to, origins) = match link {
+        Some((client, target)) => (
+            host_of(target.as_str()).unwrap_or_else(|_| client.id.clone()),
+            client.id.as_str(),
+            target.as_str(),
+            Browser::client_origins(client),
+        ),
+        None => (browser.brand.product_name.clone(), "", "", Vec::new()),
+    };
     let page = LoginPage {
         brand: &browser.brand,
         destination: &destination,
-        client_id: &client.id,
-        return_to: target.as_str(),
+        client_id,
+        return_to,
         authorization: None,
         csrf_token: &csrf_token,
         username,
         error,
     };
-    Ok(browser.page(status, &page, &Browser::client_origins(client), cookies))
+    Ok(browser.page(status, &page, &origins, cookies))
 }
 
 /// `POST /login`: the form. CSRF first, then the link, then the credentials.
@@ -216,14 +256,18 @@ async fn submit_form(
         )
         .await;
     }
-    let (client, target) = resolve(browser, Some(&form.client_id), Some(&form.return_to))?;
-    tracing::Span::current().record("client_id", client.id.as_str());
+    let link = if form.client_id.is_empty() && form.return_to.is_empty() {
+        None
+    } else {
+        let (client, target) = resolve(browser, Some(&form.client_id), Some(&form.return_to))?;
+        tracing::Span::current().record("client_id", client.id.as_str());
+        Some((client, target))
+    };
 
     let failed = |cookies| {
         login_form(
             browser,
-            client,
-            &target,
+            link.as_ref().map(|(client, target)| (*client, target)),
             &form.username,
             Some(LOGIN_FAILED),
             StatusCode::UNAUTHORIZED,
@@ -239,7 +283,10 @@ async fn submit_form(
     let attempt = LoginAttempt {
         username,
         password,
-        client_id: client.id.clone(),
+        client_id: link
+            .as_ref()
+            .map(|(client, _)| client.id.clone())
+            .unwrap_or_default(),
         origin: extract::origin(req, state),
     };
     let logged_in = match state.sessions.log_in(attempt).await {
@@ -249,6 +296,14 @@ async fn submit_form(
     };
 
     let session_cookie = browser.session_cookie(logged_in.token);
+    let Some((client, target)) = link else {
+        // Signed in to Tessera itself: back to the page, which says so.
+        let location = format!("{}/login", browser.brand.issuer);
+        return Ok(browser.redirect(
+            &location,
+            vec![session_cookie, browser.csrf_cookie_removal()],
+        ));
+    };
     // The login yielded the session and user: only the grants are read.
     let handed = state
         .sessions

@@ -231,6 +231,75 @@ async fn logging_in_redirects_to_return_to_with_a_token_for_the_client(backend: 
     assert_eq!(session["client_id"], "hub");
 }
 
+/// `/login` alone signs in to Tessera itself: then it says as whom, and
+/// every client's login is single sign-on.
+async fn the_login_page_alone_signs_in_to_tessera_and_says_as_whom(backend: Backend) {
+    let app = spawn(backend).await;
+    let alice = app.add_user("alice", None).await;
+    app.grant(&alice, "notebooks", &["read"]).await;
+    let browser = browser();
+
+    let form = browser.get(app.url("/login")).send().await.unwrap();
+    assert_eq!(form.status(), 200);
+    assert_security_headers(form.headers());
+    let html = form.text().await.unwrap();
+    assert!(
+        html.contains("to continue to <strong>Tessera</strong>"),
+        "{html}"
+    );
+    let csrf = csrf_token(&html);
+    let fields = |password: &'static str| {
+        [
+            ("username", "alice"),
+            ("password", password),
+            ("csrf_token", csrf.as_str()),
+            ("client_id", ""),
+            ("return_to", ""),
+        ]
+    };
+    let wrong = post_login(&browser, &app, &fields("not the password")).await;
+    assert_eq!(wrong.status(), 401);
+    assert!(
+        wrong
+            .text()
+            .await
+            .unwrap()
+            .contains("Incorrect username or password.")
+    );
+    // The failed attempt's page set a fresh CSRF token.
+    let form = browser.get(app.url("/login")).send().await.unwrap();
+    let csrf = csrf_token(&form.text().await.unwrap());
+    let signed_in = post_login(
+        &browser,
+        &app,
+        &[
+            ("username", "alice"),
+            ("password", PASSWORD),
+            ("csrf_token", csrf.as_str()),
+            ("client_id", ""),
+            ("return_to", ""),
+        ],
+    )
+    .await;
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(location(&signed_in).as_str(), app.url("/login"));
+    assert!(set_cookie(signed_in.headers(), "tessera_session").is_some());
+
+    let page = browser.get(app.url("/login")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("You are signed in as alice"), "{html}");
+    assert!(html.contains("/logout\">Sign out</a>"), "{html}");
+    let hub = login_page(&browser, &app, "hub", HUB).await;
+    assert_eq!(hub.status(), 303, "a client signs in without a form");
+
+    // Signed out, the page is the form again.
+    let out = log_out(&browser, &app, &[]).await;
+    assert_eq!(out.status(), 200);
+    let form = browser.get(app.url("/login")).send().await.unwrap();
+    assert!(form.text().await.unwrap().contains(r#"name="password""#));
+}
+
 async fn a_second_client_signs_in_from_the_session_cookie_without_a_form(backend: Backend) {
     let app = spawn(backend).await;
     let alice = app.add_user("alice", None).await;
@@ -426,8 +495,12 @@ async fn links_that_do_not_match_the_registry_get_a_400_page_never_a_redirect(ba
                 .contains("This sign-in link is not valid")
         );
     }
-    let no_query = browser.get(app.url("/login")).send().await.unwrap();
-    assert_eq!(no_query.status(), 400);
+    let half = browser
+        .get(app.url("/login?client_id=hub"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(half.status(), 400, "a client without return_to");
     let twice = browser
         .get(app.url(&format!(
             "/login?client_id=hub&return_to={HUB}&return_to=https://evil.example/"
@@ -864,6 +937,7 @@ on_both_backends!(
     an_api_login_names_a_registered_client_or_none,
     the_first_visit_shows_a_login_form_with_labels_and_a_csrf_token,
     logging_in_redirects_to_return_to_with_a_token_for_the_client,
+    the_login_page_alone_signs_in_to_tessera_and_says_as_whom,
     a_second_client_signs_in_from_the_session_cookie_without_a_form,
     a_cookie_client_gets_its_token_in_a_cookie_and_a_bare_redirect,
     a_wrong_password_shows_one_generic_message_and_keeps_only_the_username,
