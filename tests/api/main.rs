@@ -23,6 +23,7 @@ mod oidc;
 mod openapi;
 mod operations;
 mod readiness;
+mod readme;
 mod revocations;
 mod security;
 mod session;
