@@ -885,3 +885,53 @@ async fn every_health_check_and_probe_asks_a_route_that_answers_ready() {
         .unwrap();
     assert_eq!(response.status(), 200);
 }
+
+/// The compose set-up as a browser on the host meets it: the login page,
+/// linked from the example service's `/app` (which sends the browser back
+/// to itself, `http://localhost:8081/app`), answers with a form and a
+/// stylesheet on the issuer the browser reaches, and the example service
+/// expects tokens of that same issuer.
+#[tokio::test]
+async fn the_compose_login_page_serves_the_example_service_at_localhost() {
+    use figment::Figment;
+    use figment::providers::{Format, Toml};
+    use tessera::configuration::Settings;
+
+    let compose: Settings = Figment::from(Toml::string(&read("deploy/compose/tessera.toml")))
+        .extract()
+        .expect("deploy/compose/tessera.toml holds settings");
+    let issuer = compose.issuer();
+    assert_eq!(issuer, "http://localhost:8080");
+    let services = &yaml("docker-compose.yml")[0]["services"];
+    let notebooks = &services["notebooks"]["environment"];
+    assert_eq!(text(&notebooks["TESSERA_ISSUER"]), issuer);
+    let (clients, audiences) = (compose.clients, compose.tokens.allowed_audiences);
+    let app = spawn_app_with(Backend::Sqlite, move |settings| {
+        settings.issuer = Some(issuer.clone());
+        settings.clients = clients.clone();
+        settings.tokens.allowed_audiences = audiences.clone();
+    })
+    .await;
+
+    let response = app
+        .client
+        .get(app.url("/login"))
+        .query(&[
+            ("client_id", "notebooks"),
+            ("return_to", "http://localhost:8081/app"),
+        ])
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains(r#"action="http://localhost:8080/login""#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"href="http://localhost:8080/static/tessera.css""#),
+        "{page}"
+    );
+}
