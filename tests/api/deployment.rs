@@ -935,3 +935,39 @@ async fn the_compose_login_page_serves_the_example_service_at_localhost() {
         "{page}"
     );
 }
+
+/// The build context keeps what the build reads: the files the Dockerfile
+/// copies, and what the crates read at compile time (the templates, the
+/// default stylesheet, the migrations).
+#[test]
+fn the_build_context_keeps_what_the_build_reads() {
+    let ignored: Vec<String> = read(".dockerignore")
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| line.trim_matches('/').to_owned())
+        .collect();
+    let mut needed: Vec<String> = ["src", "crates", "templates", "static/tessera.css"]
+        .into_iter()
+        .chain(["migrations/postgres", "migrations/sqlite"])
+        .map(str::to_owned)
+        .collect();
+    for (_, keyword, args) in &Dockerfile::read().instructions {
+        if keyword == "COPY" && !args.starts_with("--from") {
+            let words: Vec<&str> = args.split_whitespace().collect();
+            needed.extend(words[..words.len() - 1].iter().map(|w| (*w).to_owned()));
+        }
+    }
+    for path in needed.iter().filter(|path| *path != ".") {
+        assert!(repo().join(path).exists(), "{path} is missing");
+        let mut prefix = PathBuf::new();
+        for part in Path::new(path) {
+            prefix.push(part);
+            let prefix = prefix.to_str().unwrap();
+            assert!(
+                !ignored.iter().any(|pattern| pattern == prefix),
+                ".dockerignore leaves {path} out of the build context"
+            );
+        }
+    }
+}
