@@ -6,6 +6,7 @@
 //! [`SecretString`] so they cannot reach a log line or a `Debug` print.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -51,7 +52,9 @@ pub struct Settings {
     /// metrics tell how the service is used. `TESSERA_METRICS_BIND`.
     pub metrics_bind: Option<String>,
     /// The issuer (`iss`) of every token and the base of published URLs,
-    /// e.g. `https://sso.example.com`. Defaults to `http://{bind}`.
+    /// e.g. `https://sso.example.com`. Set it in every deployment: unset, it
+    /// is `http://{bind}`, with `localhost` for a wildcard address
+    /// (`0.0.0.0:8080` gives `http://localhost:8080`, and a warning).
     /// `TESSERA_ISSUER`.
     pub issuer: Option<String>,
     /// `sqlite://FILE` (the default: a file in the working directory, created
@@ -527,11 +530,16 @@ impl Settings {
             .map_or(self.hashing.queue_timeout, Duration::from_millis)
     }
 
-    /// The `iss` of every token, without a trailing slash.
+    /// The `iss` of every token, without a trailing slash. Unset, it is
+    /// [`default_issuer`] of `bind` (whose port may still be 0: the running
+    /// service uses the address it bound).
     pub fn issuer(&self) -> String {
         match &self.issuer {
             Some(issuer) => issuer.trim_end_matches('/').to_owned(),
-            None => format!("http://{}", self.bind),
+            None => match self.bind.parse::<SocketAddr>() {
+                Ok(address) => default_issuer(address),
+                Err(_) => format!("http://{}", self.bind),
+            },
         }
     }
 
@@ -546,6 +554,19 @@ impl Settings {
         self.workers.unwrap_or_else(|| {
             2 * std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         })
+    }
+}
+
+/// The issuer when none is configured: `http://{address}`, except that a
+/// wildcard address (`0.0.0.0`, `::`), which no browser or service can
+/// reach, becomes `localhost`. Right for a service tried on one machine;
+/// anywhere else `issuer` must be set, since tokens carry it and verifiers
+/// fetch keys from it.
+pub fn default_issuer(address: SocketAddr) -> String {
+    if address.ip().is_unspecified() {
+        format!("http://localhost:{}", address.port())
+    } else {
+        format!("http://{address}")
     }
 }
 
@@ -976,6 +997,28 @@ mod tests {
     fn defaults_are_valid() {
         Settings::default().validate().unwrap();
         assert_eq!(Settings::default().issuer(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn an_unset_issuer_is_the_bind_address_with_localhost_for_a_wildcard() {
+        let issuer_of = |bind: &str| {
+            Settings {
+                bind: bind.into(),
+                ..Settings::default()
+            }
+            .issuer()
+        };
+        assert_eq!(issuer_of("0.0.0.0:8080"), "http://localhost:8080");
+        assert_eq!(issuer_of("[::]:9000"), "http://localhost:9000");
+        assert_eq!(issuer_of("10.1.2.3:8080"), "http://10.1.2.3:8080");
+        assert_eq!(issuer_of("[::1]:8080"), "http://[::1]:8080");
+        assert_eq!(issuer_of("sso.internal:8080"), "http://sso.internal:8080");
+        let configured = Settings {
+            bind: "0.0.0.0:8080".into(),
+            issuer: Some("https://sso.example.com/".into()),
+            ..Settings::default()
+        };
+        assert_eq!(configured.issuer(), "https://sso.example.com");
     }
 
     #[test]

@@ -116,7 +116,18 @@ impl Application {
         let port = address.port();
         let issuer = match &settings.issuer {
             Some(_) => settings.issuer(),
-            None => format!("http://{address}"),
+            None => {
+                let issuer = crate::configuration::default_issuer(address);
+                if address.ip().is_unspecified() {
+                    tracing::warn!(
+                        issuer = %issuer,
+                        "No issuer is set and the service listens on every address: tokens name \
+                         {issuer}, which only this machine reaches. Set issuer (TESSERA_ISSUER) \
+                         to the URL browsers and services use"
+                    );
+                }
+                issuer
+            }
         };
         let trusted_proxies = settings.throttle.trusted_networks()?;
         let (audit, audit_writer) = AuditLog::start(store.clone());

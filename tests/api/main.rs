@@ -9,6 +9,7 @@ mod authorize;
 mod bad_input;
 mod cli;
 mod config_reference;
+mod deployment;
 mod edge;
 mod environment;
 mod faults;

@@ -1,6 +1,6 @@
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, assert_error, spawn_app, verify_with_jwks};
+use crate::helpers::{Backend, assert_error, spawn_app, spawn_app_with, verify_with_jwks};
 
 async fn the_jwks_publishes_every_key_with_a_cache_lifetime(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -168,7 +168,32 @@ async fn health_and_readiness_answer(backend: Backend) {
     assert_eq!(body["signing_kid"], app.keys().signing().unwrap().kid());
 }
 
+/// `docker run` without `TESSERA_ISSUER`: the service listens on
+/// `0.0.0.0`, which no browser can be sent to.
+async fn without_an_issuer_a_wildcard_bind_publishes_localhost(backend: Backend) {
+    let app = spawn_app_with(backend, |settings| settings.bind = "0.0.0.0:0".into()).await;
+    let port = app.address.rsplit(':').next().unwrap().to_owned();
+
+    let body: Value = app
+        .client
+        .get(app.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(app.issuer, format!("http://localhost:{port}"));
+    assert_eq!(body["issuer"], app.issuer);
+    assert_eq!(
+        body["jwks_uri"],
+        format!("http://localhost:{port}/.well-known/jwks.json")
+    );
+}
+
 on_both_backends!(
+    without_an_issuer_a_wildcard_bind_publishes_localhost,
     the_jwks_publishes_every_key_with_a_cache_lifetime,
     a_kid_header_or_query_selects_one_key_and_an_unknown_kid_is_404,
     both_discovery_documents_point_at_the_jwks,
