@@ -12,7 +12,9 @@ create table oauth_refresh_families (
     created_at timestamptz not null,
     rotated_at timestamptz not null,
     revoked_at timestamptz
-);
+-- Every rotation writes a new version of its row: room on the row's page
+-- lets it stay there (a heap-only update, with no index entry to add).
+) with (fillfactor = 50);
 create index oauth_refresh_families_session on oauth_refresh_families (session_id);
 
 -- The live token of each family issued before, which names no family: it
@@ -30,3 +32,6 @@ order by t.family_id, t.created_at desc;
 
 -- A replayed code is found by its hash now, not by the family it started.
 drop index oauth_codes_family;
+-- A code is updated once, when it is exchanged: room on its page keeps
+-- that update heap-only too.
+alter table oauth_codes set (fillfactor = 70);

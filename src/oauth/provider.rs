@@ -22,10 +22,12 @@ use crate::audit::{self, AuditEntryExt, AuditLog};
 use crate::domain::Audience;
 use crate::keys::KeyStore;
 use crate::metrics::Metrics;
-use crate::sessions::{AuthorizationRequest, LiveSession, Origin, SessionError, Sessions};
+use crate::sessions::{
+    AuthorizationRequest, Authorized, LiveSession, Origin, SessionError, Sessions,
+};
 use crate::store::{
-    AuthorizationContext, NewAuthorizationCode, NewRefreshFamily, OAuthClient, Redemption,
-    RefreshFamily, RefreshRotation, Rotation, Store, User,
+    AuthorizationCode, AuthorizationContext, CodeExchange, NewAuthorizationCode, OAuthClient,
+    Redemption, RefreshFamily, RefreshRotation, Rotation, Store, User,
 };
 use crate::throttle;
 use crate::tokens::{self, AuthorizationClaims, IdTokenClaims};
@@ -617,10 +619,21 @@ impl Provider {
         if !sessions.policy().allows(&audience) {
             return Err(SessionError::AudienceNotAllowed(audience.as_str().to_owned()).into());
         }
-        let code_hash = hex_sha256(code);
+        // The refresh token is made first, so that its family starts with
+        // the code's redemption, in the same step.
+        let refresh_token = if client.grant_types.iter().any(|g| g == REFRESH_TOKEN) {
+            Some(refresh_token_of(family)?)
+        } else {
+            None
+        };
+        let refresh_hash = refresh_token.as_deref().map(hex_sha256);
+        let exchange = CodeExchange {
+            family_id: family,
+            refresh_token_hash: refresh_hash.as_deref(),
+        };
         let (code, context) = match self
             .store
-            .redeem_authorization_code(&code_hash, family, audience.as_str(), now)
+            .redeem_authorization_code(&hex_sha256(code), exchange, audience.as_str(), now)
             .await?
         {
             Redemption::First { code, context } => (code, context),
@@ -635,64 +648,62 @@ impl Provider {
             }
             Redemption::Unknown => return Err(bad()),
         };
-        if code.client_id != client.id || code.expires_at <= now {
-            return Err(bad());
-        }
-        if code.redirect_uri != redirect_uri {
-            return Err(invalid(
-                Code::InvalidGrant,
-                "redirect_uri differs from the authorization request's",
-            ));
-        }
-        match (&code.code_challenge, params.code_verifier.as_deref()) {
-            (Some(challenge), Some(verifier)) => {
-                if !pkce_matches(challenge, verifier) {
-                    return Err(invalid(
-                        Code::InvalidGrant,
-                        "the code_verifier does not match",
-                    ));
+        let issued = match check_exchange(&code, client, redirect_uri, &params, now) {
+            Ok(()) => {
+                self.issue_exchange(sessions, client, &audience, &code, &context, now)
+                    .await
+            }
+            Err(refused) => Err(refused),
+        };
+        match issued {
+            Ok(mut response) => {
+                if refresh_token.is_some() {
+                    self.count_refresh_token();
                 }
+                response.refresh_token = refresh_token;
+                Ok(response)
             }
-            (Some(_), None) => {
-                return Err(invalid(Code::InvalidGrant, "code_verifier is required"));
+            Err(error) => {
+                // The code is spent; the family it started, whose token
+                // nobody was given, goes with it.
+                if refresh_token.is_some() {
+                    self.store.revoke_refresh_family(family, now).await?;
+                }
+                Err(error)
             }
-            // OAuth 2.1 §4.1.3: a verifier for a code issued without a
-            // challenge is refused.
-            (None, Some(_)) => {
-                return Err(invalid(
-                    Code::InvalidGrant,
-                    "the authorization request had no code_challenge",
-                ));
-            }
-            (None, None) => {}
         }
-        sessions.ensure_context_live(&context)?;
+    }
+
+    /// The tokens of a code exchange whose checks passed: an access token
+    /// and, for `openid`, an ID token.
+    async fn issue_exchange(
+        &self,
+        sessions: &Sessions,
+        client: &OAuthClient,
+        audience: &Audience,
+        code: &AuthorizationCode,
+        context: &AuthorizationContext,
+        now: DateTime<Utc>,
+    ) -> Result<TokenResponse, OAuthError> {
+        sessions.ensure_context_live(context)?;
         let (openid, asked) = scope_parts(&code.scope);
         let scopes = audience_scopes_for(client, &asked, &context.scopes);
         let access = sessions
-            .issue_for_client(&context, &audience, scopes, &client.id, openid.clone())
+            .issue_for_client(context, audience, scopes, &client.id, openid.clone())
             .await?;
-        let refresh_token = if client.grant_types.iter().any(|g| g == REFRESH_TOKEN) {
-            Some(
-                self.start_refresh_family(family, &code_hash, client, &context, &code.scope, now)
-                    .await?,
-            )
-        } else {
-            None
-        };
         let id_token = if openid.iter().any(|s| s == "openid") {
-            Some(self.id_token(sessions, client, &context, code.nonce, &access.token)?)
+            Some(self.id_token(sessions, client, context, code.nonce.clone(), &access.token)?)
         } else {
             None
         };
-        self.record_grant(now, client, &context.user, "authorization_code", &context)
+        self.record_grant(now, client, "authorization_code", context, &access)
             .await;
         Ok(TokenResponse {
             access_token: access.token,
             token_type: "Bearer",
             expires_in: access.lifetime,
             scope: access.scope.unwrap_or_default(),
-            refresh_token,
+            refresh_token: None,
             id_token,
             issued_token_type: None,
         })
@@ -717,42 +728,6 @@ impl Provider {
             )
             .await;
         Ok(())
-    }
-
-    /// The first refresh token of the family a code exchange starts.
-    async fn start_refresh_family(
-        &self,
-        family: Uuid,
-        code_hash: &str,
-        client: &OAuthClient,
-        context: &AuthorizationContext,
-        scope: &str,
-        now: DateTime<Utc>,
-    ) -> Result<String, OAuthError> {
-        let token = refresh_token_of(family)?;
-        let stored = self
-            .store
-            .create_refresh_family(
-                NewRefreshFamily {
-                    family_id: family,
-                    code_hash,
-                    token_hash: &hex_sha256(&token),
-                    client_id: &client.id,
-                    session_id: context.session.id,
-                    scope,
-                },
-                now,
-            )
-            .await?;
-        if !stored {
-            // A replay of its code got there first.
-            return Err(invalid(
-                Code::InvalidGrant,
-                "the grant was revoked while it was being used",
-            ));
-        }
-        self.count_refresh_token();
-        Ok(token)
     }
 
     fn count_refresh_token(&self) {
@@ -908,7 +883,7 @@ impl Provider {
             .issue_for_client(&context, &audience, scopes, &client.id, openid)
             .await?;
         self.count_refresh_token();
-        self.record_grant(now, client, &context.user, "refresh_token", &context)
+        self.record_grant(now, client, "refresh_token", &context, &access)
             .await;
         Ok(TokenResponse {
             access_token: access.token,
@@ -1091,21 +1066,27 @@ impl Provider {
         })
     }
 
+    /// The one audit entry of a grant to a user's client: what was issued,
+    /// to whom, for which session.
     async fn record_grant(
         &self,
         now: DateTime<Utc>,
         client: &OAuthClient,
-        user: &User,
         grant: &str,
         context: &AuthorizationContext,
+        access: &Authorized,
     ) {
+        let user = &context.user;
         self.audit
             .record(
                 audit::entry("oauth.token", "success", now)
                     .user(&user.username, Some(user.id))
                     .detail(format!(
-                        "client {} grant {grant} session {}",
-                        client.id, context.session.id
+                        "client {} grant {grant} audience {} scope [{}] session {}",
+                        client.id,
+                        client.audience,
+                        access.scope.as_deref().unwrap_or_default(),
+                        context.session.id
                     )),
             )
             .await;
@@ -1356,6 +1337,44 @@ fn pkce_matches(challenge: &str, verifier: &str) -> bool {
 }
 
 /// A fresh code or refresh token: 256 random bits, base64url.
+/// What a redeemed code must match (RFC 6749 §4.1.3, RFC 7636 §4.6): its
+/// client, its lifetime, its redirect URI and its PKCE challenge.
+fn check_exchange(
+    code: &AuthorizationCode,
+    client: &OAuthClient,
+    redirect_uri: &str,
+    params: &TokenParams,
+    now: DateTime<Utc>,
+) -> Result<(), OAuthError> {
+    if code.client_id != client.id || code.expires_at <= now {
+        return Err(invalid(
+            Code::InvalidGrant,
+            "the code is invalid, expired or used",
+        ));
+    }
+    if code.redirect_uri != redirect_uri {
+        return Err(invalid(
+            Code::InvalidGrant,
+            "redirect_uri differs from the authorization request's",
+        ));
+    }
+    match (&code.code_challenge, params.code_verifier.as_deref()) {
+        (Some(challenge), Some(verifier)) if pkce_matches(challenge, verifier) => Ok(()),
+        (Some(_), Some(_)) => Err(invalid(
+            Code::InvalidGrant,
+            "the code_verifier does not match",
+        )),
+        (Some(_), None) => Err(invalid(Code::InvalidGrant, "code_verifier is required")),
+        // OAuth 2.1 §4.1.3: a verifier for a code issued without a
+        // challenge is refused.
+        (None, Some(_)) => Err(invalid(
+            Code::InvalidGrant,
+            "the authorization request had no code_challenge",
+        )),
+        (None, None) => Ok(()),
+    }
+}
+
 /// A refresh token names its family: 32 hex digits of the family id, then
 /// 256 random bits (43 base64url characters). Tokens issued before are the
 /// random part alone.

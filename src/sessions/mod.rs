@@ -645,18 +645,21 @@ impl Sessions {
             .tokens_issued
             .with_label_values(&["auth"])
             .inc();
-        self.audit
-            .record(
-                audit::entry("authorize", "success", now)
-                    .user(&user.username, Some(user.id))
-                    .detail(format!(
-                        "audience {} scopes [{}] session {}",
-                        audience.as_str(),
-                        claims.scopes.join(" "),
-                        claims.sid
-                    )),
-            )
-            .await;
+        // The token endpoint records its grant itself, in one entry.
+        if request.oauth_scopes.is_none() {
+            self.audit
+                .record(
+                    audit::entry("authorize", "success", now)
+                        .user(&user.username, Some(user.id))
+                        .detail(format!(
+                            "audience {} scopes [{}] session {}",
+                            audience.as_str(),
+                            claims.scopes.join(" "),
+                            claims.sid
+                        )),
+                )
+                .await;
+        }
         Ok(Authorized {
             token,
             scope: claims.scope,

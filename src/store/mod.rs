@@ -238,16 +238,13 @@ pub enum Redemption {
     Unknown,
 }
 
-/// A refresh-token family to start: the first token of a code exchange.
-pub struct NewRefreshFamily<'a> {
+/// What a code's exchange records with it: the refresh-token family it
+/// starts, and that family's first token when the client may refresh.
+#[derive(Clone, Copy)]
+pub struct CodeExchange<'a> {
     pub family_id: Uuid,
-    /// SHA-256 of the code whose exchange starts it, hex.
-    pub code_hash: &'a str,
     /// SHA-256 of the family's first token, hex.
-    pub token_hash: &'a str,
-    pub client_id: &'a str,
-    pub session_id: Uuid,
-    pub scope: &'a str,
+    pub refresh_token_hash: Option<&'a str>,
 }
 
 /// A refresh-token family: every token rotated from one code exchange, of
@@ -579,21 +576,17 @@ pub trait Store: Send + Sync + 'static {
         code: NewAuthorizationCode<'_>,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
-    /// Marks the code used, recording the refresh-token family its exchange
-    /// starts, if this is its first use; a replay marks it replayed.
+    /// Marks the code used if this is its first use, and starts the
+    /// refresh-token family of its exchange with it, in one step: a replay
+    /// that comes meanwhile finds the family there to revoke. A replay marks
+    /// the code replayed.
     async fn redeem_authorization_code(
         &self,
         code_hash: &str,
-        family_id: Uuid,
+        exchange: CodeExchange<'_>,
         audience: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Redemption>;
-    /// False, storing nothing, when the family's code was replayed.
-    async fn create_refresh_family(
-        &self,
-        family: NewRefreshFamily<'_>,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool>;
     /// Replaces the family's current token with `new_hash` if the presented
     /// one is current, `client_id`'s and unrevoked, in one step: of two
     /// rotations with one token, one wins.

@@ -16,10 +16,11 @@ use super::rows::{
 use super::shared::impl_store;
 use super::sql;
 use super::{
-    AuditEntry, AuthorizationCode, AuthorizationContext, Dump, Grant, NewAuthorizationCode,
-    NewRefreshFamily, NewSession, NewUser, OAuthClient, Redemption, RefreshFamily, RefreshRotation,
-    Reservation, Revocation, Rotation, Session, SessionGrant, Store, StoreError, StoreResult,
-    ThrottleCounter, ThrottleKeys, User, on_missing_user, username_key, username_skeleton,
+    AuditEntry, AuthorizationCode, AuthorizationContext, CodeExchange, Dump, Grant,
+    NewAuthorizationCode, NewSession, NewUser, OAuthClient, Redemption, RefreshFamily,
+    RefreshRotation, Reservation, Revocation, Rotation, Session, SessionGrant, Store, StoreError,
+    StoreResult, ThrottleCounter, ThrottleKeys, User, on_missing_user, username_key,
+    username_skeleton,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -34,13 +35,14 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// The code's first use: marks it used, and reads its session, the
-    /// user and their scopes at `audience` in the same round trip. Of
-    /// concurrent exchanges, exactly one sets `used_at`.
+    /// The code's first use: marks it used and starts its refresh-token
+    /// family, and reads its session, the user and their scopes at
+    /// `audience`, in one statement. Of concurrent exchanges, exactly one
+    /// sets `used_at`; a replay waits for the code's row until this commits.
     async fn redeem_first(
         &self,
         code_hash: &str,
-        family_id: Uuid,
+        exchange: CodeExchange<'_>,
         audience: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<(AuthorizationCode, AuthorizationContext)>> {
@@ -63,6 +65,12 @@ impl PostgresStore {
                 where code_hash = $1 and used_at is null
                 returning client_id, session_id, redirect_uri, scope, nonce, code_challenge,
                           expires_at
+            ),
+            family as (
+                insert into oauth_refresh_families
+                    (family_id, token_hash, client_id, session_id, scope, created_at, rotated_at)
+                select $3, $5, client_id, session_id, scope, $2, $2
+                from redeemed where $5::text is not null
             )
             select r.client_id as c_client_id, r.redirect_uri as c_redirect_uri,
                    r.scope as c_scope, r.nonce as c_nonce,
@@ -79,8 +87,9 @@ impl PostgresStore {
         ))
         .bind(code_hash)
         .bind(now)
-        .bind(family_id)
+        .bind(exchange.family_id)
         .bind(audience)
+        .bind(exchange.refresh_token_hash)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {
@@ -98,7 +107,7 @@ impl PostgresStore {
             nonce: row.c_nonce,
             code_challenge: row.c_code_challenge,
             expires_at: row.c_expires_at,
-            family_id: Some(family_id),
+            family_id: Some(exchange.family_id),
         };
         let context = AuthorizationContext {
             session,

@@ -512,20 +512,19 @@ macro_rules! impl_store {
             async fn redeem_authorization_code(
                 &self,
                 code_hash: &str,
-                family_id: Uuid,
+                exchange: CodeExchange<'_>,
                 audience: &str,
                 now: DateTime<Utc>,
             ) -> StoreResult<Redemption> {
                 if let Some((code, context)) =
-                    self.redeem_first(code_hash, family_id, audience, now).await?
+                    self.redeem_first(code_hash, exchange, audience, now).await?
                 {
                     return Ok(Redemption::First {
                         code,
                         context: Box::new(context),
                     });
                 }
-                // Presented again: marked, so that the first use's refresh
-                // token cannot join its family after the family is revoked.
+                // Presented again: marked, and the first use's family named.
                 let earlier: Option<CodeRow> = sqlx::query_as(concat!(
                     "update oauth_codes set replayed_at = coalesce(replayed_at, $2) \
                      where code_hash = $1 returning ",
@@ -539,32 +538,6 @@ macro_rules! impl_store {
                     Some(row) => Redemption::Replayed(row.read()?.0),
                     None => Redemption::Unknown,
                 })
-            }
-
-            async fn create_refresh_family(
-                &self,
-                family: NewRefreshFamily<'_>,
-                now: DateTime<Utc>,
-            ) -> StoreResult<bool> {
-                // Not for a code that was replayed: a replay racing this
-                // exchange wins.
-                let done = sqlx::query(
-                    "insert into oauth_refresh_families (family_id, token_hash, client_id, \
-                     session_id, scope, created_at, rotated_at) \
-                     select $1, $2, $3, $4, $5, $6, $6 \
-                     where not exists (select 1 from oauth_codes \
-                                       where code_hash = $7 and replayed_at is not null)",
-                )
-                .bind(Self::id(family.family_id))
-                .bind(family.token_hash)
-                .bind(family.client_id)
-                .bind(Self::id(family.session_id))
-                .bind(family.scope)
-                .bind(Self::at(now))
-                .bind(family.code_hash)
-                .execute(&self.pool)
-                .await?;
-                Ok(done.rows_affected() == 1)
             }
 
             async fn find_refresh_family(

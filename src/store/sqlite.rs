@@ -21,10 +21,11 @@ use super::rows::{
 use super::shared::impl_store;
 use super::sql;
 use super::{
-    AuditEntry, AuthorizationCode, AuthorizationContext, Dump, Grant, NewAuthorizationCode,
-    NewRefreshFamily, NewSession, NewUser, OAuthClient, Redemption, RefreshFamily, RefreshRotation,
-    Reservation, Revocation, Rotation, Session, SessionGrant, Store, StoreError, StoreResult,
-    ThrottleCounter, ThrottleKeys, User, on_missing_user, username_key, username_skeleton,
+    AuditEntry, AuthorizationCode, AuthorizationContext, CodeExchange, Dump, Grant,
+    NewAuthorizationCode, NewSession, NewUser, OAuthClient, Redemption, RefreshFamily,
+    RefreshRotation, Reservation, Revocation, Rotation, Session, SessionGrant, Store, StoreError,
+    StoreResult, ThrottleCounter, ThrottleKeys, User, on_missing_user, username_key,
+    username_skeleton,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -34,16 +35,18 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// The code's first use: marks it used (of concurrent exchanges,
-    /// exactly one sets `used_at`), and reads its session, the user and
-    /// their scopes at `audience`.
+    /// The code's first use: marks it used and starts its refresh-token
+    /// family in one transaction (of concurrent exchanges, exactly one sets
+    /// `used_at`), then reads its session, the user and their scopes at
+    /// `audience`.
     async fn redeem_first(
         &self,
         code_hash: &str,
-        family_id: Uuid,
+        exchange: CodeExchange<'_>,
         audience: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<(AuthorizationCode, AuthorizationContext)>> {
+        let mut tx = self.pool.begin().await?;
         let row: Option<CodeRow> = sqlx::query_as(concat!(
             "update oauth_codes set used_at = ?2, family_id = ?3 \
              where code_hash = ?1 and used_at is null returning ",
@@ -51,12 +54,26 @@ impl SqliteStore {
         ))
         .bind(code_hash)
         .bind(ts(now))
-        .bind(family_id.to_string())
-        .fetch_optional(&self.pool)
+        .bind(exchange.family_id.to_string())
+        .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
             return Ok(None);
         };
+        if let Some(token_hash) = exchange.refresh_token_hash {
+            sqlx::query(
+                "insert into oauth_refresh_families (family_id, token_hash, client_id, \
+                 session_id, scope, created_at, rotated_at) \
+                 select family_id, ?2, client_id, session_id, scope, ?3, ?3 \
+                 from oauth_codes where code_hash = ?1",
+            )
+            .bind(code_hash)
+            .bind(token_hash)
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         let (code, _) = row.read()?;
         // The session row outlives the code (a foreign key).
         let context = self

@@ -85,6 +85,29 @@ impl TestDatabase {
         }
     }
 
+    /// Runs `statement` with `$1` bound to `id`, as this backend stores ids.
+    pub async fn execute_with_id(&self, statement: &str, id: uuid::Uuid) {
+        use sqlx::SqliteConnection;
+        match self {
+            Self::Postgres { .. } => {
+                let mut conn = PgConnection::connect(&self.url()).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+                    .bind(id)
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+            Self::Sqlite { .. } => {
+                let mut conn = SqliteConnection::connect(&self.url()).await.unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+                    .bind(id.to_string())
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
     /// A migrated store on this database.
     pub async fn store(&self) -> Arc<dyn Store> {
         let store = tessera::store::connect(&self.url().into(), 4)

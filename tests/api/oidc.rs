@@ -341,6 +341,95 @@ async fn refresh_tokens_rotate_and_a_reused_one_revokes_its_family(backend: Back
     assert!(app.audit_events("oauth.refresh_reused").await.len() == 1);
 }
 
+/// Refresh tokens issued before a token named its family, when every token
+/// of a family was a row of its own: the migration to one row a family
+/// keeps the live one, which rotates into the current form, and a spent
+/// one presented again still revokes the family.
+async fn a_refresh_token_of_the_earlier_form_keeps_working_after_the_migration(backend: Backend) {
+    let World { app, secret, .. } = world(backend).await;
+    let back = sign_in(&browser(), &app, "alice", &authorize_query(&[])).await;
+    let tokens: Value = exchange(&app, &secret, &param(&back, "code").unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let current = tokens["refresh_token"].as_str().unwrap();
+    let family = uuid::Uuid::try_parse(&current[..32]).unwrap();
+    // The family as the earlier form stored it: two tokens, one spent.
+    let (live, spent) = ("L".repeat(43), "S".repeat(43));
+    let earlier = format!(
+        "insert into oauth_refresh_tokens (token_hash, family_id, client_id, session_id, \
+         scope, created_at, used_at) \
+         select '{}', family_id, client_id, session_id, scope, created_at, null \
+         from oauth_refresh_families where family_id = $1; \
+         insert into oauth_refresh_tokens (token_hash, family_id, client_id, session_id, \
+         scope, created_at, used_at) \
+         select '{}', family_id, client_id, session_id, scope, created_at, created_at \
+         from oauth_refresh_families where family_id = $1",
+        sha256_hex(&live),
+        sha256_hex(&spent),
+    );
+    let migration = std::fs::read_to_string(format!(
+        "{}/migrations/{}/20261206000000_refresh_token_families.sql",
+        env!("CARGO_MANIFEST_DIR"),
+        match backend {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    ))
+    .unwrap();
+    let carried_over = migration
+        .split("-- The live token of each family issued before")
+        .nth(1)
+        .and_then(|rest| rest.split_once("insert"))
+        .map(|(_, statement)| format!("insert{}", statement.split(';').next().unwrap()))
+        .expect("the migration carries live tokens over");
+    let statements = earlier.split("; ").map(str::to_owned).chain([
+        "delete from oauth_refresh_families where family_id = $1".to_owned(),
+        carried_over,
+    ]);
+    for statement in statements {
+        app.database.execute_with_id(&statement, family).await;
+    }
+
+    // The live token rotates, into a token that names its family.
+    let response = token_refresh(&app, &secret, &live).await;
+    assert_eq!(response.status(), 200);
+    let rotated: Value = response.json().await.unwrap();
+    let rotated = rotated["refresh_token"].as_str().unwrap().to_owned();
+    assert!(
+        rotated.starts_with(&family.simple().to_string()),
+        "{rotated}"
+    );
+    // The spent one revokes the family, the new token included.
+    oauth_error(
+        token_refresh(&app, &secret, &spent).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    oauth_error(
+        token_refresh(&app, &secret, &rotated).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    oauth_error(
+        token_refresh(&app, &secret, &live).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+}
+
+fn sha256_hex(value: &str) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, value.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 async fn token_refresh(app: &TestApp, secret: &str, refresh_token: &str) -> Response {
     token(
         app,
@@ -837,6 +926,7 @@ on_both_backends!(
     openid_client_signs_in_and_uses_every_grant,
     the_code_flow_signs_in_and_issues_verified_tokens,
     refresh_tokens_rotate_and_a_reused_one_revokes_its_family,
+    a_refresh_token_of_the_earlier_form_keeps_working_after_the_migration,
     a_replayed_code_is_refused_and_revokes_what_it_issued,
     pkce_and_the_redirect_uri_are_checked_at_the_token_endpoint,
     bad_authorization_requests_get_an_error_page_or_an_error_redirect,

@@ -16,7 +16,10 @@ const URL_LINE: &str = "URL=http://127.0.0.1:8080";
 /// The shell block after the marker.
 fn tour() -> &'static str {
     let after = &README[README.find(MARKER).expect("the README marks its tour") + MARKER.len()..];
-    let start = after.find("```sh\n").expect("a shell block after the marker") + "```sh\n".len();
+    let start = after
+        .find("```sh\n")
+        .expect("a shell block after the marker")
+        + "```sh\n".len();
     let end = start + after[start..].find("\n```").expect("the block's end");
     &after[start..=end]
 }
@@ -66,7 +69,10 @@ fn the_readme_tour_runs_as_written_against_a_fresh_instance() {
     }
 
     let tour = tour();
-    assert!(tour.contains(URL_LINE), "the tour names its URL in one line");
+    assert!(
+        tour.contains(URL_LINE),
+        "the tour names its URL in one line"
+    );
     let script = tour.replace(URL_LINE, &format!("URL=http://127.0.0.1:{port}"));
     let mut shell = Command::new("bash")
         .args(["-euo", "pipefail", "-c", &script])
@@ -94,6 +100,7 @@ fn the_readme_tour_runs_as_written_against_a_fresh_instance() {
     for expected in [
         r#""username": "admin""#,
         r#""tessera:admin""#,
+        "Verified OK",
         &format!(r#""issuer": "http://127.0.0.1:{port}""#),
         r#""reports:read""#,
         "401",

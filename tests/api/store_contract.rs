@@ -8,7 +8,7 @@ use sqlx::{Connection, PgConnection, SqliteConnection};
 use uuid::Uuid;
 
 use tessera::store::{
-    NewAuthorizationCode, NewRefreshFamily, NewSession, NewUser, OAuthClient, Redemption,
+    CodeExchange, NewAuthorizationCode, NewSession, NewUser, OAuthClient, Redemption,
     RefreshRotation, Reservation, Rotation, Store, StoreError, ThrottleCounter, ThrottleKeys, User,
 };
 
@@ -1067,8 +1067,8 @@ async fn oauth_clients_round_trip_and_change_one_field_at_a_time(backend: Backen
     assert_eq!(store.find_oauth_client("hub").await.unwrap(), None);
 }
 
-/// A code is redeemed once; a replay marks it, and a replayed code's
-/// family is not started. A family rotates once per current token: a
+/// A code is redeemed once, starting its refresh-token family in the same
+/// step; a replay marks it. A family rotates once per current token: a
 /// stale token, another client or a revoked family rotates nothing.
 async fn codes_redeem_once_and_refresh_families_rotate_once_per_token(backend: Backend) {
     let db = TestDatabase::create(backend).await;
@@ -1097,13 +1097,9 @@ async fn codes_redeem_once_and_refresh_families_rotate_once_per_token(backend: B
         code_challenge: None,
         expires_at: now + Duration::seconds(60),
     };
-    let family_of = |hash: &'static str, family, code_hash: &'static str| NewRefreshFamily {
+    let exchange = |family, token: Option<&'static str>| CodeExchange {
         family_id: family,
-        code_hash,
-        token_hash: hash,
-        client_id: "hub",
-        session_id: session.id,
-        scope: "openid",
+        refresh_token_hash: token,
     };
     let rotate = |family, presented: &'static str, new: &'static str, client: &'static str| {
         let store = store.clone();
@@ -1132,7 +1128,7 @@ async fn codes_redeem_once_and_refresh_families_rotate_once_per_token(backend: B
         code: first,
         context,
     } = store
-        .redeem_authorization_code("c1", family, "tessera", now)
+        .redeem_authorization_code("c1", exchange(family, None), "tessera", now)
         .await
         .unwrap()
     else {
@@ -1143,7 +1139,7 @@ async fn codes_redeem_once_and_refresh_families_rotate_once_per_token(backend: B
     assert_eq!(context.session.id, session.id);
     assert_eq!(context.scopes, ["tessera:read"]);
     let Redemption::Replayed(again) = store
-        .redeem_authorization_code("c1", Uuid::new_v4(), "tessera", now)
+        .redeem_authorization_code("c1", exchange(Uuid::new_v4(), Some("r0")), "tessera", now)
         .await
         .unwrap()
     else {
@@ -1152,19 +1148,15 @@ async fn codes_redeem_once_and_refresh_families_rotate_once_per_token(backend: B
     assert_eq!(again.family_id, Some(family), "the first use's family");
     assert!(matches!(
         store
-            .redeem_authorization_code("nope", family, "tessera", now)
+            .redeem_authorization_code("nope", exchange(family, Some("r0")), "tessera", now)
             .await
             .unwrap(),
         Redemption::Unknown
     ));
     assert!(
-        !store
-            .create_refresh_family(family_of("r1", family, "c1"), now)
-            .await
-            .unwrap(),
-        "a replayed code's family is not started"
+        store.find_refresh_family(family).await.unwrap().is_none(),
+        "a client that may not refresh starts no family, and a replay none"
     );
-    assert!(store.find_refresh_family(family).await.unwrap().is_none());
 
     // Rotation: once per current token, with the session's context.
     let other = Uuid::new_v4();
@@ -1174,16 +1166,19 @@ async fn codes_redeem_once_and_refresh_families_rotate_once_per_token(backend: B
         .unwrap();
     assert!(matches!(
         store
-            .redeem_authorization_code("c2", other, "tessera", now)
+            .redeem_authorization_code("c2", exchange(other, Some("r3")), "tessera", now)
             .await
             .unwrap(),
         Redemption::First { .. }
     ));
-    assert!(
-        store
-            .create_refresh_family(family_of("r3", other, "c2"), now)
-            .await
-            .unwrap()
+    let started = store.find_refresh_family(other).await.unwrap().unwrap();
+    assert_eq!(
+        started.token_hash, "r3",
+        "the redemption started the family"
+    );
+    assert_eq!(
+        (started.client_id.as_str(), started.session_id),
+        ("hub", session.id)
     );
     assert!(
         matches!(
@@ -1225,7 +1220,7 @@ async fn codes_redeem_once_and_refresh_families_rotate_once_per_token(backend: B
     assert!(store.find_refresh_family(other).await.unwrap().is_none());
     assert!(matches!(
         store
-            .redeem_authorization_code("c1", family, "tessera", now)
+            .redeem_authorization_code("c1", exchange(family, None), "tessera", now)
             .await
             .unwrap(),
         Redemption::Unknown
