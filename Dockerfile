@@ -36,7 +36,8 @@ RUN find src crates -name '*.rs' -exec touch {} + \
 FROM debian:bookworm-slim AS notebooks
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10002 notebooks
+    && groupadd --system --gid 10002 notebooks \
+    && useradd --system --uid 10002 --gid 10002 notebooks
 COPY --from=build /out/notebooks /usr/local/bin/notebooks
 USER 10002
 ENV NOTEBOOKS_BIND=0.0.0.0 NOTEBOOKS_PORT=8081
@@ -48,7 +49,8 @@ ENTRYPOINT ["notebooks"]
 FROM debian:bookworm-slim AS tessera
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home-dir /var/lib/tessera tessera \
+    && groupadd --system --gid 10001 tessera \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/tessera tessera \
     && mkdir -p /var/lib/tessera/keys \
     && chown -R tessera:tessera /var/lib/tessera \
     && chmod 0700 /var/lib/tessera/keys

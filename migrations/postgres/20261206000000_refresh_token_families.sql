@@ -1,8 +1,7 @@
 -- One row per refresh-token family: every token rotated from one code
 -- exchange. The row holds the SHA-256 of the family's one current token,
--- and a token names its family, so a rotation is one update of one row
--- (no index covers the columns it changes) and a token that is not the
--- current one is recognised as reuse without keeping every spent token.
+-- and a token names its family (its first 32 characters), so a rotation
+-- is one update of one row, changing no indexed column.
 create table oauth_refresh_families (
     family_id uuid primary key,
     token_hash text not null,
@@ -17,8 +16,19 @@ create table oauth_refresh_families (
 ) with (fillfactor = 50);
 create index oauth_refresh_families_session on oauth_refresh_families (session_id);
 
--- The live token of each family issued before, which names no family: it
--- stays valid, found through `oauth_refresh_tokens` by its hash.
+-- The tokens rotations spent: one presented again is a token Tessera
+-- issued, whose reuse revokes its family, and not a guess at a family's
+-- id. They go with their family.
+create table oauth_refresh_spent (
+    token_hash text primary key,
+    family_id uuid not null references oauth_refresh_families (family_id) on delete cascade
+);
+create index oauth_refresh_spent_family on oauth_refresh_spent (family_id);
+
+-- Tokens of the 43-character form, which name no family, are found by
+-- their hash in `oauth_refresh_tokens`: the live one of each family that
+-- is neither revoked nor started by a replayed code becomes its current
+-- token.
 insert into oauth_refresh_families
     (family_id, token_hash, client_id, session_id, scope, created_at, rotated_at, revoked_at)
 select distinct on (t.family_id)
@@ -28,10 +38,13 @@ from oauth_refresh_tokens t
 where t.used_at is null and t.revoked_at is null
   and not exists (select 1 from oauth_refresh_tokens r
                   where r.family_id = t.family_id and r.revoked_at is not null)
+  and not exists (select 1 from oauth_codes c
+                  where c.family_id = t.family_id and c.replayed_at is not null)
 order by t.family_id, t.created_at desc;
 
--- A replayed code is found by its hash now, not by the family it started.
+-- A replayed code names its family on its own row; nothing looks codes up
+-- by family.
 drop index oauth_codes_family;
--- A code is updated once, when it is exchanged: room on its page keeps
--- that update heap-only too.
+-- A code is updated once, when it is exchanged: room on its pages keeps
+-- that update heap-only (for pages written from here on).
 alter table oauth_codes set (fillfactor = 70);

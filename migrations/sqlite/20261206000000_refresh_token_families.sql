@@ -1,5 +1,5 @@
 -- As in Postgres: one row per refresh-token family, holding the SHA-256 of
--- its one current token.
+-- its one current token, and the tokens rotations spent.
 create table oauth_refresh_families (
     family_id text primary key,
     token_hash text not null,
@@ -12,8 +12,16 @@ create table oauth_refresh_families (
 );
 create index oauth_refresh_families_session on oauth_refresh_families (session_id);
 
--- The live token of each family issued before, which names no family.
-insert or ignore into oauth_refresh_families
+create table oauth_refresh_spent (
+    token_hash text primary key,
+    family_id text not null references oauth_refresh_families (family_id) on delete cascade
+);
+create index oauth_refresh_spent_family on oauth_refresh_spent (family_id);
+
+-- Tokens of the 43-character form: the live one of each family that is
+-- neither revoked nor started by a replayed code becomes its current
+-- token (the newest, should a family hold two).
+insert into oauth_refresh_families
     (family_id, token_hash, client_id, session_id, scope, created_at, rotated_at, revoked_at)
 select t.family_id, t.token_hash, t.client_id, t.session_id, t.scope, t.created_at,
        t.created_at, null
@@ -21,7 +29,12 @@ from oauth_refresh_tokens t
 where t.used_at is null and t.revoked_at is null
   and not exists (select 1 from oauth_refresh_tokens r
                   where r.family_id = t.family_id and r.revoked_at is not null)
-order by t.created_at desc;
+  and not exists (select 1 from oauth_codes c
+                  where c.family_id = t.family_id and c.replayed_at is not null)
+  and not exists (select 1 from oauth_refresh_tokens n
+                  where n.family_id = t.family_id and n.used_at is null
+                    and n.revoked_at is null
+                    and (n.created_at > t.created_at
+                         or (n.created_at = t.created_at and n.token_hash > t.token_hash)));
 
--- A replayed code is found by its hash now, not by the family it started.
 drop index oauth_codes_family;

@@ -737,8 +737,8 @@ impl Provider {
             .inc();
     }
 
-    /// The family a presented refresh token belongs to: named by the token,
-    /// or, for a token issued before tokens named theirs, stored with it.
+    /// The family a presented refresh token names, or, for a token of the
+    /// 43-character form, the one stored with its hash.
     async fn family_of(&self, presented: &str) -> Result<Option<Uuid>, OAuthError> {
         if let Some(family) = named_family(presented) {
             return Ok(Some(family));
@@ -821,21 +821,36 @@ impl Provider {
         let Some(family_id) = self.family_of(presented).await? else {
             return Err(bad());
         };
+        let presented_hash = hex_sha256(presented);
+        // A scope asked for is checked before the token is spent: a client
+        // asking for too much keeps its token.
+        if let Some(raw) = params.scope.as_deref()
+            && let Some(family) = self.store.find_refresh_family(family_id).await?
+            && family.client_id == client.id
+            && family.token_hash == presented_hash
+        {
+            narrowed_scope(client, &family.scope, raw)?;
+        }
         let replacement = refresh_token_of(family_id)?;
         let rotation = RefreshRotation {
             family_id,
-            presented_hash: &hex_sha256(presented),
+            presented_hash: &presented_hash,
             new_hash: &hex_sha256(&replacement),
             client_id: &client.id,
             audience: audience.as_str(),
         };
         let (family, context) = match self.store.rotate_refresh_token(rotation, now).await? {
             Rotation::Rotated { family, context } => (family, context),
-            // A token of the family that is not its current one: reuse of a
-            // rotated token (or a guess at one, which needs the family's id
-            // from a token of it).
             Rotation::Stale(family) if family.client_id == client.id => {
-                if family.revoked_at.is_none() {
+                // A token the family had before: reuse of a rotated token,
+                // which revokes the family. A token that only names the
+                // family was never issued, and changes nothing.
+                if family.revoked_at.is_none()
+                    && self
+                        .store
+                        .refresh_token_issued(family.family_id, &presented_hash)
+                        .await?
+                {
                     self.revoke_family(
                         family.family_id,
                         client,
@@ -850,30 +865,9 @@ impl Provider {
             Rotation::Stale(_) | Rotation::Unknown => return Err(bad()),
         };
         sessions.ensure_context_live(&context)?;
-        let (openid, granted) = scope_parts(&family.scope);
-        // RFC 6749 §6: a narrower scope may be asked for, never a wider.
-        // RFC 6749 §6: the new refresh token keeps the old one's scope.
         let (openid, asked) = match params.scope.as_deref() {
-            None => (openid, granted),
-            Some(raw) => {
-                let (o, a) = split_scopes(raw, client)?;
-                // Without audience scopes asked for at first, the client's
-                // own were granted (all, for a client with none).
-                let wider = |s: &String| {
-                    if granted.is_empty() {
-                        !client.scopes.is_empty() && !client.scopes.contains(s)
-                    } else {
-                        !granted.contains(s)
-                    }
-                };
-                if o.iter().any(|s| !openid.contains(s)) || a.iter().any(wider) {
-                    return Err(invalid(
-                        Code::InvalidScope,
-                        "the scope is wider than the one first granted",
-                    ));
-                }
-                (o, a)
-            }
+            None => scope_parts(&family.scope),
+            Some(raw) => narrowed_scope(client, &family.scope, raw)?,
         };
         self.ensure_admitted(client, &context.user, Some(&context.scopes))
             .await
@@ -1106,7 +1100,12 @@ impl Provider {
     ) -> Result<(), OAuthError> {
         let now = sessions.now();
         if let Some(found) = self.refresh_family(token).await? {
-            if found.client_id == client.id {
+            if found.client_id == client.id
+                && self
+                    .store
+                    .refresh_token_issued(found.family_id, &hex_sha256(token))
+                    .await?
+            {
                 self.store
                     .revoke_refresh_family(found.family_id, now)
                     .await?;
@@ -1337,6 +1336,35 @@ fn pkce_matches(challenge: &str, verifier: &str) -> bool {
 }
 
 /// A fresh code or refresh token: 256 random bits, base64url.
+/// The OpenID Connect and audience scopes a refresh asks for in `raw`,
+/// within those first granted (`granted`, space-separated). RFC 6749 §6: a
+/// narrower scope may be asked for, never a wider; the new refresh token
+/// keeps the old one's scope.
+fn narrowed_scope(
+    client: &OAuthClient,
+    granted: &str,
+    raw: &str,
+) -> Result<(Vec<String>, Vec<String>), OAuthError> {
+    let (openid, granted) = scope_parts(granted);
+    let (o, a) = split_scopes(raw, client)?;
+    // Without audience scopes asked for at first, the client's own were
+    // granted (all, for a client with none).
+    let wider = |s: &String| {
+        if granted.is_empty() {
+            !client.scopes.is_empty() && !client.scopes.contains(s)
+        } else {
+            !granted.contains(s)
+        }
+    };
+    if o.iter().any(|s| !openid.contains(s)) || a.iter().any(wider) {
+        return Err(invalid(
+            Code::InvalidScope,
+            "the scope is wider than the one first granted",
+        ));
+    }
+    Ok((o, a))
+}
+
 /// What a redeemed code must match (RFC 6749 §4.1.3, RFC 7636 §4.6): its
 /// client, its lifetime, its redirect URI and its PKCE challenge.
 fn check_exchange(
@@ -1376,8 +1404,9 @@ fn check_exchange(
 }
 
 /// A refresh token names its family: 32 hex digits of the family id, then
-/// 256 random bits (43 base64url characters). Tokens issued before are the
-/// random part alone.
+/// 256 random bits (43 base64url characters). Tokens of the 43-character
+/// form, the random part alone, name none: their family is stored with
+/// their hash.
 fn refresh_token_of(family: Uuid) -> Result<String, OAuthError> {
     Ok(format!("{}{}", family.simple(), random_token()?))
 }
@@ -1397,6 +1426,7 @@ fn named_family(token: &str) -> Option<Uuid> {
     Uuid::try_parse(family).ok()
 }
 
+/// A fresh code or refresh token: 256 random bits, base64url.
 fn random_token() -> Result<String, OAuthError> {
     let mut bytes = [0u8; 32];
     rand::fill(&mut bytes).map_err(|_| anyhow::anyhow!("the system's random source failed"))?;
@@ -1416,6 +1446,28 @@ fn printable(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_token_of_the_current_form_names_a_family() {
+        let family = Uuid::new_v4();
+        let token = refresh_token_of(family).unwrap();
+        assert_eq!(token.len(), 75);
+        assert_eq!(named_family(&token), Some(family));
+        let random = "A".repeat(43);
+        for other in [
+            random.clone(),
+            format!("{}{}", family.simple().to_string().to_uppercase(), random),
+            format!("{}{}", family.simple(), &random[1..]),
+            format!("{}{}A", family.simple(), random),
+            format!("{}{}", "g".repeat(32), random),
+            "é".repeat(40),
+            format!("{}{}", "é".repeat(16), random),
+            "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln".to_owned(),
+            String::new(),
+        ] {
+            assert_eq!(named_family(&other), None, "{other}");
+        }
+    }
 
     #[test]
     fn pkce_s256_matches_the_rfc_7636_example() {

@@ -285,7 +285,8 @@ pub enum Rotation {
         context: Box<AuthorizationContext>,
     },
     /// The family exists, but the token is not its current one, is
-    /// another client's, or the family is revoked.
+    /// another client's, or the family is revoked. Whether the token was
+    /// ever the family's is [`Store::refresh_token_issued`]'s to say.
     Stale(RefreshFamily),
     Unknown,
 }
@@ -596,7 +597,10 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<Rotation>;
     async fn find_refresh_family(&self, family_id: Uuid) -> StoreResult<Option<RefreshFamily>>;
-    /// The family of a token issued before tokens named theirs.
+    /// Whether the token was one of the family's: its current one, one a
+    /// rotation spent, or one of the 43-character form stored with it.
+    async fn refresh_token_issued(&self, family_id: Uuid, token_hash: &str) -> StoreResult<bool>;
+    /// The family of a token of the 43-character form, which names none.
     async fn legacy_refresh_family(&self, token_hash: &str) -> StoreResult<Option<Uuid>>;
     /// Revokes the family; whether it was live.
     async fn revoke_refresh_family(&self, family_id: Uuid, now: DateTime<Utc>)

@@ -406,9 +406,10 @@ impl_store! { PostgresStore {
             joined: SessionUserRow,
             scopes: Vec<String>,
         }
-        // One round trip: the rotation, and the session, its user and their
-        // scopes that the new access token needs. The update is of one row
-        // and changes no indexed column.
+        // One statement: the rotation with its record of the spent token,
+        // and the session, its user and their scopes that the new access
+        // token needs. The update is of one row and changes no indexed
+        // column.
         let row: Option<Row> = sqlx::query_as(concat!(
             r#"
             with rotated as (
@@ -416,6 +417,10 @@ impl_store! { PostgresStore {
                 where family_id = $1 and token_hash = $2 and client_id = $4
                   and revoked_at is null
                 returning family_id, client_id, session_id, scope, created_at
+            ),
+            spent as (
+                insert into oauth_refresh_spent (token_hash, family_id)
+                select $2, family_id from rotated
             )
             select r.family_id, r.client_id as f_client_id, r.scope as f_scope,
                    r.created_at as f_created_at,

@@ -352,7 +352,9 @@ impl_store! { SqliteStore {
         rotation: RefreshRotation<'_>,
         now: DateTime<Utc>,
     ) -> StoreResult<Rotation> {
-        // One statement for the rotation: SQLite's write lock serializes it.
+        // The rotation and its record of the spent token in one
+        // transaction: SQLite's write lock serializes rotations.
+        let mut tx = self.pool.begin().await?;
         let row: Option<FamilyRow> = sqlx::query_as(concat!(
             "update oauth_refresh_families set token_hash = ?3, rotated_at = ?5 \
              where family_id = ?1 and token_hash = ?2 and client_id = ?4 \
@@ -364,14 +366,21 @@ impl_store! { SqliteStore {
         .bind(rotation.new_hash)
         .bind(rotation.client_id)
         .bind(ts(now))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
+            drop(tx);
             return Ok(match self.find_refresh_family(rotation.family_id).await? {
                 Some(family) => Rotation::Stale(family),
                 None => Rotation::Unknown,
             });
         };
+        sqlx::query("insert into oauth_refresh_spent (token_hash, family_id) values (?1, ?2)")
+            .bind(rotation.presented_hash)
+            .bind(rotation.family_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         let family = RefreshFamily::try_from(row)?;
         // The session row outlives the family (a foreign key), so the
         // context is there.

@@ -314,6 +314,31 @@ async fn refresh_tokens_rotate_and_a_reused_one_revokes_its_family(backend: Back
         let secret = &secret;
         async move { token_refresh(app, secret, &token).await }
     };
+    // A token that only names the family was never issued: refused, and
+    // the family lives on, at the token endpoint and the revocation one.
+    let forged = format!("{}{}", &first[..32], "A".repeat(43));
+    oauth_error(refresh(forged.clone()).await, 400, "invalid_grant").await;
+    let revoked = app
+        .client
+        .post(app.url("/oauth2/revoke"))
+        .basic_auth("hub", Some(&secret))
+        .form(&[("token", forged.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    // Asking for more than was granted is refused before the token is spent.
+    let wider = token(
+        &app,
+        &secret,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &first),
+            ("scope", "openid profile email admin"),
+        ],
+    )
+    .await;
+    oauth_error(wider, 400, "invalid_scope").await;
     let response = refresh(first.clone()).await;
     assert_eq!(response.status(), 200);
     let second: Value = response.json().await.unwrap();
@@ -379,7 +404,7 @@ async fn a_refresh_token_of_the_earlier_form_keeps_working_after_the_migration(b
     ))
     .unwrap();
     let carried_over = migration
-        .split("-- The live token of each family issued before")
+        .split("-- Tokens of the 43-character form")
         .nth(1)
         .and_then(|rest| rest.split_once("insert"))
         .map(|(_, statement)| format!("insert{}", statement.split(';').next().unwrap()))

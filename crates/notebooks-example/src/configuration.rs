@@ -57,6 +57,18 @@ pub struct Settings {
     pub client_id: Option<String>,
 }
 
+/// Every environment variable the service reads.
+pub const ENVIRONMENT: [&str; 8] = [
+    "TESSERA_ISSUER",
+    "NOTEBOOKS_AUDIENCE",
+    "NOTEBOOKS_BIND",
+    "NOTEBOOKS_PORT",
+    "NOTEBOOKS_POLL_REVOCATIONS",
+    "NOTEBOOKS_JWKS_URL",
+    "NOTEBOOKS_REVOCATIONS_URL",
+    "NOTEBOOKS_CLIENT_ID",
+];
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -108,16 +120,7 @@ impl Settings {
             }
             Ok(())
         };
-        for name in [
-            "TESSERA_ISSUER",
-            "NOTEBOOKS_AUDIENCE",
-            "NOTEBOOKS_BIND",
-            "NOTEBOOKS_PORT",
-            "NOTEBOOKS_POLL_REVOCATIONS",
-            "NOTEBOOKS_JWKS_URL",
-            "NOTEBOOKS_REVOCATIONS_URL",
-            "NOTEBOOKS_CLIENT_ID",
-        ] {
+        for name in ENVIRONMENT {
             // An empty variable is an unset one, as compose files write them.
             if let Some(value) = env(name).filter(|value| !value.is_empty()) {
                 set(name, value)?;

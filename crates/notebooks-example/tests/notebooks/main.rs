@@ -16,5 +16,6 @@ mod helpers;
 
 mod api;
 mod browser;
+mod compose;
 mod revocations;
 mod support;
