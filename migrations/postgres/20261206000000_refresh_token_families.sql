@@ -10,20 +10,15 @@ create table oauth_refresh_families (
     scope text not null,
     created_at timestamptz not null,
     rotated_at timestamptz not null,
-    revoked_at timestamptz
+    revoked_at timestamptz,
+    -- The hashes of the tokens the last 16 rotations spent, newest first,
+    -- space-separated: one presented again is a token Tessera issued, whose
+    -- reuse revokes the family, and not a guess at the family's id.
+    spent text not null default ''
 -- Every rotation writes a new version of its row: room on the row's page
 -- lets it stay there (a heap-only update, with no index entry to add).
 ) with (fillfactor = 50);
 create index oauth_refresh_families_session on oauth_refresh_families (session_id);
-
--- The tokens rotations spent: one presented again is a token Tessera
--- issued, whose reuse revokes its family, and not a guess at a family's
--- id. They go with their family.
-create table oauth_refresh_spent (
-    token_hash text primary key,
-    family_id uuid not null references oauth_refresh_families (family_id) on delete cascade
-);
-create index oauth_refresh_spent_family on oauth_refresh_spent (family_id);
 
 -- Tokens of the 43-character form, which name no family, are found by
 -- their hash in `oauth_refresh_tokens`: the live one of each family that

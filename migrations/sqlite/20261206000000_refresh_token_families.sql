@@ -1,5 +1,5 @@
 -- As in Postgres: one row per refresh-token family, holding the SHA-256 of
--- its one current token, and the tokens rotations spent.
+-- its one current token and of those the last 16 rotations spent.
 create table oauth_refresh_families (
     family_id text primary key,
     token_hash text not null,
@@ -8,15 +8,10 @@ create table oauth_refresh_families (
     scope text not null,
     created_at text not null,
     rotated_at text not null,
-    revoked_at text
+    revoked_at text,
+    spent text not null default ''
 );
 create index oauth_refresh_families_session on oauth_refresh_families (session_id);
-
-create table oauth_refresh_spent (
-    token_hash text primary key,
-    family_id text not null references oauth_refresh_families (family_id) on delete cascade
-);
-create index oauth_refresh_spent_family on oauth_refresh_spent (family_id);
 
 -- Tokens of the 43-character form: the live one of each family that is
 -- neither revoked nor started by a replayed code becomes its current

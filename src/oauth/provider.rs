@@ -845,11 +845,7 @@ impl Provider {
                 // A token the family had before: reuse of a rotated token,
                 // which revokes the family. A token that only names the
                 // family was never issued, and changes nothing.
-                if family.revoked_at.is_none()
-                    && self
-                        .store
-                        .refresh_token_issued(family.family_id, &presented_hash)
-                        .await?
+                if family.revoked_at.is_none() && family_issued(&family, presented, &presented_hash)
                 {
                     self.revoke_family(
                         family.family_id,
@@ -1100,12 +1096,7 @@ impl Provider {
     ) -> Result<(), OAuthError> {
         let now = sessions.now();
         if let Some(found) = self.refresh_family(token).await? {
-            if found.client_id == client.id
-                && self
-                    .store
-                    .refresh_token_issued(found.family_id, &hex_sha256(token))
-                    .await?
-            {
+            if found.client_id == client.id && family_issued(&found, token, &hex_sha256(token)) {
                 self.store
                     .revoke_refresh_family(found.family_id, now)
                     .await?;
@@ -1401,6 +1392,15 @@ fn check_exchange(
         )),
         (None, None) => Ok(()),
     }
+}
+
+/// Whether `token` (hashed: `hash`) was one of the family's: its current
+/// token, one of its last rotations spent, or one of the 43-character form,
+/// which only a token issued in that form finds (by its hash).
+fn family_issued(family: &RefreshFamily, token: &str, hash: &str) -> bool {
+    named_family(token).is_none()
+        || family.token_hash == hash
+        || family.spent.iter().any(|h| h == hash)
 }
 
 /// A refresh token names its family: 32 hex digits of the family id, then

@@ -260,7 +260,14 @@ pub struct RefreshFamily {
     pub created_at: DateTime<Utc>,
     pub rotated_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// SHA-256 of the tokens the last [`SPENT_KEPT`] rotations spent,
+    /// newest first.
+    pub spent: Vec<String>,
 }
+
+/// How many spent tokens a refresh-token family remembers: one presented
+/// again within that many rotations is known for reuse.
+pub const SPENT_KEPT: usize = 16;
 
 /// A refresh token presented for rotation, and the one to replace it.
 pub struct RefreshRotation<'a> {
@@ -285,8 +292,7 @@ pub enum Rotation {
         context: Box<AuthorizationContext>,
     },
     /// The family exists, but the token is not its current one, is
-    /// another client's, or the family is revoked. Whether the token was
-    /// ever the family's is [`Store::refresh_token_issued`]'s to say.
+    /// another client's, or the family is revoked.
     Stale(RefreshFamily),
     Unknown,
 }
@@ -589,17 +595,14 @@ pub trait Store: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> StoreResult<Redemption>;
     /// Replaces the family's current token with `new_hash` if the presented
-    /// one is current, `client_id`'s and unrevoked, in one step: of two
-    /// rotations with one token, one wins.
+    /// one is current, `client_id`'s and unrevoked, and remembers it as
+    /// spent, in one step: of two rotations with one token, one wins.
     async fn rotate_refresh_token(
         &self,
         rotation: RefreshRotation<'_>,
         now: DateTime<Utc>,
     ) -> StoreResult<Rotation>;
     async fn find_refresh_family(&self, family_id: Uuid) -> StoreResult<Option<RefreshFamily>>;
-    /// Whether the token was one of the family's: its current one, one a
-    /// rotation spent, or one of the 43-character form stored with it.
-    async fn refresh_token_issued(&self, family_id: Uuid, token_hash: &str) -> StoreResult<bool>;
     /// The family of a token of the 43-character form, which names none.
     async fn legacy_refresh_family(&self, token_hash: &str) -> StoreResult<Option<Uuid>>;
     /// Revokes the family; whether it was live.

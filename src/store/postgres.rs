@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::portable::{Dialect, Portable};
 use super::rows::{
-    self, LAST_USE_PRECISION, Stored, code_columns, family_columns, oauth_client_columns, read_all,
-    records_use, session_user_columns,
+    self, LAST_USE_PRECISION, SPENT_TEXT_LEN, Stored, code_columns, family_columns,
+    oauth_client_columns, read_all, records_use, session_user_columns,
 };
 use super::shared::impl_store;
 use super::sql;
@@ -402,6 +402,7 @@ impl_store! { PostgresStore {
             f_client_id: String,
             f_scope: String,
             f_created_at: DateTime<Utc>,
+            f_spent: String,
             #[sqlx(flatten)]
             joined: SessionUserRow,
             scopes: Vec<String>,
@@ -413,17 +414,15 @@ impl_store! { PostgresStore {
         let row: Option<Row> = sqlx::query_as(concat!(
             r#"
             with rotated as (
-                update oauth_refresh_families set token_hash = $3, rotated_at = $5
+                update oauth_refresh_families
+                set token_hash = $3, rotated_at = $5,
+                    spent = substr($2 || ' ' || spent, 1, $7)
                 where family_id = $1 and token_hash = $2 and client_id = $4
                   and revoked_at is null
-                returning family_id, client_id, session_id, scope, created_at
-            ),
-            spent as (
-                insert into oauth_refresh_spent (token_hash, family_id)
-                select $2, family_id from rotated
+                returning family_id, client_id, session_id, scope, created_at, spent
             )
             select r.family_id, r.client_id as f_client_id, r.scope as f_scope,
-                   r.created_at as f_created_at,
+                   r.created_at as f_created_at, r.spent as f_spent,
             "#,
             session_user_columns!(),
             r#",
@@ -440,6 +439,7 @@ impl_store! { PostgresStore {
         .bind(rotation.client_id)
         .bind(now)
         .bind(rotation.audience)
+        .bind(SPENT_TEXT_LEN)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {
@@ -461,6 +461,7 @@ impl_store! { PostgresStore {
             created_at: row.f_created_at,
             rotated_at: now,
             revoked_at: None,
+            spent: row.f_spent.split_whitespace().map(str::to_owned).collect(),
         };
         Ok(Rotation::Rotated {
             family,

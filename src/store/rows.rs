@@ -320,10 +320,15 @@ impl<Id: Stored<Uuid>, At: Stored<DateTime<Utc>>> CodeRow<Id, At> {
     }
 }
 
+/// The length of a family's `spent` column: [`super::SPENT_KEPT`] hex
+/// SHA-256 hashes and the spaces between them.
+pub(super) const SPENT_TEXT_LEN: i32 = (super::SPENT_KEPT * 65 - 1) as i32;
+
 /// The columns of a [`FamilyRow`], for `concat!` into static queries.
 macro_rules! family_columns {
     () => {
-        "family_id, token_hash, client_id, session_id, scope, created_at, rotated_at, revoked_at"
+        "family_id, token_hash, client_id, session_id, scope, created_at, rotated_at, revoked_at, \
+         spent"
     };
 }
 pub(super) use family_columns;
@@ -338,6 +343,7 @@ pub(super) struct FamilyRow<Id, At> {
     created_at: At,
     rotated_at: At,
     revoked_at: Option<At>,
+    spent: String,
 }
 
 impl<Id: Stored<Uuid>, At: Stored<DateTime<Utc>>> TryFrom<FamilyRow<Id, At>> for RefreshFamily {
@@ -352,6 +358,7 @@ impl<Id: Stored<Uuid>, At: Stored<DateTime<Utc>>> TryFrom<FamilyRow<Id, At>> for
             created_at: r.created_at.read()?,
             rotated_at: r.rotated_at.read()?,
             revoked_at: r.revoked_at.read()?,
+            spent: r.spent.split_whitespace().map(str::to_owned).collect(),
         })
     }
 }

@@ -555,26 +555,6 @@ macro_rules! impl_store {
                 Ok(row.map(RefreshFamily::try_from).transpose()?)
             }
 
-            async fn refresh_token_issued(
-                &self,
-                family_id: Uuid,
-                token_hash: &str,
-            ) -> StoreResult<bool> {
-                let issued: bool = sqlx::query_scalar(
-                    "select exists (select 1 from oauth_refresh_families \
-                                    where family_id = $1 and token_hash = $2) \
-                         or exists (select 1 from oauth_refresh_spent \
-                                    where token_hash = $2 and family_id = $1) \
-                         or exists (select 1 from oauth_refresh_tokens \
-                                    where token_hash = $2 and family_id = $1)",
-                )
-                .bind(Self::id(family_id))
-                .bind(token_hash)
-                .fetch_one(&self.pool)
-                .await?;
-                Ok(issued)
-            }
-
             async fn legacy_refresh_family(&self, token_hash: &str) -> StoreResult<Option<Uuid>> {
                 let family: Option<Id> = sqlx::query_scalar(
                     "select family_id from oauth_refresh_tokens where token_hash = $1",

@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use super::portable::{Dialect, Portable};
 use super::rows::{
-    self, Stored, code_columns, family_columns, oauth_client_columns, read_all, records_use,
-    session_user_columns,
+    self, SPENT_TEXT_LEN, Stored, code_columns, family_columns, oauth_client_columns, read_all,
+    records_use, session_user_columns,
 };
 use super::shared::impl_store;
 use super::sql;
@@ -352,11 +352,10 @@ impl_store! { SqliteStore {
         rotation: RefreshRotation<'_>,
         now: DateTime<Utc>,
     ) -> StoreResult<Rotation> {
-        // The rotation and its record of the spent token in one
-        // transaction: SQLite's write lock serializes rotations.
-        let mut tx = self.pool.begin().await?;
+        // One statement: SQLite's write lock serializes rotations.
         let row: Option<FamilyRow> = sqlx::query_as(concat!(
-            "update oauth_refresh_families set token_hash = ?3, rotated_at = ?5 \
+            "update oauth_refresh_families set token_hash = ?3, rotated_at = ?5, \
+             spent = substr(?2 || ' ' || spent, 1, ?6) \
              where family_id = ?1 and token_hash = ?2 and client_id = ?4 \
              and revoked_at is null returning ",
             family_columns!()
@@ -366,21 +365,15 @@ impl_store! { SqliteStore {
         .bind(rotation.new_hash)
         .bind(rotation.client_id)
         .bind(ts(now))
-        .fetch_optional(&mut *tx)
+        .bind(SPENT_TEXT_LEN)
+        .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else {
-            drop(tx);
             return Ok(match self.find_refresh_family(rotation.family_id).await? {
                 Some(family) => Rotation::Stale(family),
                 None => Rotation::Unknown,
             });
         };
-        sqlx::query("insert into oauth_refresh_spent (token_hash, family_id) values (?1, ?2)")
-            .bind(rotation.presented_hash)
-            .bind(rotation.family_id.to_string())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
         let family = RefreshFamily::try_from(row)?;
         // The session row outlives the family (a foreign key), so the
         // context is there.

@@ -1,5 +1,5 @@
 //! The README's tour, run as written: its block of shell commands, in a
-//! fresh directory laid out as `cargo run --release` leaves the project,
+//! fresh directory laid out as `cargo run` leaves the project,
 //! against the `tessera` binary started there with no settings but its
 //! port.
 
@@ -27,9 +27,9 @@ fn tour() -> &'static str {
 #[test]
 fn the_readme_tour_runs_as_written_against_a_fresh_instance() {
     let dir = tempfile::tempdir().unwrap();
-    let release = dir.path().join("target/release");
-    std::fs::create_dir_all(&release).unwrap();
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_tessera"), release.join("tessera")).unwrap();
+    let built = dir.path().join("target/debug");
+    std::fs::create_dir_all(&built).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_tessera"), built.join("tessera")).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -38,7 +38,7 @@ fn the_readme_tour_runs_as_written_against_a_fresh_instance() {
     let path = std::env::var("PATH").unwrap_or_default();
     // Nothing of this shell's environment but PATH: no TESSERA_* setting,
     // no DATABASE_URL, no RUST_BACKTRACE.
-    let mut server = Command::new(release.join("tessera"))
+    let mut server = Command::new(built.join("tessera"))
         .current_dir(dir.path())
         .env_clear()
         .env("PATH", &path)

@@ -1203,14 +1203,35 @@ async fn codes_redeem_once_and_refresh_families_rotate_once_per_token(backend: B
         panic!("a rotated token is stale");
     };
     assert_eq!(stale.token_hash, "r4", "the stale use changed nothing");
+    assert_eq!(
+        stale.spent,
+        ["r3"],
+        "the rotation remembers the spent token"
+    );
     assert!(matches!(
         rotate(Uuid::new_v4(), "r4", "r5", "hub").await,
         Rotation::Unknown
     ));
+    // A family remembers the tokens of its last 16 rotations, newest first.
+    let hashes: Vec<&'static str> = (0..20)
+        .map(|i| &*Box::leak(format!("{i:064x}").into_boxed_str()))
+        .collect();
+    let mut current = "r4";
+    for hash in &hashes {
+        assert!(matches!(
+            rotate(other, current, hash, "hub").await,
+            Rotation::Rotated { .. }
+        ));
+        current = hash;
+    }
+    let remembered = store.find_refresh_family(other).await.unwrap().unwrap();
+    assert_eq!(remembered.spent.len(), 16);
+    assert_eq!(remembered.spent[0], hashes[18]);
+    assert_eq!(remembered.spent[15], hashes[3]);
     assert!(store.revoke_refresh_family(other, now).await.unwrap());
     assert!(!store.revoke_refresh_family(other, now).await.unwrap());
     assert!(
-        matches!(rotate(other, "r4", "r5", "hub").await, Rotation::Stale(f) if f.revoked_at.is_some()),
+        matches!(rotate(other, current, "r5", "hub").await, Rotation::Stale(f) if f.revoked_at.is_some()),
         "a revoked family rotates nothing"
     );
     assert!(store.legacy_refresh_family("r4").await.unwrap().is_none());
