@@ -616,9 +616,7 @@ impl Provider {
         let family = Uuid::new_v4();
         let bad = || invalid(Code::InvalidGrant, "the code is invalid, expired or used");
         let audience = client_audience(client)?;
-        if !sessions.policy().allows(&audience) {
-            return Err(SessionError::AudienceNotAllowed(audience.as_str().to_owned()).into());
-        }
+        sessions.ensure_audience_allowed(&audience)?;
         // The refresh token is made first, so that its family starts with
         // the code's redemption, in the same step.
         let refresh_token = if client.grant_types.iter().any(|g| g == REFRESH_TOKEN) {
@@ -815,9 +813,7 @@ impl Provider {
             )
         };
         let audience = client_audience(client)?;
-        if !sessions.policy().allows(&audience) {
-            return Err(SessionError::AudienceNotAllowed(audience.as_str().to_owned()).into());
-        }
+        sessions.ensure_audience_allowed(&audience)?;
         let Some(family_id) = self.family_of(presented).await? else {
             return Err(bad());
         };

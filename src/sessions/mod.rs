@@ -568,6 +568,11 @@ impl Sessions {
         .await
     }
 
+    /// `AudienceNotAllowed` unless tokens for `audience` are issued here.
+    pub fn ensure_audience_allowed(&self, audience: &Audience) -> Result<(), SessionError> {
+        self.audience(Some(audience)).map(|_| ())
+    }
+
     /// The audience asked for, or the default; refused unless allowed.
     fn audience(&self, asked: Option<&Audience>) -> Result<Audience, SessionError> {
         let audience = asked.unwrap_or(&self.policy.default_audience);

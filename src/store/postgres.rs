@@ -23,6 +23,18 @@ use super::{
     username_skeleton,
 };
 
+/// The user's scopes at the audience bound to `$n`, sorted, as the column
+/// `scopes` of a query joining the session `s`.
+macro_rules! audience_scopes {
+    ($audience:literal) => {
+        concat!(
+            "array(select g.scope from grants g where g.user_id = s.user_id and g.audience = ",
+            $audience,
+            " order by g.scope) as scopes"
+        )
+    };
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 pub struct PostgresStore {
@@ -35,6 +47,26 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// The context a read of a session, its user and their scopes found,
+    /// recording the session's use (at most once a minute, so the hot path
+    /// rarely writes).
+    async fn context_of(
+        &self,
+        joined: SessionUserRow,
+        scopes: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<AuthorizationContext> {
+        let (session, user) = joined.split()?;
+        if records_use(&session, now) {
+            self.record_session_use(session.id, now).await?;
+        }
+        Ok(AuthorizationContext {
+            session,
+            user,
+            scopes,
+        })
+    }
+
     /// The code's first use: marks it used and starts its refresh-token
     /// family, and reads its session, the user and their scopes at
     /// `audience`, in one statement. Of concurrent exchanges, exactly one
@@ -77,10 +109,9 @@ impl PostgresStore {
                    r.code_challenge as c_code_challenge, r.expires_at as c_expires_at,
             "#,
             session_user_columns!(),
-            r#",
-                   array(select g.scope from grants g
-                         where g.user_id = s.user_id and g.audience = $4
-                         order by g.scope) as scopes
+            ", ",
+            audience_scopes!("$4"),
+            r#"
             from redeemed r join sessions s on s.id = r.session_id
                  join users u on u.id = s.user_id
             "#
@@ -95,24 +126,16 @@ impl PostgresStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        let (session, user) = row.joined.split()?;
-        if records_use(&session, now) {
-            self.record_session_use(session.id, now).await?;
-        }
+        let context = self.context_of(row.joined, row.scopes, now).await?;
         let code = AuthorizationCode {
             client_id: row.c_client_id,
-            session_id: session.id,
+            session_id: context.session.id,
             redirect_uri: row.c_redirect_uri,
             scope: row.c_scope,
             nonce: row.c_nonce,
             code_challenge: row.c_code_challenge,
             expires_at: row.c_expires_at,
             family_id: Some(exchange.family_id),
-        };
-        let context = AuthorizationContext {
-            session,
-            user,
-            scopes: row.scopes,
         };
         Ok(Some((code, context)))
     }
@@ -364,10 +387,9 @@ impl_store! { PostgresStore {
         let row: Option<Row> = sqlx::query_as(concat!(
             "select ",
             session_user_columns!(),
-            r#",
-                   array(select g.scope from grants g
-                         where g.user_id = s.user_id and g.audience = $2
-                         order by g.scope) as scopes
+            ", ",
+            audience_scopes!("$2"),
+            r#"
             from sessions s join users u on u.id = s.user_id
             where s.id = $1
             "#
@@ -379,16 +401,7 @@ impl_store! { PostgresStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        let (session, user) = row.joined.split()?;
-        // Record the use at most once a minute, so the hot path rarely writes.
-        if records_use(&session, now) {
-            self.record_session_use(id, now).await?;
-        }
-        Ok(Some(AuthorizationContext {
-            session,
-            user,
-            scopes: row.scopes,
-        }))
+        Ok(Some(self.context_of(row.joined, row.scopes, now).await?))
     }
 
     async fn rotate_refresh_token(
@@ -425,10 +438,9 @@ impl_store! { PostgresStore {
                    r.created_at as f_created_at, r.spent as f_spent,
             "#,
             session_user_columns!(),
-            r#",
-                   array(select g.scope from grants g
-                         where g.user_id = s.user_id and g.audience = $6
-                         order by g.scope) as scopes
+            ", ",
+            audience_scopes!("$6"),
+            r#"
             from rotated r join sessions s on s.id = r.session_id
                  join users u on u.id = s.user_id
             "#
@@ -448,15 +460,12 @@ impl_store! { PostgresStore {
                 None => Rotation::Unknown,
             });
         };
-        let (session, user) = row.joined.split()?;
-        if records_use(&session, now) {
-            self.record_session_use(session.id, now).await?;
-        }
+        let context = self.context_of(row.joined, row.scopes, now).await?;
         let family = RefreshFamily {
             family_id: row.family_id,
             token_hash: rotation.new_hash.to_owned(),
             client_id: row.f_client_id,
-            session_id: session.id,
+            session_id: context.session.id,
             scope: row.f_scope,
             created_at: row.f_created_at,
             rotated_at: now,
@@ -465,11 +474,7 @@ impl_store! { PostgresStore {
         };
         Ok(Rotation::Rotated {
             family,
-            context: Box::new(AuthorizationContext {
-                session,
-                user,
-                scopes: row.scopes,
-            }),
+            context: Box::new(context),
         })
     }
 
