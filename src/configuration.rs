@@ -78,12 +78,35 @@ pub struct Settings {
     pub hashing: HashingSettings,
     pub throttle: ThrottleSettings,
     pub http: HttpSettings,
+    pub oauth: OAuthSettings,
     /// Browser clients of the hosted login page, `[[clients]]` tables; each
     /// field is documented on [`ClientSettings`].
     pub clients: Vec<ClientSettings>,
     /// The hosted login page (`[login]`): branding and the CSRF key; see
     /// [`LoginSettings`].
     pub login: LoginSettings,
+}
+
+/// The OAuth 2.0 / OpenID Connect endpoints (`[oauth]`).
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuthSettings {
+    /// How long a registered client, once read, is used without reading it
+    /// again (`5s`, `500ms`; `0` reads it on every request). A change made
+    /// through this instance's admin API applies at once; one made on
+    /// another replica or from the CLI within this time. A secret rotated
+    /// anywhere works at once, since a refused secret is checked against
+    /// the database again. `TESSERA_OAUTH__CLIENT_CACHE_TTL`.
+    #[serde(deserialize_with = "duration::deserialize")]
+    pub client_cache_ttl: Duration,
+}
+
+impl Default for OAuthSettings {
+    fn default() -> Self {
+        Self {
+            client_cache_ttl: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Limits of the HTTP server (`[http]`) that keep slow or idle clients from
@@ -310,6 +333,7 @@ impl Default for Settings {
             hashing: HashingSettings::default(),
             throttle: ThrottleSettings::default(),
             http: HttpSettings::default(),
+            oauth: OAuthSettings::default(),
             clients: Vec::new(),
             login: LoginSettings::default(),
         }
@@ -510,6 +534,7 @@ impl Settings {
             ("tokens.leeway", tokens.leeway, true),
             ("hashing.queue_timeout", self.hash_queue_timeout(), false),
             ("http.body_timeout", self.http.body_timeout, false),
+            ("oauth.client_cache_ttl", self.oauth.client_cache_ttl, false),
             ("throttle.base_delay", throttle.base_delay, false),
             ("throttle.max_delay", throttle.max_delay, false),
             ("throttle.window", throttle.window, false),
@@ -809,6 +834,7 @@ mod environment {
             "hashing" => serde_introspect::<HashingSettings>(),
             "throttle" => serde_introspect::<ThrottleSettings>(),
             "http" => serde_introspect::<HttpSettings>(),
+            "oauth" => serde_introspect::<super::OAuthSettings>(),
             "login" => serde_introspect::<super::LoginSettings>(),
             _ => return None,
         })

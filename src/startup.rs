@@ -20,6 +20,7 @@ use crate::domain::Password;
 use crate::error::ApiError;
 use crate::keys::{KeyStore, Lifecycle};
 use crate::metrics::Metrics;
+use crate::oauth::clients::ClientCache;
 use crate::oauth::provider::Provider;
 use crate::password::{HashMetrics, PasswordHasherPool};
 use crate::routes;
@@ -144,7 +145,13 @@ impl Application {
             metrics: metrics.clone(),
             policy: Policy::from_settings(&settings, issuer)?,
         });
-        let provider = Provider::new(store.clone(), keys.clone(), audit.clone(), metrics.clone());
+        let provider = Provider::new(
+            store.clone(),
+            keys.clone(),
+            audit.clone(),
+            metrics.clone(),
+            ClientCache::new(settings.oauth.client_cache_ttl),
+        );
         let state = web::Data::new(AppState {
             settings,
             sessions,

@@ -16,6 +16,9 @@
 //! (RFC 8252 §7.3 also has a loopback redirect's port vary per request: the
 //! authorization endpoint is to compare such URIs without their port.)
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use aws_lc_rs::{constant_time, digest, rand};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -43,6 +46,48 @@ pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchang
 
 /// The longest redirect URI accepted, in bytes.
 const MAX_URI_BYTES: usize = 2048;
+
+/// Most clients kept by a [`ClientCache`].
+const CACHED_CLIENTS: u64 = 10_000;
+
+/// Active clients as last read, each for `oauth.client_cache_ttl`: the
+/// token endpoint authenticates its client on every call, and a read of it
+/// would be one more database round trip per token. Only active clients
+/// are kept, never an unknown id; the registry's changes through this
+/// process ([`OAuthClients::with_cache`]) forget what they change.
+#[derive(Clone)]
+pub struct ClientCache(Option<moka::sync::Cache<String, Arc<OAuthClient>>>);
+
+impl ClientCache {
+    /// A cache keeping each client for `ttl`; none at all for zero.
+    pub fn new(ttl: Duration) -> Self {
+        Self((!ttl.is_zero()).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(CACHED_CLIENTS)
+                .time_to_live(ttl)
+                .build()
+        }))
+    }
+
+    pub fn get(&self, id: &str) -> Option<OAuthClient> {
+        Some(self.0.as_ref()?.get(id)?.as_ref().clone())
+    }
+
+    /// Keeps `client` if it is active, and forgets its id otherwise.
+    pub fn put(&self, id: &str, client: Option<&OAuthClient>) {
+        let Some(cache) = &self.0 else { return };
+        match client.filter(|client| client.is_active) {
+            Some(client) => cache.insert(id.to_owned(), Arc::new(client.clone())),
+            None => cache.invalidate(id),
+        }
+    }
+
+    pub fn forget(&self, id: &str) {
+        if let Some(cache) = &self.0 {
+            cache.invalidate(id);
+        }
+    }
+}
 
 /// What an operator registers.
 #[derive(Debug, Clone, Default)]
@@ -97,6 +142,7 @@ pub struct OAuthClients<'a> {
     allowed_audiences: &'a [String],
     clock: &'a dyn Clock,
     actor: String,
+    cache: Option<&'a ClientCache>,
 }
 
 impl<'a> OAuthClients<'a> {
@@ -111,6 +157,22 @@ impl<'a> OAuthClients<'a> {
             allowed_audiences,
             clock,
             actor: actor.into(),
+            cache: None,
+        }
+    }
+
+    /// Forgets in `cache` every client this changes, so that the change
+    /// applies at once where the cache serves.
+    pub fn with_cache(self, cache: &'a ClientCache) -> Self {
+        Self {
+            cache: Some(cache),
+            ..self
+        }
+    }
+
+    fn forget(&self, id: &str) {
+        if let Some(cache) = self.cache {
+            cache.forget(id);
         }
     }
 
@@ -163,6 +225,7 @@ impl<'a> OAuthClients<'a> {
         {
             return Err(ClientError::Unknown(id.to_owned()));
         }
+        self.forget(id);
         self.record("client.secret_rotated", id).await?;
         Ok(secret)
     }
@@ -178,6 +241,7 @@ impl<'a> OAuthClients<'a> {
         {
             return Err(ClientError::Unknown(id.to_owned()));
         }
+        self.forget(id);
         let event = if active {
             "client.enabled"
         } else {
@@ -193,6 +257,7 @@ impl<'a> OAuthClients<'a> {
         if !self.store.delete_oauth_client(id).await? {
             return Err(ClientError::Unknown(id.to_owned()));
         }
+        self.forget(id);
         self.record("client.deleted", id).await
     }
 

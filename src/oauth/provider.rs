@@ -16,7 +16,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
-use super::clients::{self, AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN, TOKEN_EXCHANGE};
+use super::clients::{
+    self, AUTHORIZATION_CODE, CLIENT_CREDENTIALS, ClientCache, REFRESH_TOKEN, TOKEN_EXCHANGE,
+};
 use super::error::{Code, OAuthError};
 use crate::audit::{self, AuditEntryExt, AuditLog};
 use crate::domain::Audience;
@@ -167,6 +169,7 @@ pub struct Provider {
     keys: KeyStore,
     audit: AuditLog,
     metrics: Metrics,
+    clients: ClientCache,
 }
 
 fn invalid(code: Code, description: &'static str) -> OAuthError {
@@ -174,24 +177,44 @@ fn invalid(code: Code, description: &'static str) -> OAuthError {
 }
 
 impl Provider {
-    pub fn new(store: Arc<dyn Store>, keys: KeyStore, audit: AuditLog, metrics: Metrics) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: KeyStore,
+        audit: AuditLog,
+        metrics: Metrics,
+        clients: ClientCache,
+    ) -> Self {
         Self {
             store,
             keys,
             audit,
             metrics,
+            clients,
         }
     }
 
+    /// The clients this provider keeps, for the registry to forget what it
+    /// changes.
+    pub fn client_cache(&self) -> &ClientCache {
+        &self.clients
+    }
+
+    /// An active client, kept or read.
     async fn active_client(&self, id: &str) -> Result<Option<OAuthClient>, OAuthError> {
+        match self.clients.get(id) {
+            Some(client) => Ok(Some(client)),
+            None => self.read_client(id).await,
+        }
+    }
+
+    /// An active client as the database has it now.
+    async fn read_client(&self, id: &str) -> Result<Option<OAuthClient>, OAuthError> {
         if !clients::is_client_id(id) {
             return Ok(None);
         }
-        Ok(self
-            .store
-            .find_oauth_client(id)
-            .await?
-            .filter(|client| client.is_active))
+        let client = self.store.find_oauth_client(id).await?;
+        self.clients.put(id, client.as_ref());
+        Ok(client.filter(|client| client.is_active))
     }
 
     // --- The authorization endpoint ------------------------------------
@@ -494,12 +517,19 @@ impl Provider {
                 ));
             }
         };
-        let client = self.active_client(id).await?;
-        let authenticated = match (&client, secret) {
+        let authenticated = |client: &Option<OAuthClient>| match (client, secret) {
             (Some(client), Some(secret)) => clients::secret_matches(client, secret),
             (Some(client), None) => client.secret_hash.is_none(),
             (None, _) => false,
         };
+        // A kept client vouches only for a success: a refusal is decided by
+        // the database, so that a secret rotated on another replica works
+        // at once.
+        let client = match self.clients.get(id).map(Some) {
+            Some(kept) if authenticated(&kept) => kept,
+            _ => self.read_client(id).await?,
+        };
+        let authenticated = authenticated(&client);
         match client {
             Some(client) if authenticated => Ok(client),
             _ => Err(self.client_auth_failed(sessions, id, origin).await),
@@ -1159,9 +1189,11 @@ impl Provider {
         })
     }
 
-    /// A registered, active client, for the logout endpoint.
+    /// A registered, active client as the database has it now, for
+    /// introspection and the logout endpoint: a token of a client disabled
+    /// on any replica is inactive at once.
     pub async fn client(&self, id: &str) -> Result<Option<OAuthClient>, OAuthError> {
-        self.active_client(id).await
+        self.read_client(id).await
     }
 }
 

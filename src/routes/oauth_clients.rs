@@ -22,7 +22,8 @@ async fn clients<'a>(req: &HttpRequest, state: &'a AppState) -> Result<OAuthClie
         &state.settings.tokens.allowed_audiences,
         state.sessions.clock(),
         caller.user.username,
-    ))
+    )
+    .with_cache(state.provider.client_cache()))
 }
 
 /// A grant: a scope at an audience.

@@ -13,11 +13,14 @@ const SECTIONS: &[(&str, &str, &str)] = &[
     ("src/configuration.rs", "HashingSettings", "hashing."),
     ("src/configuration.rs", "ThrottleSettings", "throttle."),
     ("src/configuration.rs", "HttpSettings", "http."),
+    ("src/configuration.rs", "OAuthSettings", "oauth."),
     ("src/configuration.rs", "LoginSettings", "login."),
 ];
 
 /// Fields that are sections of their own, documented key by key.
-const NESTED: &[&str] = &["keys", "tokens", "hashing", "throttle", "http", "login"];
+const NESTED: &[&str] = &[
+    "keys", "tokens", "hashing", "throttle", "http", "oauth", "login",
+];
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()

@@ -11,10 +11,11 @@ use reqwest::{Client, Response};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use tessera::clock::{Clock, SystemClock};
+use tessera::configuration::Settings;
 use tessera::oauth::clients::{ClientSpec, OAuthClients};
 use tessera::store::User;
 
-use crate::helpers::{Backend, PASSWORD, TestApp, spawn_app, verify_with_jwks};
+use crate::helpers::{Backend, PASSWORD, TestApp, spawn_app_with, verify_with_jwks};
 
 const HUB_CALLBACK: &str = "http://127.0.0.1:8000/hub/oauth_callback";
 const HUB_HOME: &str = "http://127.0.0.1:8000/hub/";
@@ -41,7 +42,14 @@ async fn register(app: &TestApp, spec: ClientSpec) -> Option<String> {
 /// grant `notebooks`/`access` required), alice who holds it and bob who
 /// does not.
 async fn world(backend: Backend) -> World {
-    let app = spawn_app(backend).await;
+    world_with(backend, |_| {}).await
+}
+
+async fn world_with(
+    backend: Backend,
+    configure: impl Fn(&mut Settings) + Send + Sync + 'static,
+) -> World {
+    let app = spawn_app_with(backend, configure).await;
     let alice = app.add_user("alice", Some("alice@example.com")).await;
     app.grant(&alice, "notebooks", &["access", "read"]).await;
     let bob = app.add_user("bob", None).await;
@@ -867,6 +875,83 @@ async fn failed_client_authentication_is_throttled(backend: Backend) {
     assert_eq!(*statuses.last().unwrap(), 429, "{statuses:?}");
 }
 
+/// The token endpoint keeps the clients it reads for
+/// `oauth.client_cache_ttl`: a change through a replica's admin API applies
+/// there at once, a rotated secret works at once on every replica, and a
+/// disable made on another replica applies there within that time.
+async fn client_changes_reach_every_replica(backend: Backend) {
+    const TTL: std::time::Duration = std::time::Duration::from_millis(400);
+    let World { app, secret, .. } = world_with(backend, |settings| {
+        settings.oauth.client_cache_ttl = TTL;
+    })
+    .await;
+    let replica = app.restart().await;
+    let credentials = [("grant_type", "client_credentials")];
+    for server in [&app, &replica] {
+        assert_eq!(token(server, &secret, &credentials).await.status(), 200);
+    }
+    let admin = app.admin_token().await;
+
+    let rotated: Value = app
+        .call(
+            &admin,
+            reqwest::Method::POST,
+            "/admin/clients/hub/secret",
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rotated = rotated["client_secret"].as_str().unwrap();
+    oauth_error(
+        token(&app, &secret, &credentials).await,
+        401,
+        "invalid_client",
+    )
+    .await;
+    assert_eq!(token(&app, rotated, &credentials).await.status(), 200);
+    assert_eq!(
+        token(&replica, rotated, &credentials).await.status(),
+        200,
+        "the replica kept the old secret's client, and reads it again"
+    );
+
+    let disabled = app
+        .call(
+            &admin,
+            reqwest::Method::POST,
+            "/admin/clients/hub/disable",
+            None,
+        )
+        .await;
+    assert_eq!(disabled.status(), 204);
+    oauth_error(
+        token(&app, rotated, &credentials).await,
+        401,
+        "invalid_client",
+    )
+    .await;
+    tokio::time::sleep(TTL + std::time::Duration::from_millis(100)).await;
+    oauth_error(
+        token(&replica, rotated, &credentials).await,
+        401,
+        "invalid_client",
+    )
+    .await;
+
+    let enabled = app
+        .call(
+            &admin,
+            reqwest::Method::POST,
+            "/admin/clients/hub/enable",
+            None,
+        )
+        .await;
+    assert_eq!(enabled.status(), 204);
+    assert_eq!(token(&app, rotated, &credentials).await.status(), 200);
+}
+
 /// openid-client (panva), from the npm registry, as a relying party:
 /// discovery, code + PKCE, the ID token checked against the JWKS, userinfo,
 /// refresh with rotation (a reused token refused), client credentials,
@@ -960,4 +1045,5 @@ on_both_backends!(
     logging_out_ends_the_session_its_refresh_tokens_and_silent_sign_in,
     revocation_and_introspection_understand_refresh_tokens,
     failed_client_authentication_is_throttled,
+    client_changes_reach_every_replica,
 );
