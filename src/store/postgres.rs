@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::portable::{Dialect, Portable};
 use super::rows::{
-    self, LAST_USE_PRECISION, SPENT_TEXT_LEN, Stored, code_columns, family_columns,
-    oauth_client_columns, read_all, records_use, session_user_columns,
+    self, LAST_USE_PRECISION, Stored, code_columns, family_columns, oauth_client_columns, read_all,
+    records_use, session_user_columns,
 };
 use super::shared::impl_store;
 use super::sql;
@@ -35,6 +35,8 @@ macro_rules! audience_scopes {
     };
 }
 
+mod rotations;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 pub struct PostgresStore {
@@ -44,6 +46,8 @@ pub struct PostgresStore {
     /// already wait in memory before they are written, so a crash may lose
     /// the latest either way, and each wait would cost a flush.
     audit: PgPool,
+    /// Refresh-token rotations, written in batches.
+    rotations: rotations::Rotations,
 }
 
 impl PostgresStore {
@@ -191,7 +195,11 @@ impl PostgresStore {
                 })
             })
             .connect_lazy_with(options);
-        Ok(Self { pool, audit })
+        Ok(Self {
+            rotations: rotations::Rotations::start(pool.clone()),
+            pool,
+            audit,
+        })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -409,51 +417,7 @@ impl_store! { PostgresStore {
         rotation: RefreshRotation<'_>,
         now: DateTime<Utc>,
     ) -> StoreResult<Rotation> {
-        #[derive(FromRow)]
-        struct Row {
-            family_id: Uuid,
-            f_client_id: String,
-            f_scope: String,
-            f_created_at: DateTime<Utc>,
-            f_spent: String,
-            #[sqlx(flatten)]
-            joined: SessionUserRow,
-            scopes: Vec<String>,
-        }
-        // One statement: the rotation with its record of the spent token,
-        // and the session, its user and their scopes that the new access
-        // token needs. The update is of one row and changes no indexed
-        // column.
-        let row: Option<Row> = sqlx::query_as(concat!(
-            r#"
-            with rotated as (
-                update oauth_refresh_families
-                set token_hash = $3, rotated_at = $5,
-                    spent = substr($2 || ' ' || spent, 1, $7)
-                where family_id = $1 and token_hash = $2 and client_id = $4
-                  and revoked_at is null
-                returning family_id, client_id, session_id, scope, created_at, spent
-            )
-            select r.family_id, r.client_id as f_client_id, r.scope as f_scope,
-                   r.created_at as f_created_at, r.spent as f_spent,
-            "#,
-            session_user_columns!(),
-            ", ",
-            audience_scopes!("$6"),
-            r#"
-            from rotated r join sessions s on s.id = r.session_id
-                 join users u on u.id = s.user_id
-            "#
-        ))
-        .bind(rotation.family_id)
-        .bind(rotation.presented_hash)
-        .bind(rotation.new_hash)
-        .bind(rotation.client_id)
-        .bind(now)
-        .bind(rotation.audience)
-        .bind(SPENT_TEXT_LEN)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = self.rotations.rotate(&rotation, now).await?;
         let Some(row) = row else {
             return Ok(match self.find_refresh_family(rotation.family_id).await? {
                 Some(family) => Rotation::Stale(family),

@@ -1248,7 +1248,115 @@ async fn codes_redeem_once_and_refresh_families_rotate_once_per_token(backend: B
     ));
 }
 
+/// Rotations at once, as a busy token endpoint makes them: each gets its own
+/// family's context, and of several presenting one token exactly one
+/// rotates it.
+async fn concurrent_rotations_each_rotate_their_own_family_once(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let store = db.store().await;
+    let now = Utc::now();
+    store
+        .create_oauth_client(&oauth_client("hub", now))
+        .await
+        .unwrap();
+    let mut families = Vec::new();
+    for (i, name) in ["alice", "bob", "carol"].into_iter().enumerate() {
+        let person = user(store.as_ref(), name).await;
+        let scope = format!("scope-{name}");
+        store
+            .add_grants(person.id, "notebooks", std::slice::from_ref(&scope), now)
+            .await
+            .unwrap();
+        for j in 0..8 {
+            let session = store
+                .create_session(new_session(person.id), now)
+                .await
+                .unwrap();
+            let code = format!("code-{i}-{j}");
+            let token = format!("token-{i}-{j}");
+            store
+                .create_authorization_code(
+                    NewAuthorizationCode {
+                        code_hash: &code,
+                        client_id: "hub",
+                        session_id: session.id,
+                        redirect_uri: "https://hub.example.com/cb",
+                        scope: "openid",
+                        nonce: None,
+                        code_challenge: None,
+                        expires_at: now + Duration::seconds(60),
+                    },
+                    now,
+                )
+                .await
+                .unwrap();
+            let family = Uuid::new_v4();
+            let exchange = CodeExchange {
+                family_id: family,
+                refresh_token_hash: Some(&token),
+            };
+            assert!(matches!(
+                store
+                    .redeem_authorization_code(&code, exchange, "notebooks", now)
+                    .await
+                    .unwrap(),
+                Redemption::First { .. }
+            ));
+            families.push((family, token, session.id, scope.clone()));
+        }
+    }
+    let rotate = |family: Uuid, presented: String, new: String| {
+        let store = store.clone();
+        async move {
+            store
+                .rotate_refresh_token(
+                    RefreshRotation {
+                        family_id: family,
+                        presented_hash: &presented,
+                        new_hash: &new,
+                        client_id: "hub",
+                        audience: "notebooks",
+                    },
+                    now,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let (first, first_token, ..) = families[0].clone();
+    assert!(matches!(
+        rotate(first, first_token, "new-0".into()).await,
+        Rotation::Rotated { .. }
+    ));
+    let mut rotations = tokio::task::JoinSet::new();
+    for (n, (family, token, session, scope)) in families.iter().cloned().enumerate().skip(1) {
+        let rotation = rotate(family, token, format!("new-{n}"));
+        rotations.spawn(async move { (rotation.await, session, scope) });
+    }
+    // Among them, eight uses of the first family's current token.
+    let mut replays = tokio::task::JoinSet::new();
+    for n in 0..8 {
+        replays.spawn(rotate(first, "new-0".into(), format!("again-{n}")));
+    }
+    for (rotation, session, scope) in rotations.join_all().await {
+        let Rotation::Rotated { context, .. } = rotation else {
+            panic!("every family's current token rotates");
+        };
+        assert_eq!(context.session.id, session);
+        assert_eq!(context.scopes, [scope]);
+    }
+    let replayed = replays.join_all().await;
+    let rotated = replayed
+        .iter()
+        .filter(|r| matches!(r, Rotation::Rotated { .. }))
+        .count();
+    assert_eq!(rotated, 1, "one rotation of one token");
+    let family = store.find_refresh_family(first).await.unwrap().unwrap();
+    assert_eq!(family.spent, ["new-0", "token-0-0"]);
+}
+
 on_both_backends!(
+    concurrent_rotations_each_rotate_their_own_family_once,
     codes_redeem_once_and_refresh_families_rotate_once_per_token,
     oauth_clients_round_trip_and_change_one_field_at_a_time,
     a_password_change_revokes_every_session_but_the_one_kept,
