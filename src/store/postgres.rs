@@ -35,7 +35,7 @@ macro_rules! audience_scopes {
     };
 }
 
-mod rotations;
+mod batches;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -46,8 +46,9 @@ pub struct PostgresStore {
     /// already wait in memory before they are written, so a crash may lose
     /// the latest either way, and each wait would cost a flush.
     audit: PgPool,
-    /// Refresh-token rotations, written in batches.
-    rotations: rotations::Rotations,
+    /// Refresh-token rotations and code redemptions, written in batches.
+    rotations: batches::Batcher<batches::Rotation>,
+    redemptions: batches::Batcher<batches::Redemption>,
 }
 
 impl PostgresStore {
@@ -82,51 +83,16 @@ impl PostgresStore {
         audience: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<(AuthorizationCode, AuthorizationContext)>> {
-        #[derive(FromRow)]
-        struct Row {
-            c_client_id: String,
-            c_redirect_uri: String,
-            c_scope: String,
-            c_nonce: Option<String>,
-            c_code_challenge: Option<String>,
-            c_expires_at: DateTime<Utc>,
-            #[sqlx(flatten)]
-            joined: SessionUserRow,
-            scopes: Vec<String>,
-        }
-        let row: Option<Row> = sqlx::query_as(concat!(
-            r#"
-            with redeemed as (
-                update oauth_codes set used_at = $2, family_id = $3
-                where code_hash = $1 and used_at is null
-                returning client_id, session_id, redirect_uri, scope, nonce, code_challenge,
-                          expires_at
-            ),
-            family as (
-                insert into oauth_refresh_families
-                    (family_id, token_hash, client_id, session_id, scope, created_at, rotated_at)
-                select $3, $5, client_id, session_id, scope, $2, $2
-                from redeemed where $5::text is not null
-            )
-            select r.client_id as c_client_id, r.redirect_uri as c_redirect_uri,
-                   r.scope as c_scope, r.nonce as c_nonce,
-                   r.code_challenge as c_code_challenge, r.expires_at as c_expires_at,
-            "#,
-            session_user_columns!(),
-            ", ",
-            audience_scopes!("$4"),
-            r#"
-            from redeemed r join sessions s on s.id = r.session_id
-                 join users u on u.id = s.user_id
-            "#
-        ))
-        .bind(code_hash)
-        .bind(now)
-        .bind(exchange.family_id)
-        .bind(audience)
-        .bind(exchange.refresh_token_hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = self
+            .redemptions
+            .write(batches::Redemption {
+                code_hash: code_hash.to_owned(),
+                family_id: exchange.family_id,
+                refresh_token_hash: exchange.refresh_token_hash.map(str::to_owned),
+                audience: audience.to_owned(),
+                now,
+            })
+            .await?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -196,7 +162,8 @@ impl PostgresStore {
             })
             .connect_lazy_with(options);
         Ok(Self {
-            rotations: rotations::Rotations::start(pool.clone()),
+            rotations: batches::Batcher::start(pool.clone()),
+            redemptions: batches::Batcher::start(pool.clone()),
             pool,
             audit,
         })
@@ -417,7 +384,17 @@ impl_store! { PostgresStore {
         rotation: RefreshRotation<'_>,
         now: DateTime<Utc>,
     ) -> StoreResult<Rotation> {
-        let row = self.rotations.rotate(&rotation, now).await?;
+        let row = self
+            .rotations
+            .write(batches::Rotation {
+                family_id: rotation.family_id,
+                presented_hash: rotation.presented_hash.to_owned(),
+                new_hash: rotation.new_hash.to_owned(),
+                client_id: rotation.client_id.to_owned(),
+                audience: rotation.audience.to_owned(),
+                now,
+            })
+            .await?;
         let Some(row) = row else {
             return Ok(match self.find_refresh_family(rotation.family_id).await? {
                 Some(family) => Rotation::Stale(family),

@@ -1248,10 +1248,10 @@ async fn codes_redeem_once_and_refresh_families_rotate_once_per_token(backend: B
     ));
 }
 
-/// Rotations at once, as a busy token endpoint makes them: each gets its own
-/// family's context, and of several presenting one token exactly one
-/// rotates it.
-async fn concurrent_rotations_each_rotate_their_own_family_once(backend: Backend) {
+/// Redemptions and rotations at once, as a busy token endpoint makes them:
+/// each gets its own code's or family's context, and of several uses of
+/// one code or one token exactly one succeeds.
+async fn concurrent_redemptions_and_rotations_each_change_their_own_row_once(backend: Backend) {
     let db = TestDatabase::create(backend).await;
     let store = db.store().await;
     let now = Utc::now();
@@ -1259,6 +1259,7 @@ async fn concurrent_rotations_each_rotate_their_own_family_once(backend: Backend
         .create_oauth_client(&oauth_client("hub", now))
         .await
         .unwrap();
+    let mut issued = Vec::new();
     let mut families = Vec::new();
     for (i, name) in ["alice", "bob", "carol"].into_iter().enumerate() {
         let person = user(store.as_ref(), name).await;
@@ -1290,21 +1291,60 @@ async fn concurrent_rotations_each_rotate_their_own_family_once(backend: Backend
                 )
                 .await
                 .unwrap();
+            issued.push((code, token, session.id, scope.clone()));
+        }
+    }
+    // Every code redeemed at once, the first seven times.
+    let redeem = |code: String, token: String| {
+        let store = store.clone();
+        async move {
             let family = Uuid::new_v4();
             let exchange = CodeExchange {
                 family_id: family,
                 refresh_token_hash: Some(&token),
             };
-            assert!(matches!(
-                store
-                    .redeem_authorization_code(&code, exchange, "notebooks", now)
-                    .await
-                    .unwrap(),
-                Redemption::First { .. }
-            ));
-            families.push((family, token, session.id, scope.clone()));
+            let redemption = store
+                .redeem_authorization_code(&code, exchange, "notebooks", now)
+                .await
+                .unwrap();
+            (family, token, redemption)
+        }
+    };
+    let mut redemptions = tokio::task::JoinSet::new();
+    for (code, token, ..) in issued.iter().skip(1).cloned() {
+        redemptions.spawn(redeem(code, token));
+    }
+    let mut replays = tokio::task::JoinSet::new();
+    for n in 0..7 {
+        replays.spawn(redeem(issued[0].0.clone(), format!("token-0-0-{n}")));
+    }
+    for (family, token, redemption) in redemptions.join_all().await {
+        let Redemption::First { context, .. } = redemption else {
+            panic!("every code's first use redeems it");
+        };
+        let (.., session, scope) = issued.iter().find(|i| i.1 == token).unwrap();
+        assert_eq!(context.session.id, *session);
+        assert_eq!(context.scopes, std::slice::from_ref(scope));
+        families.push((family, token, *session, scope.clone()));
+    }
+    let replayed = replays.join_all().await;
+    let firsts: Vec<_> = replayed
+        .iter()
+        .filter(|(.., r)| matches!(r, Redemption::First { .. }))
+        .collect();
+    assert_eq!(firsts.len(), 1, "one first use of one code");
+    let (winner, winner_token, _) = firsts[0];
+    for (.., redemption) in &replayed {
+        if let Redemption::Replayed(code) = redemption {
+            assert_eq!(
+                code.family_id,
+                Some(*winner),
+                "a replay names the first use's family"
+            );
         }
     }
+    let (_, _, session, scope) = issued[0].clone();
+    families.insert(0, (*winner, winner_token.clone(), session, scope));
     let rotate = |family: Uuid, presented: String, new: String| {
         let store = store.clone();
         async move {
@@ -1352,11 +1392,11 @@ async fn concurrent_rotations_each_rotate_their_own_family_once(backend: Backend
         .count();
     assert_eq!(rotated, 1, "one rotation of one token");
     let family = store.find_refresh_family(first).await.unwrap().unwrap();
-    assert_eq!(family.spent, ["new-0", "token-0-0"]);
+    assert_eq!(family.spent, ["new-0", winner_token.as_str()]);
 }
 
 on_both_backends!(
-    concurrent_rotations_each_rotate_their_own_family_once,
+    concurrent_redemptions_and_rotations_each_change_their_own_row_once,
     codes_redeem_once_and_refresh_families_rotate_once_per_token,
     oauth_clients_round_trip_and_change_one_field_at_a_time,
     a_password_change_revokes_every_session_but_the_one_kept,
