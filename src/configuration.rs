@@ -94,9 +94,10 @@ pub struct OAuthSettings {
     /// How long a registered client, once read, is used without reading it
     /// again (`5s`, `500ms`; `0` reads it on every request). A change made
     /// through this instance's admin API applies at once; one made on
-    /// another replica or from the CLI within this time. A secret rotated
-    /// anywhere works at once, since a refused secret is checked against
-    /// the database again. `TESSERA_OAUTH__CLIENT_CACHE_TTL`.
+    /// another replica or from the CLI within this time, so a replaced
+    /// secret is accepted that long. A new secret works at once, since a
+    /// refused secret is checked against the database again.
+    /// `TESSERA_OAUTH__CLIENT_CACHE_TTL`.
     #[serde(deserialize_with = "duration::deserialize")]
     pub client_cache_ttl: Duration,
 }

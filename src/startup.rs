@@ -141,7 +141,7 @@ impl Application {
             keys: keys.clone(),
             hasher: hasher.clone(),
             audit: audit.clone(),
-            clock,
+            clock: clock.clone(),
             metrics: metrics.clone(),
             policy: Policy::from_settings(&settings, issuer)?,
         });
@@ -150,7 +150,7 @@ impl Application {
             keys.clone(),
             audit.clone(),
             metrics.clone(),
-            ClientCache::new(settings.oauth.client_cache_ttl),
+            ClientCache::new(settings.oauth.client_cache_ttl, clock.clone()),
         );
         let state = web::Data::new(AppState {
             settings,

@@ -17,12 +17,13 @@
 //! authorization endpoint is to compare such URIs without their port.)
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_lc_rs::{constant_time, digest, rand};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::SubsecRound;
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use url::{Host, Url};
 
@@ -50,41 +51,81 @@ const MAX_URI_BYTES: usize = 2048;
 /// Most clients kept by a [`ClientCache`].
 const CACHED_CLIENTS: u64 = 10_000;
 
-/// Active clients as last read, each for `oauth.client_cache_ttl`: the
-/// token endpoint authenticates its client on every call, and a read of it
-/// would be one more database round trip per token. Only active clients
-/// are kept, never an unknown id; the registry's changes through this
-/// process ([`OAuthClients::with_cache`]) forget what they change.
-#[derive(Clone)]
-pub struct ClientCache(Option<moka::sync::Cache<String, Arc<OAuthClient>>>);
+/// Active clients as last read, each for `oauth.client_cache_ttl` by the
+/// service's clock: the token endpoint authenticates its client on every
+/// call, and a read of it would be one more database round trip per
+/// token. Only active clients are kept, never an unknown id. The
+/// registry's changes through this process ([`OAuthClients::with_cache`])
+/// forget what they change, and a read that began before such a change
+/// keeps nothing, so that it cannot put back what the change replaced.
+pub struct ClientCache {
+    kept: Option<moka::sync::Cache<String, Arc<Kept>>>,
+    ttl: TimeDelta,
+    clock: Arc<dyn Clock>,
+    /// Counts the changes forgotten so far.
+    changes: AtomicU64,
+}
+
+struct Kept {
+    client: OAuthClient,
+    read_at: DateTime<Utc>,
+}
 
 impl ClientCache {
     /// A cache keeping each client for `ttl`; none at all for zero.
-    pub fn new(ttl: Duration) -> Self {
-        Self((!ttl.is_zero()).then(|| {
+    pub fn new(ttl: Duration, clock: Arc<dyn Clock>) -> Self {
+        let kept = (!ttl.is_zero()).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(CACHED_CLIENTS)
+                // Only to free memory: freshness is checked on `clock`.
                 .time_to_live(ttl)
                 .build()
-        }))
+        });
+        Self {
+            kept,
+            ttl: TimeDelta::from_std(ttl).unwrap_or(TimeDelta::MAX),
+            clock,
+            changes: AtomicU64::new(0),
+        }
     }
 
+    /// The client kept under `id`, if it was read less than the TTL ago.
     pub fn get(&self, id: &str) -> Option<OAuthClient> {
-        Some(self.0.as_ref()?.get(id)?.as_ref().clone())
+        let kept = self.kept.as_ref()?.get(id)?;
+        (self.clock.now() - kept.read_at < self.ttl).then(|| kept.client.clone())
     }
 
-    /// Keeps `client` if it is active, and forgets its id otherwise.
-    pub fn put(&self, id: &str, client: Option<&OAuthClient>) {
-        let Some(cache) = &self.0 else { return };
+    /// What to hand [`ClientCache::put`] with a read that starts now.
+    pub fn before_read(&self) -> u64 {
+        self.changes.load(Ordering::SeqCst)
+    }
+
+    /// Keeps `client`, read from the database after `before_read` gave
+    /// `since`, if it is active and nothing changed since; forgets its id
+    /// otherwise.
+    pub fn put(&self, id: &str, client: Option<&OAuthClient>, since: u64) {
+        let Some(kept) = &self.kept else { return };
         match client.filter(|client| client.is_active) {
-            Some(client) => cache.insert(id.to_owned(), Arc::new(client.clone())),
-            None => cache.invalidate(id),
+            Some(client) => {
+                let entry = Kept {
+                    client: client.clone(),
+                    read_at: self.clock.now(),
+                };
+                kept.insert(id.to_owned(), Arc::new(entry));
+                // Checked after the insert: a change that counts itself
+                // later forgets this entry itself.
+                if self.changes.load(Ordering::SeqCst) != since {
+                    kept.invalidate(id);
+                }
+            }
+            None => kept.invalidate(id),
         }
     }
 
     pub fn forget(&self, id: &str) {
-        if let Some(cache) = &self.0 {
-            cache.invalidate(id);
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        if let Some(kept) = &self.kept {
+            kept.invalidate(id);
         }
     }
 }
@@ -455,6 +496,57 @@ pub(crate) fn hex_sha256(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
+
+    fn active_client(id: &str) -> OAuthClient {
+        let now = Utc::now();
+        OAuthClient {
+            id: id.to_owned(),
+            secret_hash: None,
+            redirect_uris: vec!["https://hub.example.com/cb".into()],
+            post_logout_redirect_uris: Vec::new(),
+            audience: "notebooks".into(),
+            scopes: Vec::new(),
+            grant_types: vec![AUTHORIZATION_CODE.into()],
+            required_grant: None,
+            is_active: true,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn the_cache_keeps_active_clients_for_its_time_and_never_what_a_change_replaced() {
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let cache = ClientCache::new(Duration::from_secs(5), clock.clone());
+        let hub = active_client("hub");
+
+        cache.put("hub", Some(&hub), cache.before_read());
+        assert_eq!(cache.get("hub").map(|c| c.id), Some("hub".into()));
+        clock.advance(TimeDelta::seconds(5));
+        assert!(cache.get("hub").is_none(), "read 5 s ago: read it again");
+
+        // A read that began before a change ends after it.
+        let since = cache.before_read();
+        cache.forget("hub");
+        cache.put("hub", Some(&hub), since);
+        assert!(
+            cache.get("hub").is_none(),
+            "it read what the change replaced"
+        );
+
+        let disabled = OAuthClient {
+            is_active: false,
+            ..hub.clone()
+        };
+        cache.put("hub", Some(&hub), cache.before_read());
+        cache.put("hub", Some(&disabled), cache.before_read());
+        assert!(cache.get("hub").is_none(), "a disabled client is not kept");
+
+        let none = ClientCache::new(Duration::ZERO, clock);
+        none.put("hub", Some(&hub), none.before_read());
+        assert!(none.get("hub").is_none(), "a zero TTL keeps nothing");
+    }
 
     #[test]
     fn redirect_uris_are_https_or_loopback_http_without_fragments() {

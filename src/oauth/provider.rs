@@ -212,8 +212,9 @@ impl Provider {
         if !clients::is_client_id(id) {
             return Ok(None);
         }
+        let since = self.clients.before_read();
         let client = self.store.find_oauth_client(id).await?;
-        self.clients.put(id, client.as_ref());
+        self.clients.put(id, client.as_ref(), since);
         Ok(client.filter(|client| client.is_active))
     }
 
@@ -1155,7 +1156,9 @@ impl Provider {
         if found.token_hash != hex_sha256(token) || found.revoked_at.is_some() {
             return Ok(None);
         }
-        let Some(client) = self.active_client(&found.client_id).await? else {
+        // As the database has it now: a token of a client disabled on any
+        // replica is inactive at once.
+        let Some(client) = self.read_client(&found.client_id).await? else {
             return Ok(None);
         };
         let audience = client_audience(&client)?;

@@ -23,8 +23,9 @@ use super::{
     username_skeleton,
 };
 
-/// The user's scopes at the audience bound to `$n`, sorted, as the column
-/// `scopes` of a query joining the session `s`.
+/// The user's scopes at the audience `$audience` (a parameter such as
+/// `$2`, or a column), sorted, as the column `scopes` of a query joining
+/// the session `s`.
 macro_rules! audience_scopes {
     ($audience:literal) => {
         concat!(

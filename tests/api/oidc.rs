@@ -3,6 +3,8 @@
 //! hosted login page, the token endpoint's grants, userinfo, revocation and
 //! the end-session endpoint, and the cases that must fail.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::header::{CACHE_CONTROL, LOCATION};
@@ -10,12 +12,13 @@ use reqwest::redirect::Policy;
 use reqwest::{Client, Response};
 use secrecy::ExposeSecret;
 use serde_json::Value;
-use tessera::clock::{Clock, SystemClock};
-use tessera::configuration::Settings;
+use tessera::clock::{Clock, ManualClock, SystemClock};
 use tessera::oauth::clients::{ClientSpec, OAuthClients};
 use tessera::store::User;
 
-use crate::helpers::{Backend, PASSWORD, TestApp, spawn_app_with, verify_with_jwks};
+use crate::helpers::{
+    Backend, PASSWORD, TestApp, spawn_app, spawn_app_with_clock, verify_with_jwks,
+};
 
 const HUB_CALLBACK: &str = "http://127.0.0.1:8000/hub/oauth_callback";
 const HUB_HOME: &str = "http://127.0.0.1:8000/hub/";
@@ -42,14 +45,10 @@ async fn register(app: &TestApp, spec: ClientSpec) -> Option<String> {
 /// grant `notebooks`/`access` required), alice who holds it and bob who
 /// does not.
 async fn world(backend: Backend) -> World {
-    world_with(backend, |_| {}).await
+    world_on(spawn_app(backend).await).await
 }
 
-async fn world_with(
-    backend: Backend,
-    configure: impl Fn(&mut Settings) + Send + Sync + 'static,
-) -> World {
-    let app = spawn_app_with(backend, configure).await;
+async fn world_on(app: TestApp) -> World {
     let alice = app.add_user("alice", Some("alice@example.com")).await;
     app.grant(&alice, "notebooks", &["access", "read"]).await;
     let bob = app.add_user("bob", None).await;
@@ -878,27 +877,23 @@ async fn failed_client_authentication_is_throttled(backend: Backend) {
 /// The token endpoint keeps the clients it reads for
 /// `oauth.client_cache_ttl`: a change through a replica's admin API applies
 /// there at once, a rotated secret works at once on every replica, and a
-/// disable made on another replica applies there within that time.
+/// disable made on another replica applies there once the time is up.
 async fn client_changes_reach_every_replica(backend: Backend) {
-    const TTL: std::time::Duration = std::time::Duration::from_millis(400);
-    let World { app, secret, .. } = world_with(backend, |settings| {
-        settings.oauth.client_cache_ttl = TTL;
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let app = spawn_app_with_clock(backend, clock.clone(), |settings| {
+        settings.oauth.client_cache_ttl = std::time::Duration::from_secs(60);
     })
     .await;
+    let World { app, secret, .. } = world_on(app).await;
     let replica = app.restart().await;
     let credentials = [("grant_type", "client_credentials")];
     for server in [&app, &replica] {
         assert_eq!(token(server, &secret, &credentials).await.status(), 200);
     }
     let admin = app.admin_token().await;
+    let post = |path: &'static str| app.call(&admin, reqwest::Method::POST, path, None);
 
-    let rotated: Value = app
-        .call(
-            &admin,
-            reqwest::Method::POST,
-            "/admin/clients/hub/secret",
-            None,
-        )
+    let rotated: Value = post("/admin/clients/hub/secret")
         .await
         .json()
         .await
@@ -917,22 +912,19 @@ async fn client_changes_reach_every_replica(backend: Backend) {
         "the replica kept the old secret's client, and reads it again"
     );
 
-    let disabled = app
-        .call(
-            &admin,
-            reqwest::Method::POST,
-            "/admin/clients/hub/disable",
-            None,
-        )
-        .await;
-    assert_eq!(disabled.status(), 204);
+    assert_eq!(post("/admin/clients/hub/disable").await.status(), 204);
     oauth_error(
         token(&app, rotated, &credentials).await,
         401,
         "invalid_client",
     )
     .await;
-    tokio::time::sleep(TTL + std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        token(&replica, rotated, &credentials).await.status(),
+        200,
+        "the replica uses the client it keeps"
+    );
+    clock.advance(chrono::TimeDelta::seconds(61));
     oauth_error(
         token(&replica, rotated, &credentials).await,
         401,
@@ -940,15 +932,7 @@ async fn client_changes_reach_every_replica(backend: Backend) {
     )
     .await;
 
-    let enabled = app
-        .call(
-            &admin,
-            reqwest::Method::POST,
-            "/admin/clients/hub/enable",
-            None,
-        )
-        .await;
-    assert_eq!(enabled.status(), 204);
+    assert_eq!(post("/admin/clients/hub/enable").await.status(), 204);
     assert_eq!(token(&app, rotated, &credentials).await.status(), 200);
 }
 

@@ -1334,13 +1334,15 @@ async fn concurrent_redemptions_and_rotations_each_change_their_own_row_once(bac
         .collect();
     assert_eq!(firsts.len(), 1, "one first use of one code");
     let (winner, winner_token, _) = firsts[0];
-    for (.., redemption) in &replayed {
-        if let Redemption::Replayed(code) = redemption {
-            assert_eq!(
+    for (family, _, redemption) in &replayed {
+        match redemption {
+            Redemption::First { .. } => assert_eq!(family, winner),
+            Redemption::Replayed(code) => assert_eq!(
                 code.family_id,
                 Some(*winner),
                 "a replay names the first use's family"
-            );
+            ),
+            Redemption::Unknown => panic!("a replay of a known code is a replay"),
         }
     }
     let (_, _, session, scope) = issued[0].clone();
@@ -1391,6 +1393,12 @@ async fn concurrent_redemptions_and_rotations_each_change_their_own_row_once(bac
         .filter(|r| matches!(r, Rotation::Rotated { .. }))
         .count();
     assert_eq!(rotated, 1, "one rotation of one token");
+    assert!(
+        replayed
+            .iter()
+            .all(|r| matches!(r, Rotation::Rotated { .. } | Rotation::Stale(_))),
+        "the others find the token spent"
+    );
     let family = store.find_refresh_family(first).await.unwrap().unwrap();
     assert_eq!(family.spent, ["new-0", winner_token.as_str()]);
 }

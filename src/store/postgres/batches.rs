@@ -75,12 +75,23 @@ impl<T: Batched> Batcher<T> {
 async fn write_in_batches<T: Batched>(pool: PgPool, mut receiver: mpsc::Receiver<(T, Answer<T>)>) {
     let mut waiting = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut waiting, BATCH).await > 0 {
-        let (batch, answers): (Vec<T>, Vec<Answer<T>>) = waiting.drain(..).unzip();
+        // A write whose request has gone (its client hung up while it
+        // waited) is not done: its token stays as it was, so that the
+        // client's retry with it is no reuse.
+        let (batch, answers): (Vec<T>, Vec<Answer<T>>) = waiting
+            .drain(..)
+            .filter(|(_, answer)| !answer.is_closed())
+            .unzip();
+        if batch.is_empty() {
+            continue;
+        }
         match T::write_all(&pool, &batch).await {
             Ok(rows) => answer(&batch, answers, rows),
-            // Two statements waited on each other's rows (a batch and a
-            // logout revoking several families, say): nothing was done.
-            // One at a time, no statement can deadlock this one.
+            // The statement waited on rows that another waited on in turn
+            // (another replica's batch, a client's deletion, a user's
+            // deletion reaching their codes): Postgres undid it. One at a
+            // time, each write takes a single row and rarely meets one
+            // again; one that does gets the error.
             Err(error) if is_deadlock(&error) && batch.len() > 1 => {
                 tracing::warn!(
                     writes = batch.len(),
