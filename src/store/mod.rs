@@ -364,9 +364,11 @@ impl From<sqlx::Error> for StoreError {
 }
 
 /// Database error codes that say "not now", not "wrong": Postgres'
-/// deadlock_detected and serialization_failure, SQLite's SQLITE_BUSY and
-/// SQLITE_LOCKED (with their extended codes).
-const TRANSIENT_DATABASE_ERRORS: &[&str] = &["40P01", "40001", "5", "6", "261", "262", "517"];
+/// deadlock_detected, serialization_failure and lock_not_available (a
+/// `lock_timeout` ran out), SQLite's SQLITE_BUSY and SQLITE_LOCKED (with
+/// their extended codes).
+const TRANSIENT_DATABASE_ERRORS: &[&str] =
+    &["40P01", "40001", "55P03", "5", "6", "261", "262", "517"];
 
 /// `UserNotFound` for a foreign key violation: a row that names a user
 /// (a grant, a session) arrived after the user was deleted.

@@ -47,7 +47,8 @@ pub struct PostgresStore {
     /// already wait in memory before they are written, so a crash may lose
     /// the latest either way, and each wait would cost a flush.
     audit: PgPool,
-    /// Refresh-token rotations and code redemptions, written in batches.
+    /// Refresh-token rotations and code redemptions, written in batches,
+    /// each on a connection of its own.
     rotations: batches::Batcher<batches::Rotation>,
     redemptions: batches::Batcher<batches::Redemption>,
 }
@@ -150,21 +151,13 @@ impl PostgresStore {
             .connect_with(options.clone())
             .await
             .with_context(|| format!("connecting to Postgres at {server}"))?;
-        // A `SET` after connecting rather than a startup option, which
-        // connection poolers such as PgBouncer refuse.
-        let audit = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(2))
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    conn.execute("set synchronous_commit = off").await?;
-                    Ok(())
-                })
-            })
-            .connect_lazy_with(options);
+        let audit = side_pool(&options, 1, "set synchronous_commit = off");
+        // A batch that waits on a row lock holds every write behind it:
+        // it gives up after a while, and its writes fail for now (503).
+        let writes = side_pool(&options, 2, "set lock_timeout = '2s'");
         Ok(Self {
-            rotations: batches::Batcher::start(pool.clone()),
-            redemptions: batches::Batcher::start(pool.clone()),
+            rotations: batches::Batcher::start(writes.clone()),
+            redemptions: batches::Batcher::start(writes),
             pool,
             audit,
         })
@@ -173,6 +166,22 @@ impl PostgresStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+}
+
+/// A small pool of its own, each connection with `setting` (a `SET`
+/// after connecting rather than a startup option, which connection
+/// poolers such as PgBouncer refuse).
+fn side_pool(options: &PgConnectOptions, connections: u32, setting: &'static str) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(Duration::from_secs(2))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                conn.execute(setting).await?;
+                Ok(())
+            })
+        })
+        .connect_lazy_with(options.clone())
 }
 
 /// How long the first connection may take before start-up gives up.

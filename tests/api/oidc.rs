@@ -936,6 +936,58 @@ async fn client_changes_reach_every_replica(backend: Backend) {
     assert_eq!(token(&app, rotated, &credentials).await.status(), 200);
 }
 
+/// A refresh token from a sign-in of alice's.
+async fn signed_in_refresh_token(app: &TestApp, secret: &str) -> String {
+    let back = sign_in(&browser(), app, "alice", &authorize_query(&[])).await;
+    let tokens: Value = exchange(app, secret, &param(&back, "code").unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    tokens["refresh_token"].as_str().unwrap().to_owned()
+}
+
+/// On Postgres rotations are written in batches: one whose family's row
+/// another transaction holds gives up after the writers' lock timeout with
+/// a 503 and its token unspent, and holds up the others no longer.
+#[tokio::test]
+async fn a_refresh_blocked_by_a_locked_row_fails_for_now_and_spends_nothing() {
+    use sqlx::{Connection, PgConnection};
+    let World { app, secret, .. } = world(Backend::Postgres).await;
+    let blocked = signed_in_refresh_token(&app, &secret).await;
+    let other = signed_in_refresh_token(&app, &secret).await;
+    let family = uuid::Uuid::parse_str(&blocked[..32]).unwrap();
+
+    let mut holder = PgConnection::connect(&app.database.url()).await.unwrap();
+    let mut held = holder.begin().await.unwrap();
+    sqlx::query("select 1 from oauth_refresh_families where family_id = $1 for update")
+        .bind(family)
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    let waiting = token_refresh(&app, &secret, &blocked);
+    let behind = async {
+        // Sent once the blocked one waits, so that it queues behind it.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        token_refresh(&app, &secret, &other).await
+    };
+    let (waited, behind) = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        tokio::join!(waiting, behind)
+    })
+    .await
+    .expect("neither refresh hangs");
+    assert_eq!(waited.status(), 503);
+    assert!(waited.headers().contains_key("retry-after"));
+    assert_eq!(behind.status(), 200, "the refresh behind it goes through");
+
+    held.rollback().await.unwrap();
+    assert_eq!(
+        token_refresh(&app, &secret, &blocked).await.status(),
+        200,
+        "the blocked token was not spent"
+    );
+}
+
 /// openid-client (panva), from the npm registry, as a relying party:
 /// discovery, code + PKCE, the ID token checked against the JWKS, userinfo,
 /// refresh with rotation (a reused token refused), client credentials,
