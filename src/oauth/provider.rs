@@ -518,7 +518,7 @@ impl Provider {
                 ));
             }
         };
-        let authenticated = |client: &Option<OAuthClient>| match (client, secret) {
+        let authenticated = |client: Option<&OAuthClient>| match (client, secret) {
             (Some(client), Some(secret)) => clients::secret_matches(client, secret),
             (Some(client), None) => client.secret_hash.is_none(),
             (None, _) => false,
@@ -526,11 +526,11 @@ impl Provider {
         // A kept client vouches only for a success: a refusal is decided by
         // the database, so that a secret rotated on another replica works
         // at once.
-        let client = match self.clients.get(id).map(Some) {
-            Some(kept) if authenticated(&kept) => kept,
+        let client = match self.clients.get(id) {
+            Some(kept) if authenticated(Some(&kept)) => Some(kept),
             _ => self.read_client(id).await?,
         };
-        let authenticated = authenticated(&client);
+        let authenticated = authenticated(client.as_ref());
         match client {
             Some(client) if authenticated => Ok(client),
             _ => Err(self.client_auth_failed(sessions, id, origin).await),

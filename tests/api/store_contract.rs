@@ -1070,6 +1070,27 @@ async fn oauth_clients_round_trip_and_change_one_field_at_a_time(backend: Backen
 /// A code is redeemed once, starting its refresh-token family in the same
 /// step; a replay marks it. A family rotates once per current token: a
 /// stale token, another client or a revoked family rotates nothing.
+/// The rotation of `family` from the token hashed `presented` to `new`,
+/// by `client`, with the scopes at `audience`.
+async fn rotated(
+    store: Arc<dyn Store>,
+    family: Uuid,
+    presented: String,
+    new: String,
+    client: &'static str,
+    audience: &'static str,
+    now: DateTime<Utc>,
+) -> Rotation {
+    let rotation = RefreshRotation {
+        family_id: family,
+        presented_hash: &presented,
+        new_hash: &new,
+        client_id: client,
+        audience,
+    };
+    store.rotate_refresh_token(rotation, now).await.unwrap()
+}
+
 async fn codes_redeem_once_and_refresh_families_rotate_once_per_token(backend: Backend) {
     let db = TestDatabase::create(backend).await;
     let store = db.store().await;
@@ -1101,23 +1122,16 @@ async fn codes_redeem_once_and_refresh_families_rotate_once_per_token(backend: B
         family_id: family,
         refresh_token_hash: token,
     };
-    let rotate = |family, presented: &'static str, new: &'static str, client: &'static str| {
-        let store = store.clone();
-        async move {
-            store
-                .rotate_refresh_token(
-                    RefreshRotation {
-                        family_id: family,
-                        presented_hash: presented,
-                        new_hash: new,
-                        client_id: client,
-                        audience: "tessera",
-                    },
-                    now,
-                )
-                .await
-                .unwrap()
-        }
+    let rotate = |family, presented: &str, new: &str, client: &'static str| {
+        rotated(
+            store.clone(),
+            family,
+            presented.into(),
+            new.into(),
+            client,
+            "tessera",
+            now,
+        )
     };
     store
         .create_authorization_code(code("c1"), now)
@@ -1347,23 +1361,16 @@ async fn concurrent_redemptions_and_rotations_each_change_their_own_row_once(bac
     }
     let (_, _, session, scope) = issued[0].clone();
     families.insert(0, (*winner, winner_token.clone(), session, scope));
-    let rotate = |family: Uuid, presented: String, new: String| {
-        let store = store.clone();
-        async move {
-            store
-                .rotate_refresh_token(
-                    RefreshRotation {
-                        family_id: family,
-                        presented_hash: &presented,
-                        new_hash: &new,
-                        client_id: "hub",
-                        audience: "notebooks",
-                    },
-                    now,
-                )
-                .await
-                .unwrap()
-        }
+    let rotate = |family, presented, new| {
+        rotated(
+            store.clone(),
+            family,
+            presented,
+            new,
+            "hub",
+            "notebooks",
+            now,
+        )
     };
     let (first, first_token, ..) = families[0].clone();
     assert!(matches!(
